@@ -1,0 +1,79 @@
+/**
+ * The StorageDriver port: a dumb byte store addressed by slash-separated paths, shaped like
+ * distribution's storagedriver. Registry semantics (blobs, links, tags) live in registry/, never
+ * here. Every driver must pass test/storage/conformance.ts.
+ *
+ * Paths are absolute ("/docker/registry/v2/..."), made of segments matching [A-Za-z0-9._-]+
+ * that are neither "." nor ".."; anything else is an InvalidPathError before any I/O happens.
+ */
+import type { Readable, Writable } from 'node:stream';
+
+export interface FileInfo {
+  path: string;
+  size: number;
+  modTime: Date;
+  isDir: boolean;
+}
+
+export interface ReadOptions {
+  /** First byte to read (default 0). Past the end of the file: InvalidOffsetError. */
+  offset?: number;
+  /** How many bytes to read at most (default: to the end). */
+  length?: number;
+  signal?: AbortSignal;
+}
+
+export interface FileWriter {
+  /** Bytes go here; the writer's size grows as they are written. */
+  readonly stream: Writable;
+  /** Bytes in the file so far, including what was there before an append. */
+  size(): number;
+  /** Ends the stream, makes the bytes durable (fsync) and closes. The path keeps the data. */
+  commit(): Promise<void>;
+  /** Ends the stream and removes whatever this writer wrote. */
+  cancel(): Promise<void>;
+}
+
+export interface StorageDriver {
+  readonly name: string;
+  stat(path: string): Promise<FileInfo>;
+  getContent(path: string): Promise<Buffer>;
+  /** Atomically replaces the content at path: readers see the old bytes or the new, never a mix. */
+  putContent(path: string, data: Uint8Array): Promise<void>;
+  reader(path: string, options?: ReadOptions): Promise<Readable>;
+  /** Opens path for writing; append=false truncates, append=true continues after the current end. */
+  writer(path: string, options?: { append?: boolean }): Promise<FileWriter>;
+  /** Full paths of the direct children of a directory, sorted. PathNotFoundError if missing. */
+  list(path: string): Promise<string[]>;
+  /** Atomically moves a file to dest (replacing dest), creating parent directories. */
+  move(source: string, dest: string): Promise<void>;
+  /** Deletes a file or a whole directory tree. PathNotFoundError if missing. */
+  delete(path: string): Promise<void>;
+  /** Releases resources (timers, handles). */
+  close?(): Promise<void>;
+}
+
+export class StorageError extends Error {
+  constructor(message: string, readonly path: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+export class PathNotFoundError extends StorageError {}
+export class InvalidPathError extends StorageError {}
+export class InvalidOffsetError extends StorageError {}
+export class DriverError extends StorageError {}
+
+const SEGMENT_RE = /^[A-Za-z0-9._-]+$/;
+
+/** Throws InvalidPathError unless path is a well-formed absolute driver path ("/" is allowed). */
+export function checkPath(path: string): void {
+  if (path === '/') return;
+  if (!path.startsWith('/') || path.endsWith('/')) throw new InvalidPathError('invalid path', path);
+  const segments = path.slice(1).split('/');
+  for (const s of segments) {
+    if (!SEGMENT_RE.test(s) || s === '.' || s === '..') throw new InvalidPathError('invalid path', path);
+  }
+}
+
+export const isPathNotFound = (e: unknown): e is PathNotFoundError => e instanceof PathNotFoundError;
