@@ -1,0 +1,46 @@
+/**
+ * buildApp: the fastify instance with every dependency injected. No I/O happens here; main.ts
+ * builds the dependencies (storage driver, metadata index, registry) and listens.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { randomUUID } from 'node:crypto';
+import type { Config } from './config/schema.js';
+import type { LocalRegistry } from './registry/registry.js';
+import { registerErrorHandling } from './http/plugins/errors.js';
+import { registerRequestLog } from './http/plugins/request-log.js';
+import { registerV2 } from './http/v2.js';
+
+export interface AppDeps {
+  config: Config;
+  registry: LocalRegistry;
+  log: Logger;
+}
+
+export function buildApp(deps: AppDeps): FastifyInstance {
+  const { config, log } = deps;
+  const app = Fastify({
+    loggerInstance: log,
+    disableRequestLogging: true,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+    keepAliveTimeout: 75_000,
+    // Upload bodies are streamed by the routes, never parsed or buffered by fastify.
+    bodyLimit: Number.MAX_SAFE_INTEGER,
+  }) as unknown as FastifyInstance;
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
+
+  const extraHeaders = Object.entries(config.http.headers);
+  app.addHook('onRequest', async (_req, reply) => {
+    reply.header('Docker-Distribution-API-Version', 'registry/2.0');
+    for (const [name, values] of extraHeaders) reply.header(name, values.length === 1 ? values[0] : values);
+  });
+  registerRequestLog(app);
+  registerErrorHandling(app);
+  registerV2(app, { config, registry: deps.registry });
+  return app;
+}

@@ -1,0 +1,95 @@
+#!/usr/bin/env node
+/**
+ * The `stowage` command.
+ *   stowage serve [--config FILE | FILE]     run the registry (registry:2 style: `serve CONFIG`)
+ *   stowage reindex [--config FILE | FILE]   rebuild the metadata index from storage
+ *   stowage version
+ */
+import { readFileSync } from 'node:fs';
+import { ConfigError, loadConfig } from './config/load.js';
+import type { Config } from './config/schema.js';
+import { createLogger } from './log.js';
+import { createServices, startServer } from './main.js';
+
+const USAGE = `usage: stowage <command> [--config FILE]
+
+commands:
+  serve     run the registry (default config: embedded defaults; npm start uses config/config.yml)
+  reindex   rebuild the SQLite metadata index from storage
+  version   print the version`;
+
+function configFile(args: string[]): string | undefined {
+  const i = args.indexOf('--config');
+  if (i >= 0) {
+    const file = args[i + 1];
+    if (!file) fail('--config needs a file');
+    return file;
+  }
+  const eq = args.find((a) => a.startsWith('--config='));
+  if (eq) return eq.slice('--config='.length);
+  return args.find((a) => !a.startsWith('-'));
+}
+
+function fail(message: string): never {
+  process.stderr.write(`stowage: ${message}\n`);
+  process.exit(1);
+}
+
+function readConfig(args: string[]): Config {
+  try {
+    const file = configFile(args);
+    return loadConfig(file === undefined ? { env: process.env } : { file, env: process.env });
+  } catch (e) {
+    if (e instanceof ConfigError) fail(e.message);
+    throw e;
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...args] = argv;
+  switch (command) {
+    case 'serve': {
+      const config = readConfig(args);
+      const log = createLogger(config.log);
+      const server = await startServer(config, log).catch((err: unknown) => {
+        log.fatal({ err }, 'start-up failed');
+        fail(err instanceof Error ? err.message : String(err));
+      });
+      const shutdown = (signal: string) => {
+        log.info({ signal }, 'shutting down');
+        server.close().then(() => process.exit(0), (err: unknown) => {
+          log.error({ err }, 'shutdown failed');
+          process.exit(1);
+        });
+      };
+      process.once('SIGTERM', () => shutdown('SIGTERM'));
+      process.once('SIGINT', () => shutdown('SIGINT'));
+      return;
+    }
+    case 'reindex': {
+      const config = readConfig(args);
+      const log = createLogger(config.log);
+      const services = createServices(config, log);
+      const result = await services.registry.reindex();
+      await services.close();
+      process.stdout.write(`${JSON.stringify(result)}\n`);
+      return;
+    }
+    case 'version':
+    case '--version': {
+      const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+      process.stdout.write(`stowage ${pkg.version}\n`);
+      return;
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(`${USAGE}\n`);
+      return;
+    default:
+      fail(`unknown command "${command}"\n${USAGE}`);
+  }
+}
+
+await main(process.argv.slice(2));

@@ -1,0 +1,46 @@
+/** What every route handler gets besides the request and reply. */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Config } from '../config/schema.js';
+import type { LocalRegistry } from '../registry/registry.js';
+import type { V2Endpoint } from './v2-path.js';
+
+export interface RouteDeps {
+  config: Config;
+  registry: LocalRegistry;
+}
+
+/** Facts about a request that the one-line request log reports. */
+export interface RequestFacts {
+  repo?: string;
+  reference?: string;
+  /** hit | miss | stale | joined | local, set by the pull-through cache. */
+  cache?: string;
+  upstreamBytes?: number;
+}
+
+export type Handler<K extends V2Endpoint['kind']> = (
+  req: FastifyRequest,
+  reply: FastifyReply,
+  endpoint: Extract<V2Endpoint, { kind: K }>,
+  deps: RouteDeps,
+) => Promise<unknown>;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    facts: RequestFacts;
+  }
+}
+
+/** Absolute URL for a Location header, as registry:2 builds it (unless http.relativeurls). */
+export function locationFor(req: FastifyRequest, config: Config, path: string): string {
+  if (config.http.relativeUrls) return path;
+  if (config.http.externalUrl) return `${config.http.externalUrl}${path}`;
+  const proto = (req.headers['x-forwarded-proto'] as string | undefined)?.split(',')[0]?.trim() || 'http';
+  const host = (req.headers['x-forwarded-host'] as string | undefined) ?? req.headers.host ?? 'localhost';
+  return `${proto}://${host}${path}`;
+}
+
+export function queryParam(req: FastifyRequest, name: string): string | undefined {
+  const v = (req.query as Record<string, string | string[] | undefined>)[name];
+  return Array.isArray(v) ? v[0] : v;
+}

@@ -1,0 +1,46 @@
+/**
+ * The one place where errors become responses: RegistryError -> its status and the OCI JSON body;
+ * fastify's own errors -> the closest OCI code; anything else -> 500 UNKNOWN, logged with its
+ * stack (the client never sees one). If the response has already started, the socket is
+ * destroyed instead, so a broken transfer is visibly broken.
+ */
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { RegistryError } from '../../errors.js';
+import { InvalidPathError } from '../../storage/driver.js';
+
+export function toRegistryError(err: unknown): RegistryError | undefined {
+  if (err instanceof RegistryError) return err;
+  if (err instanceof InvalidPathError) return new RegistryError('NAME_INVALID', 'invalid name');
+  const fe = err as Partial<FastifyError> & { code?: string };
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    if (fe.statusCode === 413) return new RegistryError('SIZE_INVALID', 'request body too large', { status: 413 });
+    if (fe.statusCode === 415) return new RegistryError('UNSUPPORTED', 'unsupported media type', { status: 415 });
+    return new RegistryError('UNSUPPORTED', fe.message ?? 'bad request', { status: fe.statusCode });
+  }
+  // A client that went away mid-body is not a server error.
+  if (fe.code === 'ECONNRESET' || fe.code === 'ERR_STREAM_PREMATURE_CLOSE' || (err as Error)?.message === 'aborted') {
+    return new RegistryError('BLOB_UPLOAD_INVALID', 'request body was cut short', { status: 400 });
+  }
+  return undefined;
+}
+
+export function sendError(req: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
+  if (reply.raw.headersSent) {
+    req.log.warn({ err }, 'error after response started; destroying connection');
+    reply.raw.destroy(err instanceof Error ? err : undefined);
+    return reply;
+  }
+  let re = toRegistryError(err);
+  if (!re) {
+    req.log.error({ err }, 'internal error');
+    re = new RegistryError('UNKNOWN', 'internal server error');
+  }
+  reply.code(re.status).headers(re.headers).type('application/json');
+  return reply.send(JSON.stringify(re.toJSON()));
+}
+
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err, req, reply) => sendError(req, reply, err));
+  app.setNotFoundHandler((req, reply) =>
+    sendError(req, reply, new RegistryError('UNSUPPORTED', 'no such endpoint', { status: 404 })));
+}

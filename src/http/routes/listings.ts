@@ -1,0 +1,55 @@
+/** GET /v2/<name>/tags/list, GET /v2/_catalog and GET /v2/<name>/referrers/<digest>. */
+import type { FastifyRequest } from 'fastify';
+import { RegistryError } from '../../errors.js';
+import { MediaType } from '../../oci/media-types.js';
+import type { Page } from '../../registry/registry.js';
+import { queryParam, type Handler } from '../context.js';
+
+const DEFAULT_PAGE = 1000;
+const MAX_PAGE = 10_000;
+
+function pagination(req: FastifyRequest): { n: number; last: string } {
+  const nParam = queryParam(req, 'n');
+  let n = DEFAULT_PAGE;
+  if (nParam !== undefined && nParam !== '') {
+    if (!/^\d+$/.test(nParam)) {
+      throw new RegistryError('PAGINATION_NUMBER_INVALID', 'invalid number of results requested', { detail: { n: nParam.slice(0, 50) } });
+    }
+    n = Math.min(Number(nParam), MAX_PAGE);
+  }
+  return { n, last: queryParam(req, 'last') ?? '' };
+}
+
+function linkHeader(path: string, n: number, page: Page<string>): string | undefined {
+  if (page.next === undefined) return undefined;
+  return `<${path}?n=${n}&last=${encodeURIComponent(page.next)}>; rel="next"`;
+}
+
+export const listTags: Handler<'tags'> = async (req, reply, { name }, { registry }) => {
+  req.facts.repo = name;
+  const { n, last } = pagination(req);
+  const page = registry.tags(name, n, last);
+  if (page.items.length === 0 && last === '' && n > 0 && !(await registry.repositoryExists(name))) {
+    throw new RegistryError('NAME_UNKNOWN', 'repository name not known to registry', { detail: { name } });
+  }
+  const link = linkHeader(`/v2/${name}/tags/list`, n, page);
+  if (link) reply.header('Link', link);
+  return reply.type('application/json').send({ name, tags: page.items });
+};
+
+export const catalog: Handler<'catalog'> = async (req, reply, _ep, { registry }) => {
+  const { n, last } = pagination(req);
+  const page = registry.catalog(n, last);
+  const link = linkHeader('/v2/_catalog', n, page);
+  if (link) reply.header('Link', link);
+  return reply.type('application/json').send({ repositories: page.items });
+};
+
+export const referrers: Handler<'referrers'> = async (req, reply, { name, digest }, { registry }) => {
+  req.facts.repo = name;
+  req.facts.reference = digest;
+  const artifactType = queryParam(req, 'artifactType');
+  const manifests = registry.referrers(name, digest, artifactType);
+  if (artifactType !== undefined) reply.header('OCI-Filters-Applied', 'artifactType');
+  return reply.type(MediaType.OciIndex).send({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests });
+};

@@ -1,0 +1,78 @@
+/** GET / HEAD / PUT / DELETE /v2/<name>/manifests/<reference> */
+import type { Readable } from 'node:stream';
+import { RegistryError } from '../../errors.js';
+import { manifestUnknown, MAX_MANIFEST_BYTES } from '../../registry/manifest-store.js';
+import { referenceToString } from '../../oci/reference.js';
+import { locationFor, type Handler } from '../context.js';
+import { deletesDisabled } from './blobs.js';
+
+export const getManifest: Handler<'manifest'> = async (req, reply, { name, reference }, { registry }) => {
+  req.facts.repo = name;
+  req.facts.reference = referenceToString(reference);
+  const m = await registry.manifests.get(name, reference);
+  if (!m) throw manifestUnknown(referenceToString(reference));
+  reply.headers({
+    'Content-Type': m.mediaType,
+    'Docker-Content-Digest': m.digest,
+    ETag: `"${m.digest}"`,
+    'Content-Length': m.bytes.length,
+  });
+  if (req.method === 'HEAD') return reply.send();
+  return reply.send(m.bytes);
+};
+
+export const putManifest: Handler<'manifest'> = async (req, reply, { name, reference }, { registry, config }) => {
+  req.facts.repo = name;
+  req.facts.reference = referenceToString(reference);
+  const body = await readLimited(req.raw, MAX_MANIFEST_BYTES, req.headers['content-length']);
+  const result = await registry.manifests.put(name, reference, body, req.headers['content-type']);
+  reply.code(201).headers({
+    Location: locationFor(req, config, `/v2/${name}/manifests/${result.digest}`),
+    'Docker-Content-Digest': result.digest,
+    'Content-Length': 0,
+  });
+  if (result.subject) reply.header('OCI-Subject', result.subject);
+  return reply.send();
+};
+
+export const deleteManifest: Handler<'manifest'> = async (req, reply, { name, reference }, { registry, config }) => {
+  req.facts.repo = name;
+  req.facts.reference = referenceToString(reference);
+  if (!config.storage.delete.enabled) throw deletesDisabled();
+  await registry.manifests.delete(name, reference);
+  return reply.code(202).header('Content-Length', 0).send();
+};
+
+/**
+ * Reads a request body into memory, refusing (413) anything over `limit` bytes. On refusal the rest
+ * of the body is drained and discarded rather than destroyed, so the client still reads the 413;
+ * Connection: close then ends the exchange.
+ */
+export function readLimited(stream: Readable, limit: number, declaredLength: string | undefined): Promise<Buffer> {
+  const tooBig = () => new RegistryError('MANIFEST_INVALID', 'manifest too big', {
+    status: 413, detail: { limit }, headers: { Connection: 'close' },
+  });
+  return new Promise((resolve, reject) => {
+    if (declaredLength !== undefined && Number(declaredLength) > limit) {
+      stream.resume();
+      reject(tooBig());
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let total = 0;
+    let refused = false;
+    stream.on('data', (chunk: Buffer) => {
+      if (refused) return;
+      total += chunk.length;
+      if (total > limit) {
+        refused = true;
+        chunks.length = 0;
+        reject(tooBig());
+        return;
+      }
+      chunks.push(chunk);
+    });
+    stream.once('end', () => { if (!refused) resolve(Buffer.concat(chunks, total)); });
+    stream.once('error', reject);
+  });
+}

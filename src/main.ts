@@ -1,0 +1,71 @@
+/** Start-up: build the dependencies from a Config, listen, run the background timers, shut down cleanly. */
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { buildApp } from './app.js';
+import type { Config } from './config/schema.js';
+import { MetadataIndex } from './metadata/index.js';
+import { LocalRegistry } from './registry/registry.js';
+import { createDriver } from './storage/drivers/index.js';
+
+export interface Services {
+  registry: LocalRegistry;
+  metadata: MetadataIndex;
+  close(): Promise<void>;
+}
+
+export function createServices(config: Config, log: Logger): Services {
+  const storage = createDriver(config.storage.backend);
+  const metadata = new MetadataIndex(config.metadata.path);
+  const registry = new LocalRegistry(storage, metadata, log);
+  return {
+    registry,
+    metadata,
+    async close() {
+      metadata.close();
+      await storage.close?.();
+    },
+  };
+}
+
+export interface RunningServer {
+  app: FastifyInstance;
+  address: string;
+  close(): Promise<void>;
+}
+
+const ACCESS_FLUSH_MS = 30_000;
+
+export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  const services = createServices(config, log);
+  await services.registry.ensureIndexed();
+  const app = buildApp({ config, registry: services.registry, log });
+  const timers: NodeJS.Timeout[] = [];
+  timers.push(setInterval(() => services.metadata.flushAccessTimes(), ACCESS_FLUSH_MS).unref());
+  const purging = config.storage.maintenance.uploadpurging;
+  if (purging.enabled) {
+    const purge = async () => {
+      try {
+        const purged = await services.registry.uploads.purge(Date.now() - purging.ageMs, purging.dryrun);
+        if (purged.length > 0) log.info({ purged: purged.length, dryrun: purging.dryrun }, 'purged stale upload sessions');
+      } catch (err) {
+        log.error({ err }, 'upload purge failed');
+      }
+    };
+    timers.push(setTimeout(() => void purge(), 60_000).unref());
+    timers.push(setInterval(() => void purge(), purging.intervalMs).unref());
+  }
+  const address = await app.listen({ host: config.http.host, port: config.http.port });
+  log.info({ address, storage: config.storage.backend, metadata: config.metadata.path }, 'stowage listening');
+  let closed = false;
+  return {
+    app,
+    address,
+    async close() {
+      if (closed) return;
+      closed = true;
+      for (const t of timers) clearInterval(t);
+      await app.close();
+      await services.close();
+    },
+  };
+}

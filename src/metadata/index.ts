@@ -1,0 +1,119 @@
+/**
+ * The metadata index (better-sqlite3, WAL). Synchronous by design: every statement is a few
+ * microseconds on a local file, cheaper than a promise hop. Prepared once, reused.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { MIGRATIONS } from './schema.js';
+
+export interface TagRow { tag: string; digest: string }
+export interface ReferrerRow {
+  digest: string; media_type: string; artifact_type: string | null; size: number; annotations: string | null;
+}
+export interface ReferrerRecord {
+  repo: string; subject: string; digest: string; mediaType: string;
+  artifactType?: string; size: number; annotations?: Record<string, string>;
+}
+export interface UploadRow { uuid: string; repo: string; started_at: number }
+
+export class MetadataIndex {
+  readonly db: Database.Database;
+  /** True when the file did not exist (or had no schema): the caller should reindex from storage. */
+  readonly created: boolean;
+  private readonly pendingAccess = new Map<string, number>();
+  private readonly stmts;
+
+  constructor(path: string) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    this.created = version === 0;
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v]!);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+    const db = this.db;
+    this.stmts = {
+      getMeta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
+      setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
+      addRepo: db.prepare('INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)'),
+      catalog: db.prepare<[string, number], { name: string }>('SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?'),
+      setTag: db.prepare('INSERT INTO tags (repo, tag, digest, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(repo, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at'),
+      deleteTag: db.prepare('DELETE FROM tags WHERE repo = ? AND tag = ?'),
+      deleteTagsOf: db.prepare<[string, string], TagRow>('DELETE FROM tags WHERE repo = ? AND digest = ? RETURNING tag, digest'),
+      listTags: db.prepare<[string, string, number], { tag: string }>('SELECT tag FROM tags WHERE repo = ? AND tag > ? ORDER BY tag LIMIT ?'),
+      tagsOfDigest: db.prepare<[string, string], { tag: string }>('SELECT tag FROM tags WHERE repo = ? AND digest = ?'),
+      setType: db.prepare('INSERT INTO manifest_types (digest, media_type) VALUES (?, ?) ON CONFLICT(digest) DO UPDATE SET media_type = excluded.media_type'),
+      getType: db.prepare<[string], { media_type: string }>('SELECT media_type FROM manifest_types WHERE digest = ?'),
+      addReferrer: db.prepare('INSERT OR REPLACE INTO referrers (repo, subject, digest, media_type, artifact_type, size, annotations) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      deleteReferrer: db.prepare('DELETE FROM referrers WHERE repo = ? AND digest = ?'),
+      listReferrers: db.prepare<[string, string], ReferrerRow>('SELECT digest, media_type, artifact_type, size, annotations FROM referrers WHERE repo = ? AND subject = ? ORDER BY digest'),
+      putBlob: db.prepare('INSERT INTO blobs (digest, size, origin, upstream, last_access) VALUES (?, ?, ?, ?, ?) ON CONFLICT(digest) DO UPDATE SET last_access = excluded.last_access'),
+      touchBlob: db.prepare('UPDATE blobs SET last_access = ? WHERE digest = ? AND last_access < ?'),
+      addUpload: db.prepare('INSERT INTO uploads (uuid, repo, started_at) VALUES (?, ?, ?)'),
+      deleteUpload: db.prepare('DELETE FROM uploads WHERE uuid = ?'),
+      uploadsBefore: db.prepare<[number], UploadRow>('SELECT uuid, repo, started_at FROM uploads WHERE started_at < ?'),
+    };
+  }
+
+  getMeta(key: string): string | undefined { return this.stmts.getMeta.get(key)?.value; }
+  setMeta(key: string, value: string): void { this.stmts.setMeta.run(key, value); }
+
+  addRepository(name: string): void { this.stmts.addRepo.run(name, Date.now()); }
+  catalog(last: string, limit: number): string[] {
+    return this.stmts.catalog.all(last, limit).map((r) => r.name);
+  }
+
+  setTag(repo: string, tag: string, digest: string): void { this.stmts.setTag.run(repo, tag, digest, Date.now()); }
+  deleteTag(repo: string, tag: string): void { this.stmts.deleteTag.run(repo, tag); }
+  /** Removes every tag of repo pointing at digest; returns the removed tag names. */
+  deleteTagsOf(repo: string, digest: string): string[] { return this.stmts.deleteTagsOf.all(repo, digest).map((r) => r.tag); }
+  listTags(repo: string, last: string, limit: number): string[] {
+    return this.stmts.listTags.all(repo, last, limit).map((r) => r.tag);
+  }
+
+  setManifestType(digest: string, mediaType: string): void { this.stmts.setType.run(digest, mediaType); }
+  manifestType(digest: string): string | undefined { return this.stmts.getType.get(digest)?.media_type; }
+
+  addReferrer(r: ReferrerRecord): void {
+    this.stmts.addReferrer.run(r.repo, r.subject, r.digest, r.mediaType, r.artifactType ?? null, r.size,
+      r.annotations ? JSON.stringify(r.annotations) : null);
+  }
+  deleteReferrer(repo: string, digest: string): void { this.stmts.deleteReferrer.run(repo, digest); }
+  listReferrers(repo: string, subject: string): ReferrerRow[] { return this.stmts.listReferrers.all(repo, subject); }
+
+  recordBlob(digest: string, size: number, origin: 'local' | 'cached', upstream?: string): void {
+    this.stmts.putBlob.run(digest, size, origin, upstream ?? null, Date.now());
+  }
+  /** Access times are batched: remembered here and written by flushAccessTimes(). */
+  touchBlob(digest: string): void { this.pendingAccess.set(digest, Date.now()); }
+  flushAccessTimes(): number {
+    if (this.pendingAccess.size === 0) return 0;
+    const entries = [...this.pendingAccess];
+    this.pendingAccess.clear();
+    this.db.transaction(() => { for (const [d, t] of entries) this.stmts.touchBlob.run(t, d, t); })();
+    return entries.length;
+  }
+
+  addUpload(uuid: string, repo: string, startedAt: number): void { this.stmts.addUpload.run(uuid, repo, startedAt); }
+  deleteUpload(uuid: string): void { this.stmts.deleteUpload.run(uuid); }
+  uploadsStartedBefore(time: number): UploadRow[] { return this.stmts.uploadsBefore.all(time); }
+
+  /** Drops everything that reindex rebuilds from storage (not operational state). */
+  clearContentIndex(): void {
+    this.db.exec('DELETE FROM repositories; DELETE FROM tags; DELETE FROM referrers; DELETE FROM uploads;');
+  }
+
+  transaction<T>(fn: () => T): T { return this.db.transaction(fn)(); }
+
+  close(): void {
+    this.flushAccessTimes();
+    this.db.close();
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * SQLite schema migrations, applied in order by PRAGMA user_version. The index only ever holds
+ * what can be rebuilt from storage (`stowage reindex`) plus operational state (upload sessions,
+ * access times, the upstream tag cache): deleting the file loses no content.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+  CREATE TABLE repositories (name TEXT PRIMARY KEY, created_at INTEGER NOT NULL) WITHOUT ROWID;
+  CREATE TABLE tags (
+    repo TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL, updated_at INTEGER NOT NULL,
+    PRIMARY KEY (repo, tag)) WITHOUT ROWID;
+  CREATE TABLE manifest_types (digest TEXT PRIMARY KEY, media_type TEXT NOT NULL) WITHOUT ROWID;
+  CREATE TABLE referrers (
+    repo TEXT NOT NULL, subject TEXT NOT NULL, digest TEXT NOT NULL, media_type TEXT NOT NULL,
+    artifact_type TEXT, size INTEGER NOT NULL, annotations TEXT,
+    PRIMARY KEY (repo, subject, digest)) WITHOUT ROWID;
+  CREATE TABLE blobs (
+    digest TEXT PRIMARY KEY, size INTEGER NOT NULL, origin TEXT NOT NULL, upstream TEXT,
+    last_access INTEGER NOT NULL) WITHOUT ROWID;
+  CREATE TABLE uploads (uuid TEXT PRIMARY KEY, repo TEXT NOT NULL, started_at INTEGER NOT NULL) WITHOUT ROWID;
+  CREATE TABLE tag_cache (
+    upstream TEXT NOT NULL, repo TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL,
+    media_type TEXT NOT NULL, checked_at INTEGER NOT NULL,
+    PRIMARY KEY (upstream, repo, tag)) WITHOUT ROWID;
+  CREATE TABLE negative_cache (
+    upstream TEXT NOT NULL, repo TEXT NOT NULL, reference TEXT NOT NULL, expires_at INTEGER NOT NULL,
+    PRIMARY KEY (upstream, repo, reference)) WITHOUT ROWID;
+  `,
+];

@@ -1,0 +1,97 @@
+/**
+ * Blobs: global content-addressed data under blobs/, made visible to a repository by a link in
+ * its _layers/. A blob becomes visible only by an atomic move of already-verified bytes.
+ */
+import type { Readable } from 'node:stream';
+import { LRUCache } from 'lru-cache';
+import { RegistryError } from '../errors.js';
+import type { MetadataIndex } from '../metadata/index.js';
+import type { Digest } from '../oci/digest.js';
+import type { RepoName } from '../oci/reference.js';
+import { InvalidOffsetError, isPathNotFound, type StorageDriver } from '../storage/driver.js';
+import { blobDataPath, layerLinkPath } from '../storage/layout.js';
+import { deleteIfExists, readLink, writeLink } from './links.js';
+
+export interface BlobRange { start: number; end: number } // inclusive
+
+export class BlobStore {
+  /** "repo@digest" -> size, for linked blobs. Blobs are immutable, so only deletes invalidate. */
+  private readonly linkedSizes = new LRUCache<string, number>({ max: 100_000 });
+
+  constructor(private readonly storage: StorageDriver, private readonly metadata: MetadataIndex) {}
+
+  /** Size of the blob's data, or undefined if the data is not in storage. */
+  async dataSize(digest: Digest): Promise<number | undefined> {
+    try {
+      return (await this.storage.stat(blobDataPath(digest))).size;
+    } catch (e) {
+      if (isPathNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  /** Size of a blob as seen from repo: undefined unless it is linked there and its data exists. */
+  async sizeIn(repo: RepoName, digest: Digest): Promise<number | undefined> {
+    const key = `${repo}@${digest}`;
+    const cached = this.linkedSizes.get(key);
+    if (cached !== undefined) return cached;
+    const linked = await readLink(this.storage, layerLinkPath(repo, digest));
+    if (linked !== digest) return undefined;
+    const size = await this.dataSize(digest);
+    if (size !== undefined) this.linkedSizes.set(key, size);
+    return size;
+  }
+
+  /** Like sizeIn but BLOB_UNKNOWN when absent. */
+  async requireIn(repo: RepoName, digest: Digest): Promise<number> {
+    const size = await this.sizeIn(repo, digest);
+    if (size === undefined) throw new RegistryError('BLOB_UNKNOWN', 'blob unknown to registry', { detail: { digest } });
+    return size;
+  }
+
+  async open(digest: Digest, range?: BlobRange, signal?: AbortSignal): Promise<Readable> {
+    try {
+      const options = range ? { offset: range.start, length: range.end - range.start + 1, signal } : { signal };
+      const stream = await this.storage.reader(blobDataPath(digest), options);
+      this.metadata.touchBlob(digest);
+      return stream;
+    } catch (e) {
+      if (isPathNotFound(e) || e instanceof InvalidOffsetError) {
+        throw new RegistryError('BLOB_UNKNOWN', 'blob unknown to registry', { detail: { digest } });
+      }
+      throw e;
+    }
+  }
+
+  /** Makes a blob whose data exists visible in repo. */
+  async link(repo: RepoName, digest: Digest): Promise<void> {
+    await writeLink(this.storage, layerLinkPath(repo, digest), digest);
+  }
+
+  /** Moves verified bytes from a staging path into blobs/ (no-op if the blob already exists). */
+  async commitVerified(stagingPath: string, digest: Digest, size: number, origin: 'local' | 'cached', upstream?: string): Promise<void> {
+    if ((await this.dataSize(digest)) === undefined) await this.storage.move(stagingPath, blobDataPath(digest));
+    this.metadata.recordBlob(digest, size, origin, upstream);
+  }
+
+  /** Writes small verified content (a manifest) straight into blobs/, atomically. */
+  async putVerified(digest: Digest, bytes: Buffer, origin: 'local' | 'cached', upstream?: string): Promise<void> {
+    if ((await this.dataSize(digest)) === undefined) await this.storage.putContent(blobDataPath(digest), bytes);
+    this.metadata.recordBlob(digest, bytes.length, origin, upstream);
+  }
+
+  async getContent(digest: Digest): Promise<Buffer | undefined> {
+    try {
+      return await this.storage.getContent(blobDataPath(digest));
+    } catch (e) {
+      if (isPathNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  /** Removes the blob from repo (the data stays for other repositories until garbage collection). */
+  async unlink(repo: RepoName, digest: Digest): Promise<boolean> {
+    this.linkedSizes.delete(`${repo}@${digest}`);
+    return deleteIfExists(this.storage, layerLinkPath(repo, digest).replace(/\/link$/, ''));
+  }
+}

@@ -1,0 +1,186 @@
+/**
+ * Manifests of a repository: bytes in blobs/ (like any blob), a revision link per repository and
+ * tag links. Bytes are stored and served exactly as pushed; the pushed Content-Type is remembered
+ * in the index (registry:2 derives it from the payload, which is the fallback here).
+ */
+import { LRUCache } from 'lru-cache';
+import { RegistryError } from '../errors.js';
+import type { MetadataIndex } from '../metadata/index.js';
+import { digestAlgorithm, digestOf, type Digest } from '../oci/digest.js';
+import { inferMediaType, parseManifest, type ParsedManifest } from '../oci/manifest.js';
+import { bareMediaType } from '../oci/media-types.js';
+import type { Reference, RepoName, Tag } from '../oci/reference.js';
+import type { StorageDriver } from '../storage/driver.js';
+import { revisionLinkDir, revisionLinkPath, tagCurrentLinkPath, tagDir, tagIndexLinkPath, tagsDir } from '../storage/layout.js';
+import type { BlobStore } from './blob-store.js';
+import { baseName, deleteIfExists, listOrEmpty, readLink, writeLink } from './links.js';
+
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+export interface StoredManifest {
+  digest: Digest;
+  mediaType: string;
+  bytes: Buffer;
+  subject?: Digest;
+}
+
+export interface PutManifestResult { digest: Digest; subject?: Digest }
+
+export class ManifestStore {
+  /** Manifest bytes by digest: immutable, so safe to cache. Bounded by total bytes. */
+  private readonly content = new LRUCache<string, StoredManifest>({
+    maxSize: 64 * 1024 * 1024,
+    sizeCalculation: (m) => m.bytes.length + 200,
+  });
+
+  /**
+   * "repo:tag" -> digest and "repo@digest" -> true, read from link files. This process is the only
+   * writer of its storage, so its own writes and deletes keep these exact.
+   */
+  private readonly links = new LRUCache<string, string>({ max: 200_000 });
+
+  constructor(
+    private readonly storage: StorageDriver,
+    private readonly metadata: MetadataIndex,
+    private readonly blobs: BlobStore,
+  ) {}
+
+  /** The digest a reference names in repo, or undefined. */
+  async resolve(repo: RepoName, ref: Reference): Promise<Digest | undefined> {
+    if (ref.kind === 'digest') return (await this.hasRevision(repo, ref.digest)) ? ref.digest : undefined;
+    const key = `${repo}:${ref.tag}`;
+    let digest = this.links.get(key) as Digest | undefined;
+    if (!digest) {
+      digest = await readLink(this.storage, tagCurrentLinkPath(repo, ref.tag));
+      if (!digest) return undefined;
+      this.links.set(key, digest);
+    }
+    return (await this.hasRevision(repo, digest)) ? digest : undefined;
+  }
+
+  private async hasRevision(repo: RepoName, digest: Digest): Promise<boolean> {
+    const key = `${repo}@${digest}`;
+    if (this.links.has(key)) return true;
+    const found = (await readLink(this.storage, revisionLinkPath(repo, digest))) === digest;
+    if (found) this.links.set(key, digest);
+    return found;
+  }
+
+  async get(repo: RepoName, ref: Reference): Promise<StoredManifest | undefined> {
+    const digest = await this.resolve(repo, ref);
+    return digest ? this.load(digest) : undefined;
+  }
+
+  /** Reads manifest content by digest (no repository check). */
+  async load(digest: Digest): Promise<StoredManifest | undefined> {
+    const hit = this.content.get(digest);
+    if (hit) return hit;
+    const bytes = await this.blobs.getContent(digest);
+    if (!bytes) return undefined;
+    let parsed: ParsedManifest | undefined;
+    try {
+      parsed = parseManifest(bytes);
+    } catch {
+      parsed = undefined; // stored bytes are served as they are, even if we cannot read them
+    }
+    const mediaType = this.metadata.manifestType(digest) ?? (parsed ? inferMediaType(parsed) : 'application/octet-stream');
+    const m: StoredManifest = { digest, mediaType, bytes };
+    if (parsed?.subject) m.subject = parsed.subject.digest;
+    this.content.set(digest, m);
+    return m;
+  }
+
+  /**
+   * Validates and stores a manifest. `ref` is the tag or digest it was pushed as; `verifyReferences`
+   * is false for content cached from an upstream (its blobs are fetched lazily).
+   */
+  async put(repo: RepoName, ref: Reference, bytes: Buffer, contentType: string | undefined,
+    opts: { verifyReferences: boolean; origin: 'local' | 'cached'; upstream?: string } = { verifyReferences: true, origin: 'local' }): Promise<PutManifestResult> {
+    if (bytes.length > MAX_MANIFEST_BYTES) {
+      throw new RegistryError('MANIFEST_INVALID', 'manifest too big', { status: 413, detail: { limit: MAX_MANIFEST_BYTES } });
+    }
+    const algorithm = ref.kind === 'digest' ? digestAlgorithm(ref.digest) : 'sha256';
+    const digest = digestOf(bytes, algorithm);
+    if (ref.kind === 'digest' && ref.digest !== digest) {
+      throw new RegistryError('DIGEST_INVALID', 'manifest digest did not match the reference', { detail: { reference: ref.digest, actual: digest } });
+    }
+    const parsed = parseManifest(bytes);
+    const declared = bareMediaType(contentType);
+    if (declared && parsed.declaredMediaType && declared !== parsed.declaredMediaType && !isGenericJson(declared)) {
+      throw new RegistryError('MANIFEST_INVALID', 'Content-Type does not match the mediaType of the manifest', {
+        detail: { contentType: declared, mediaType: parsed.declaredMediaType },
+      });
+    }
+    const mediaType = declared && !isGenericJson(declared) ? declared : inferMediaType(parsed);
+    if (opts.verifyReferences) await this.verifyReferences(repo, parsed);
+
+    // Order matters for crash safety: content, then revision link, then tag links, then index.
+    await this.blobs.putVerified(digest, bytes, opts.origin, opts.upstream);
+    await writeLink(this.storage, revisionLinkPath(repo, digest), digest);
+    if (ref.kind === 'tag') await this.writeTag(repo, ref.tag, digest);
+    this.metadata.transaction(() => {
+      this.metadata.setManifestType(digest, mediaType);
+      this.metadata.addRepository(repo);
+      if (ref.kind === 'tag') this.metadata.setTag(repo, ref.tag, digest);
+      if (parsed.subject) {
+        this.metadata.addReferrer({
+          repo, subject: parsed.subject.digest, digest, mediaType, size: bytes.length,
+          ...(parsed.artifactType ? { artifactType: parsed.artifactType } : {}),
+          ...(parsed.annotations ? { annotations: parsed.annotations } : {}),
+        });
+      }
+    });
+    const stored: StoredManifest = { digest, mediaType, bytes };
+    if (parsed.subject) stored.subject = parsed.subject.digest;
+    this.content.set(digest, stored);
+    return parsed.subject ? { digest, subject: parsed.subject.digest } : { digest };
+  }
+
+  async writeTag(repo: RepoName, tag: Tag, digest: Digest): Promise<void> {
+    await writeLink(this.storage, tagIndexLinkPath(repo, tag, digest), digest);
+    await writeLink(this.storage, tagCurrentLinkPath(repo, tag), digest);
+    this.links.set(`${repo}:${tag}`, digest);
+  }
+
+  /** Deletes a tag (ref is a tag) or a manifest and every tag pointing to it (ref is a digest). */
+  async delete(repo: RepoName, ref: Reference): Promise<void> {
+    if (ref.kind === 'tag') {
+      if (!(await readLink(this.storage, tagCurrentLinkPath(repo, ref.tag)))) throw manifestUnknown(ref.tag);
+      this.links.delete(`${repo}:${ref.tag}`);
+      await deleteIfExists(this.storage, tagDir(repo, ref.tag));
+      this.metadata.deleteTag(repo, ref.tag);
+      return;
+    }
+    if (!(await this.resolve(repo, ref))) throw manifestUnknown(ref.digest);
+    // Storage, not the index, is the truth about which tags point here.
+    const tags = new Set(this.metadata.deleteTagsOf(repo, ref.digest));
+    for (const dir of await listOrEmpty(this.storage, tagsDir(repo))) {
+      const tag = baseName(dir);
+      if ((await readLink(this.storage, tagCurrentLinkPath(repo, tag as Tag))) === ref.digest) tags.add(tag);
+    }
+    for (const tag of tags) {
+      this.links.delete(`${repo}:${tag}`);
+      await deleteIfExists(this.storage, tagDir(repo, tag as Tag));
+    }
+    this.links.delete(`${repo}@${ref.digest}`);
+    await deleteIfExists(this.storage, revisionLinkDir(repo, ref.digest));
+    this.metadata.deleteReferrer(repo, ref.digest);
+  }
+
+  private async verifyReferences(repo: RepoName, parsed: ParsedManifest): Promise<void> {
+    const missing: string[] = [];
+    await Promise.all([
+      ...parsed.blobs.map(async (d) => { if ((await this.blobs.sizeIn(repo, d.digest)) === undefined) missing.push(d.digest); }),
+      ...parsed.manifests.map(async (d) => { if (!(await this.resolve(repo, { kind: 'digest', digest: d.digest }))) missing.push(d.digest); }),
+    ]);
+    if (missing.length > 0) {
+      throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'manifest references unknown blobs or manifests', { detail: { missing: missing.sort() } });
+    }
+  }
+}
+
+const isGenericJson = (t: string): boolean => t === 'application/json' || t === 'application/octet-stream' || t === 'text/plain';
+
+export function manifestUnknown(reference: string): RegistryError {
+  return new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown', { detail: { reference } });
+}

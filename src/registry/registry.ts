@@ -1,0 +1,91 @@
+/**
+ * The local registry: pushed and cached content over one StorageDriver, with the metadata index
+ * for listings. HTTP routes and the pull-through cache both call this; neither touches storage.
+ */
+import type { Logger } from 'pino';
+import type { MetadataIndex } from '../metadata/index.js';
+import type { Digest } from '../oci/digest.js';
+import { MediaType } from '../oci/media-types.js';
+import type { RepoName } from '../oci/reference.js';
+import { isPathNotFound, type StorageDriver } from '../storage/driver.js';
+import { repoPath } from '../storage/layout.js';
+import { BlobStore } from './blob-store.js';
+import { ManifestStore } from './manifest-store.js';
+import { reindex, type ReindexResult } from './reindex.js';
+import { UploadStore } from './upload-store.js';
+
+export interface Page<T> { items: T[]; /** Set when more items follow: the `last` to ask for next. */ next?: string }
+
+export interface ReferrerDescriptor {
+  mediaType: string; digest: string; size: number; artifactType?: string; annotations?: Record<string, string>;
+}
+
+export class LocalRegistry {
+  readonly blobs: BlobStore;
+  readonly uploads: UploadStore;
+  readonly manifests: ManifestStore;
+
+  constructor(readonly storage: StorageDriver, readonly metadata: MetadataIndex, private readonly log: Logger) {
+    this.blobs = new BlobStore(storage, metadata);
+    this.uploads = new UploadStore(storage, metadata, this.blobs);
+    this.manifests = new ManifestStore(storage, metadata, this.blobs);
+  }
+
+  /** Reindexes when the index is new (first start, or the file was deleted). */
+  async ensureIndexed(): Promise<ReindexResult | undefined> {
+    if (this.metadata.getMeta('indexed_at')) return undefined;
+    return this.reindex();
+  }
+
+  reindex(): Promise<ReindexResult> {
+    return reindex(this.storage, this.metadata, this.blobs, this.log);
+  }
+
+  tags(repo: RepoName, n: number, last: string): Page<string> {
+    return page(this.metadata.listTags(repo, last, n + 1), n);
+  }
+
+  /** A repository exists once something was pushed or cached in it (it has manifests or layers). */
+  async repositoryExists(repo: RepoName): Promise<boolean> {
+    for (const marker of ['_manifests', '_layers']) {
+      try {
+        await this.storage.stat(`${repoPath(repo)}/${marker}`);
+        return true;
+      } catch (e) {
+        if (!isPathNotFound(e)) throw e;
+      }
+    }
+    return false;
+  }
+
+  catalog(n: number, last: string): Page<string> {
+    return page(this.metadata.catalog(last, n + 1), n);
+  }
+
+  referrers(repo: RepoName, subject: Digest, artifactType?: string): ReferrerDescriptor[] {
+    const out: ReferrerDescriptor[] = [];
+    for (const r of this.metadata.listReferrers(repo, subject)) {
+      if (artifactType !== undefined && r.artifact_type !== artifactType) continue;
+      const d: ReferrerDescriptor = { mediaType: r.media_type, digest: r.digest, size: r.size };
+      if (r.artifact_type) d.artifactType = r.artifact_type;
+      if (r.annotations) d.annotations = JSON.parse(r.annotations) as Record<string, string>;
+      out.push(d);
+    }
+    return out;
+  }
+
+  /** Links a blob of `from` into `repo`; false if `from` does not have it. */
+  async mount(repo: RepoName, from: RepoName, digest: Digest): Promise<boolean> {
+    if ((await this.blobs.sizeIn(from, digest)) === undefined) return false;
+    await this.blobs.link(repo, digest);
+    return true;
+  }
+}
+
+function page(rows: string[], n: number): Page<string> {
+  if (n === 0) return { items: [] };
+  if (rows.length > n) return { items: rows.slice(0, n), next: rows[n - 1] ?? '' };
+  return { items: rows };
+}
+
+export const REFERRERS_INDEX_TYPE = MediaType.OciIndex;
