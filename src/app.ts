@@ -6,6 +6,8 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { randomUUID } from 'node:crypto';
 import type { Config } from './config/schema.js';
+import type { Metrics } from './metrics.js';
+import type { PullThrough } from './proxy/pull-through.js';
 import type { LocalRegistry } from './registry/registry.js';
 import { registerErrorHandling } from './http/plugins/errors.js';
 import { registerRequestLog } from './http/plugins/request-log.js';
@@ -15,6 +17,8 @@ export interface AppDeps {
   config: Config;
   registry: LocalRegistry;
   log: Logger;
+  proxy?: PullThrough;
+  metrics?: Metrics;
 }
 
 export function buildApp(deps: AppDeps): FastifyInstance {
@@ -41,6 +45,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
   registerRequestLog(app);
   registerErrorHandling(app);
-  registerV2(app, { config, registry: deps.registry });
+  registerV2(app, { config, registry: deps.registry, ...(deps.proxy ? { proxy: deps.proxy } : {}), ...(deps.metrics ? { metrics: deps.metrics } : {}) });
+  const metrics = deps.metrics;
+  if (metrics) {
+    app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  }
   return app;
 }

@@ -6,10 +6,16 @@ import type { Config } from './config/schema.js';
 import { MetadataIndex } from './metadata/index.js';
 import { LocalRegistry } from './registry/registry.js';
 import { createDriver } from './storage/drivers/index.js';
+import { Metrics } from './metrics.js';
+import { PullThrough } from './proxy/pull-through.js';
+import { UpstreamRouter, type Upstream } from './proxy/routing.js';
+import { UpstreamClient } from './upstream/client.js';
 
 export interface Services {
   registry: LocalRegistry;
   metadata: MetadataIndex;
+  metrics: Metrics;
+  proxy?: PullThrough;
   close(): Promise<void>;
 }
 
@@ -17,10 +23,21 @@ export function createServices(config: Config, log: Logger): Services {
   const storage = createDriver(config.storage.backend);
   const metadata = new MetadataIndex(config.metadata.path);
   const registry = new LocalRegistry(storage, metadata, log);
+  const metrics = new Metrics({ defaults: true });
+  const upstreams: Upstream[] = config.upstreams.map((cfg) => ({
+    config: cfg,
+    client: new UpstreamClient(cfg, { log: log.child({ upstream: cfg.name }) }),
+  }));
+  const proxy = upstreams.length > 0
+    ? new PullThrough({ registry, metadata, log, metrics, router: new UpstreamRouter(upstreams, config.defaultUpstream) })
+    : undefined;
   return {
     registry,
     metadata,
+    metrics,
+    ...(proxy ? { proxy } : {}),
     async close() {
+      await Promise.all(upstreams.map((u) => u.client.close()));
       metadata.close();
       await storage.close?.();
     },
@@ -38,7 +55,7 @@ const ACCESS_FLUSH_MS = 30_000;
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   const services = createServices(config, log);
   await services.registry.ensureIndexed();
-  const app = buildApp({ config, registry: services.registry, log });
+  const app = buildApp({ config, registry: services.registry, log, metrics: services.metrics, ...(services.proxy ? { proxy: services.proxy } : {}) });
   const timers: NodeJS.Timeout[] = [];
   timers.push(setInterval(() => services.metadata.flushAccessTimes(), ACCESS_FLUSH_MS).unref());
   const purging = config.storage.maintenance.uploadpurging;
@@ -55,7 +72,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     timers.push(setInterval(() => void purge(), purging.intervalMs).unref());
   }
   const address = await app.listen({ host: config.http.host, port: config.http.port });
-  log.info({ address, storage: config.storage.backend, metadata: config.metadata.path }, 'stowage listening');
+  log.info({
+    address, storage: config.storage.backend, metadata: config.metadata.path,
+    upstreams: config.upstreams.map((u) => `${u.name}=${u.url}`), defaultUpstream: config.defaultUpstream,
+  }, 'stowage listening');
   let closed = false;
   return {
     app,

@@ -1,12 +1,17 @@
 /** What every route handler gets besides the request and reply. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config/schema.js';
+import type { Metrics } from '../metrics.js';
+import type { PullThrough } from '../proxy/pull-through.js';
 import type { LocalRegistry } from '../registry/registry.js';
 import type { V2Endpoint } from './v2-path.js';
 
 export interface RouteDeps {
   config: Config;
   registry: LocalRegistry;
+  /** Present when upstreams are configured: reads go local -> cache -> upstream. */
+  proxy?: PullThrough;
+  metrics?: Metrics;
 }
 
 /** Facts about a request that the one-line request log reports. */
@@ -43,4 +48,10 @@ export function locationFor(req: FastifyRequest, config: Config, path: string): 
 export function queryParam(req: FastifyRequest, name: string): string | undefined {
   const v = (req.query as Record<string, string | string[] | undefined>)[name];
   return Array.isArray(v) ? v[0] : v;
+}
+
+/** Header values as a list: "a, b" and repeated headers alike. */
+export function headerList(value: string | string[] | undefined): string[] {
+  if (value === undefined) return [];
+  return (Array.isArray(value) ? value : [value]).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
 }

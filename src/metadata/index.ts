@@ -15,6 +15,7 @@ export interface ReferrerRecord {
   repo: string; subject: string; digest: string; mediaType: string;
   artifactType?: string; size: number; annotations?: Record<string, string>;
 }
+export interface TagCacheRow { digest: string; media_type: string; checked_at: number }
 export interface UploadRow { uuid: string; repo: string; started_at: number }
 
 export class MetadataIndex {
@@ -58,6 +59,12 @@ export class MetadataIndex {
       touchBlob: db.prepare('UPDATE blobs SET last_access = ? WHERE digest = ? AND last_access < ?'),
       addUpload: db.prepare('INSERT INTO uploads (uuid, repo, started_at) VALUES (?, ?, ?)'),
       deleteUpload: db.prepare('DELETE FROM uploads WHERE uuid = ?'),
+      getTagCache: db.prepare<[string, string, string], TagCacheRow>('SELECT digest, media_type, checked_at FROM tag_cache WHERE upstream = ? AND repo = ? AND tag = ?'),
+      setTagCache: db.prepare('INSERT INTO tag_cache (upstream, repo, tag, digest, media_type, checked_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(upstream, repo, tag) DO UPDATE SET digest = excluded.digest, media_type = excluded.media_type, checked_at = excluded.checked_at'),
+      deleteTagCache: db.prepare('DELETE FROM tag_cache WHERE upstream = ? AND repo = ? AND tag = ?'),
+      getNegative: db.prepare<[string, string, string], { expires_at: number }>('SELECT expires_at FROM negative_cache WHERE upstream = ? AND repo = ? AND reference = ?'),
+      setNegative: db.prepare('INSERT OR REPLACE INTO negative_cache (upstream, repo, reference, expires_at) VALUES (?, ?, ?, ?)'),
+      deleteNegative: db.prepare('DELETE FROM negative_cache WHERE upstream = ? AND repo = ? AND reference = ?'),
       uploadsBefore: db.prepare<[number], UploadRow>('SELECT uuid, repo, started_at FROM uploads WHERE started_at < ?'),
     };
   }
@@ -104,6 +111,28 @@ export class MetadataIndex {
   addUpload(uuid: string, repo: string, startedAt: number): void { this.stmts.addUpload.run(uuid, repo, startedAt); }
   deleteUpload(uuid: string): void { this.stmts.deleteUpload.run(uuid); }
   uploadsStartedBefore(time: number): UploadRow[] { return this.stmts.uploadsBefore.all(time); }
+
+  /** The upstream tag cache: what upstream U said tag T of repo R was, and when that was checked. */
+  tagCache(upstream: string, repo: string, tag: string): TagCacheRow | undefined {
+    return this.stmts.getTagCache.get(upstream, repo, tag);
+  }
+  setTagCache(upstream: string, repo: string, tag: string, digest: string, mediaType: string, checkedAt: number): void {
+    this.stmts.setTagCache.run(upstream, repo, tag, digest, mediaType, checkedAt);
+  }
+  deleteTagCache(upstream: string, repo: string, tag: string): void { this.stmts.deleteTagCache.run(upstream, repo, tag); }
+
+  /** Negative cache: an upstream 404 for a reference, remembered until expiresAt. */
+  isNegative(upstream: string, repo: string, reference: string, now: number): boolean {
+    const row = this.stmts.getNegative.get(upstream, repo, reference);
+    if (!row) return false;
+    if (row.expires_at > now) return true;
+    this.stmts.deleteNegative.run(upstream, repo, reference);
+    return false;
+  }
+  setNegative(upstream: string, repo: string, reference: string, expiresAt: number): void {
+    this.stmts.setNegative.run(upstream, repo, reference, expiresAt);
+  }
+  clearNegative(upstream: string, repo: string, reference: string): void { this.stmts.deleteNegative.run(upstream, repo, reference); }
 
   /** Drops everything that reindex rebuilds from storage (not operational state). */
   clearContentIndex(): void {

@@ -1,12 +1,20 @@
 /** GET / HEAD / DELETE /v2/<name>/blobs/<digest> */
 import { RegistryError } from '../../errors.js';
-import type { Handler } from '../context.js';
+import type { BlobAnswer } from '../../proxy/pull-through.js';
+import { queryParam, type Handler } from '../context.js';
 import { parseRangeHeader } from '../range.js';
 
-export const getBlob: Handler<'blob'> = async (req, reply, { name, digest }, { registry }) => {
+export const getBlob: Handler<'blob'> = async (req, reply, { name, digest }, { registry, proxy }) => {
   req.facts.repo = name;
   req.facts.reference = digest;
-  const size = await registry.blobs.requireIn(name, digest);
+  const answer = proxy
+    ? await proxy.blob(name, digest, queryParam(req, 'ns'))
+    : localAnswer(await registry.blobs.requireIn(name, digest), (range) => registry.blobs.open(digest, range));
+  req.facts.cache = answer.outcome;
+  if (answer.namespace) reply.header('OCI-Namespace', answer.namespace);
+  // A range, a HEAD, or an unannounced length needs the verified size: wait for the fetch to end.
+  const needsSize = req.headers.range !== undefined || req.method === 'HEAD' || answer.size === undefined;
+  const size = answer.complete || !needsSize ? answer.size : await answer.whenComplete();
   reply.headers({
     'Docker-Content-Digest': digest,
     ETag: `"${digest}"`,
@@ -15,14 +23,17 @@ export const getBlob: Handler<'blob'> = async (req, reply, { name, digest }, { r
     'Cache-Control': 'max-age=31536000',
   });
   if (req.headers['if-none-match'] === `"${digest}"`) return reply.code(304).send();
-  const range = parseRangeHeader(req.headers.range, size);
-  if (range) reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
-  const length = range ? range.end - range.start + 1 : size;
-  reply.header('Content-Length', length);
+  const total = size as number;
+  const range = parseRangeHeader(req.headers.range, total);
+  if (range) reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${total}`);
+  reply.header('Content-Length', range ? range.end - range.start + 1 : total);
   if (req.method === 'HEAD') return reply.send();
-  const stream = await registry.blobs.open(digest, range);
-  return reply.send(stream);
+  return reply.send(await answer.open(range));
 };
+
+function localAnswer(size: number, open: BlobAnswer['open']): BlobAnswer {
+  return { size, outcome: 'local', complete: true, open, whenComplete: async () => size };
+}
 
 export const deleteBlob: Handler<'blob'> = async (req, reply, { name, digest }, { registry, config }) => {
   req.facts.repo = name;

@@ -25,16 +25,19 @@ function linkHeader(path: string, n: number, page: Page<string>): string | undef
   return `<${path}?n=${n}&last=${encodeURIComponent(page.next)}>; rel="next"`;
 }
 
-export const listTags: Handler<'tags'> = async (req, reply, { name }, { registry }) => {
+export const listTags: Handler<'tags'> = async (req, reply, endpoint, { registry, proxy }) => {
+  let name = endpoint.name;
   req.facts.repo = name;
   const { n, last } = pagination(req);
+  // A repository that only exists as a cache of an upstream lists its cached tags.
+  if (proxy && !(await registry.repositoryExists(name))) name = proxy.tagsRepository(name, queryParam(req, 'ns'));
   const page = registry.tags(name, n, last);
   if (page.items.length === 0 && last === '' && n > 0 && !(await registry.repositoryExists(name))) {
     throw new RegistryError('NAME_UNKNOWN', 'repository name not known to registry', { detail: { name } });
   }
-  const link = linkHeader(`/v2/${name}/tags/list`, n, page);
+  const link = linkHeader(`/v2/${endpoint.name}/tags/list`, n, page);
   if (link) reply.header('Link', link);
-  return reply.type('application/json').send({ name, tags: page.items });
+  return reply.type('application/json').send({ name: endpoint.name, tags: page.items });
 };
 
 export const catalog: Handler<'catalog'> = async (req, reply, _ep, { registry }) => {
@@ -45,11 +48,13 @@ export const catalog: Handler<'catalog'> = async (req, reply, _ep, { registry })
   return reply.type('application/json').send({ repositories: page.items });
 };
 
-export const referrers: Handler<'referrers'> = async (req, reply, { name, digest }, { registry }) => {
+export const referrers: Handler<'referrers'> = async (req, reply, { name, digest }, { registry, proxy }) => {
   req.facts.repo = name;
   req.facts.reference = digest;
   const artifactType = queryParam(req, 'artifactType');
-  const manifests = registry.referrers(name, digest, artifactType);
+  const manifests = proxy
+    ? await proxy.referrers(name, digest, queryParam(req, 'ns'), artifactType)
+    : registry.referrers(name, digest, artifactType);
   if (artifactType !== undefined) reply.header('OCI-Filters-Applied', 'artifactType');
   return reply.type(MediaType.OciIndex).send({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests });
 };

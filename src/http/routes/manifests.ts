@@ -3,14 +3,23 @@ import type { Readable } from 'node:stream';
 import { RegistryError } from '../../errors.js';
 import { manifestUnknown, MAX_MANIFEST_BYTES } from '../../registry/manifest-store.js';
 import { referenceToString } from '../../oci/reference.js';
-import { locationFor, type Handler } from '../context.js';
+import { headerList, locationFor, queryParam, type Handler } from '../context.js';
 import { deletesDisabled } from './blobs.js';
 
-export const getManifest: Handler<'manifest'> = async (req, reply, { name, reference }, { registry }) => {
+export const getManifest: Handler<'manifest'> = async (req, reply, { name, reference }, { registry, proxy }) => {
   req.facts.repo = name;
   req.facts.reference = referenceToString(reference);
-  const m = await registry.manifests.get(name, reference);
-  if (!m) throw manifestUnknown(referenceToString(reference));
+  let m;
+  if (proxy) {
+    const answer = await proxy.manifest(name, reference, queryParam(req, 'ns'), headerList(req.headers.accept));
+    req.facts.cache = answer.outcome;
+    if (answer.namespace) reply.header('OCI-Namespace', answer.namespace);
+    if (answer.warning) reply.header('Warning', answer.warning);
+    m = answer;
+  } else {
+    m = await registry.manifests.get(name, reference);
+    if (!m) throw manifestUnknown(referenceToString(reference));
+  }
   reply.headers({
     'Content-Type': m.mediaType,
     'Docker-Content-Digest': m.digest,

@@ -1,0 +1,30 @@
+/** Prometheus counters (prom-client), served on GET /metrics. */
+import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({
+    name: 'stowage_requests_total', help: 'Requests by endpoint kind, method and status',
+    labelNames: ['kind', 'method', 'status'] as const, registers: [this.registry],
+  });
+  readonly cache = new Counter({
+    name: 'stowage_cache_total', help: 'Pull-through outcomes (local, hit, miss, stale, joined, revalidated)',
+    labelNames: ['kind', 'outcome'] as const, registers: [this.registry],
+  });
+  readonly upstreamBytes = new Counter({
+    name: 'stowage_upstream_bytes_total', help: 'Body bytes read from upstreams',
+    labelNames: ['upstream'] as const, registers: [this.registry],
+  });
+  readonly digestMismatch = new Counter({
+    name: 'stowage_digest_mismatch_total', help: 'Upstream content that failed digest or size verification (never cached)',
+    labelNames: ['upstream'] as const, registers: [this.registry],
+  });
+  readonly bytesServed = new Counter({
+    name: 'stowage_bytes_served_total', help: 'Response body bytes announced (Content-Length)',
+    labelNames: ['kind'] as const, registers: [this.registry],
+  });
+
+  constructor(options: { defaults?: boolean } = {}) {
+    if (options.defaults) collectDefaultMetrics({ register: this.registry });
+  }
+}

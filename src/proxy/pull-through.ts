@@ -1,0 +1,345 @@
+/**
+ * The cache policy, and the only place that has one: local first, then the cache, then the
+ * upstream; tag freshness (TTL + HEAD revalidation with a deadline), stale-if-error, the negative
+ * cache, single-flight for manifests and blobs. See DESIGN.md "Pull-through flows".
+ */
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import { RegistryError } from '../errors.js';
+import type { MetadataIndex } from '../metadata/index.js';
+import type { Metrics } from '../metrics.js';
+import { digestAlgorithm, digestOf, tryParseDigest, type Digest } from '../oci/digest.js';
+import { ALL_MANIFEST_TYPES, bareMediaType } from '../oci/media-types.js';
+import type { Reference, RepoName, Tag } from '../oci/reference.js';
+import type { BlobRange } from '../registry/blob-store.js';
+import { manifestUnknown, MAX_MANIFEST_BYTES, type StoredManifest } from '../registry/manifest-store.js';
+import type { LocalRegistry, ReferrerDescriptor } from '../registry/registry.js';
+import { UpstreamError, toRegistryError } from '../upstream/errors.js';
+import type { UpstreamResponse } from '../upstream/client.js';
+import { BlobFill } from './blob-fill.js';
+import type { Route, UpstreamRouter } from './routing.js';
+
+export type CacheOutcome = 'local' | 'hit' | 'miss' | 'stale' | 'joined' | 'revalidated';
+
+export interface ManifestAnswer extends StoredManifest {
+  outcome: CacheOutcome;
+  /** Set when a stale answer is served because the upstream could not be asked. */
+  warning?: string;
+  namespace?: string;
+}
+
+export interface BlobAnswer {
+  /** Bytes the response will carry; undefined when the upstream did not announce a length. */
+  size: number | undefined;
+  outcome: CacheOutcome;
+  namespace?: string;
+  /** Streams the blob (a range only once it is complete and verified). */
+  open(range?: BlobRange): Promise<Readable>;
+  /** True when the whole blob is verified in storage, so ranges can be served now. */
+  complete: boolean;
+  /** Waits until the blob is complete (for range requests on a blob being fetched). */
+  whenComplete(): Promise<number>;
+}
+
+export interface PullThroughDeps {
+  registry: LocalRegistry;
+  router: UpstreamRouter;
+  metadata: MetadataIndex;
+  log: Logger;
+  metrics?: Metrics;
+  now?: () => number;
+}
+
+const STALE_WARNING = '110 - "Response is Stale"';
+
+export class PullThrough {
+  private readonly inflight = new Map<string, Promise<ManifestAnswer>>();
+  private readonly fills = new Map<string, Promise<BlobFill>>();
+  private readonly now: () => number;
+
+  constructor(private readonly deps: PullThroughDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  route(name: RepoName, ns: string | undefined): Route | undefined {
+    return this.deps.router.route(name, ns);
+  }
+
+  // ---------------------------------------------------------------- manifests
+
+  async manifest(name: RepoName, ref: Reference, ns: string | undefined, clientAccept: string[]): Promise<ManifestAnswer> {
+    const { registry } = this.deps;
+    const route = this.route(name, ns);
+    if (!route || route.cacheRepo !== name) {
+      const local = await registry.manifests.get(name, ref);
+      if (local) return { ...local, outcome: 'local' };
+      if (!route) throw manifestUnknown(ref.kind === 'tag' ? ref.tag : ref.digest);
+    }
+    const answer = ref.kind === 'digest'
+      ? await this.manifestByDigest(route, ref.digest)
+      : await this.manifestByTag(route, ref.tag, acceptFor(clientAccept));
+    this.deps.metrics?.cache.inc({ kind: 'manifest', outcome: answer.outcome });
+    return { ...answer, namespace: route.upstream.config.name };
+  }
+
+  private async manifestByDigest(route: Route, digest: Digest): Promise<ManifestAnswer> {
+    const cached = await this.deps.registry.manifests.get(route.cacheRepo, { kind: 'digest', digest });
+    if (cached) return { ...cached, outcome: 'hit' };
+    this.checkNegative(route, digest);
+    return this.singleFlight(`${route.cacheRepo}@${digest}`, () => this.fetchManifest(route, digest, undefined, ALL_MANIFEST_TYPES));
+  }
+
+  private async manifestByTag(route: Route, tag: Tag, accept: string[]): Promise<ManifestAnswer> {
+    const { metadata, registry, log } = this.deps;
+    const upstream = route.upstream.config;
+    const entry = metadata.tagCache(upstream.name, route.remoteRepo, tag);
+    const cached = entry ? await registry.manifests.get(route.cacheRepo, { kind: 'digest', digest: entry.digest as Digest }) : undefined;
+    if (entry && cached) {
+      if (this.now() - entry.checked_at < upstream.tagTtlMs) return { ...cached, outcome: 'hit' };
+      const revalidation = this.singleFlight(`${route.cacheRepo}:${tag}?revalidate`, () => this.revalidate(route, tag, cached, accept));
+      try {
+        return await withDeadline(revalidation, upstream.revalidateTimeoutMs);
+      } catch (err) {
+        if (err instanceof RegistryError && err.code === 'MANIFEST_UNKNOWN') throw err;
+        log.warn({ repo: route.cacheRepo, tag, upstream: upstream.name, err: describe(err) }, 'upstream unavailable; serving stale tag');
+        return { ...cached, outcome: 'stale', warning: STALE_WARNING };
+      }
+    }
+    if (!entry) {
+      // A tag pushed straight into the cache repository (prefix route) is local content.
+      const pushed = await registry.manifests.get(route.cacheRepo, { kind: 'tag', tag });
+      if (pushed) return { ...pushed, outcome: 'local' };
+    }
+    this.checkNegative(route, tag);
+    return this.singleFlight(`${route.cacheRepo}:${tag}`, () => this.fetchManifest(route, undefined, tag, accept));
+  }
+
+  /** HEAD the tag upstream; same digest -> touch; new digest -> fetch it by digest. */
+  private async revalidate(route: Route, tag: Tag, cached: StoredManifest, accept: string[]): Promise<ManifestAnswer> {
+    const { metadata } = this.deps;
+    const upstream = route.upstream.config;
+    const res = await this.callUpstream(route, () => route.upstream.client.manifest(route.remoteRepo, tag, { method: 'HEAD', accept }));
+    if (res.status === 404) {
+      metadata.deleteTagCache(upstream.name, route.remoteRepo, tag);
+      this.rememberMissing(route, tag);
+      throw manifestUnknown(tag);
+    }
+    const headerDigest = tryParseDigest(String(res.headers['docker-content-digest'] ?? ''));
+    if (headerDigest === cached.digest) {
+      metadata.setTagCache(upstream.name, route.remoteRepo, tag, cached.digest, cached.mediaType, this.now());
+      return { ...cached, outcome: 'revalidated' };
+    }
+    return this.fetchManifest(route, headerDigest, tag, accept);
+  }
+
+  /** GET a manifest upstream (by digest when known), verify, store, remember the tag. */
+  private async fetchManifest(route: Route, digest: Digest | undefined, tag: Tag | undefined, accept: readonly string[]): Promise<ManifestAnswer> {
+    const { registry, metadata } = this.deps;
+    const upstream = route.upstream.config;
+    const reference = digest ?? tag!;
+    const res = await this.callUpstream(route, () => route.upstream.client.manifest(route.remoteRepo, reference, { method: 'GET', accept: [...accept] }));
+    if (res.status === 404) {
+      res.body?.destroy();
+      if (tag) metadata.deleteTagCache(upstream.name, route.remoteRepo, tag);
+      this.rememberMissing(route, reference);
+      throw manifestUnknown(reference);
+    }
+    const bytes = await readBody(res, MAX_MANIFEST_BYTES);
+    this.deps.metrics?.upstreamBytes.inc({ upstream: upstream.name }, bytes.length);
+    const expected = digest ?? tryParseDigest(String(res.headers['docker-content-digest'] ?? ''));
+    const actual = digestOf(bytes, expected ? digestAlgorithm(expected) : 'sha256');
+    if (expected && actual !== expected) {
+      this.deps.metrics?.digestMismatch.inc({ upstream: upstream.name });
+      this.deps.log.warn({ repo: route.cacheRepo, reference, expected, actual, upstream: upstream.name }, 'upstream manifest failed digest verification; not cached');
+      throw new RegistryError('UNAVAILABLE', 'upstream returned a manifest that does not match its digest', { status: 502, detail: { expected, actual } });
+    }
+    const contentType = bareMediaType(String(res.headers['content-type'] ?? '')) ;
+    const ref: Reference = tag ? { kind: 'tag', tag } : { kind: 'digest', digest: actual };
+    await registry.manifests.put(route.cacheRepo, ref, bytes, contentType, { verifyReferences: false, origin: 'cached', upstream: upstream.name });
+    const stored = await registry.manifests.load(actual);
+    if (!stored) throw new RegistryError('UNKNOWN', 'cached manifest vanished');
+    if (tag) metadata.setTagCache(upstream.name, route.remoteRepo, tag, actual, stored.mediaType, this.now());
+    metadata.clearNegative(upstream.name, route.remoteRepo, reference);
+    return { ...stored, outcome: 'miss' };
+  }
+
+  // ---------------------------------------------------------------- blobs
+
+  async blob(name: RepoName, digest: Digest, ns: string | undefined): Promise<BlobAnswer> {
+    const { registry } = this.deps;
+    const route = this.route(name, ns);
+    if (!route || route.cacheRepo !== name) {
+      const size = await registry.blobs.sizeIn(name, digest);
+      if (size !== undefined) return this.stored(digest, size, 'local');
+      if (!route) throw blobUnknown(digest);
+    }
+    const namespace = route.upstream.config.name;
+    let size = await registry.blobs.sizeIn(route.cacheRepo, digest);
+    if (size === undefined && !this.fills.has(digest)) {
+      // Content-addressed: bytes fetched for another repository or upstream serve this one too.
+      size = await registry.blobs.dataSize(digest);
+      if (size !== undefined) await registry.blobs.link(route.cacheRepo, digest);
+    }
+    if (size !== undefined) {
+      this.deps.metrics?.cache.inc({ kind: 'blob', outcome: 'hit' });
+      return { ...this.stored(digest, size, 'hit'), namespace };
+    }
+    const joined = this.fills.get(digest);
+    const fill = await (joined ?? this.startFill(route, digest));
+    const outcome: CacheOutcome = joined ? 'joined' : 'miss';
+    this.deps.metrics?.cache.inc({ kind: 'blob', outcome });
+    return {
+      size: fill.size,
+      outcome,
+      namespace,
+      complete: false,
+      open: async (range) => (range ? registry.blobs.open(digest, range) : fill.reader()),
+      whenComplete: async () => {
+        await fill.done;
+        return fill.written;
+      },
+    };
+  }
+
+  private stored(digest: Digest, size: number, outcome: CacheOutcome): BlobAnswer {
+    const blobs = this.deps.registry.blobs;
+    return { size, outcome, complete: true, open: (range) => blobs.open(digest, range), whenComplete: async () => size };
+  }
+
+  private startFill(route: Route, digest: Digest): Promise<BlobFill> {
+    const { registry, metadata, log, metrics } = this.deps;
+    const upstream = route.upstream.config;
+    const started = (async () => {
+      const res = await this.callUpstream(route, () => route.upstream.client.blob(route.remoteRepo, digest));
+      if (res.status === 404 || !res.body) {
+        res.body?.destroy();
+        throw blobUnknown(digest);
+      }
+      const length = res.headers['content-length'];
+      const size = typeof length === 'string' && /^\d+$/.test(length) ? Number(length) : undefined;
+      const fill = new BlobFill(digest, route.cacheRepo, upstream.name, size, {
+        storage: registry.storage, blobs: registry.blobs, metadata, log,
+        onUpstreamBytes: (n) => metrics?.upstreamBytes.inc({ upstream: upstream.name }, n),
+        onMismatch: () => metrics?.digestMismatch.inc({ upstream: upstream.name }),
+      });
+      let writer;
+      try {
+        writer = await fill.open();
+      } catch (err) {
+        res.body.destroy();
+        throw err;
+      }
+      void fill.run({ size, body: res.body }, writer).finally(() => this.fills.delete(digest));
+      return fill;
+    })();
+    this.fills.set(digest, started);
+    started.catch(() => this.fills.delete(digest));
+    return started;
+  }
+
+  // ---------------------------------------------------------------- listings
+
+  /** Local referrers merged with the upstream's (when it supports the referrers API). */
+  async referrers(name: RepoName, digest: Digest, ns: string | undefined, artifactType: string | undefined): Promise<ReferrerDescriptor[]> {
+    const { registry, log } = this.deps;
+    const route = this.route(name, ns);
+    const local = registry.referrers(name, digest, artifactType);
+    if (!route) return local;
+    const merged = new Map<string, ReferrerDescriptor>();
+    for (const d of local) merged.set(d.digest, d);
+    if (route.cacheRepo !== name) for (const d of registry.referrers(route.cacheRepo, digest, artifactType)) merged.set(d.digest, d);
+    try {
+      const res = await route.upstream.client.referrers(route.remoteRepo, digest, artifactType === undefined ? {} : { artifactType });
+      if (res && res.status === 200) {
+        const doc = JSON.parse((await readBody(res, MAX_MANIFEST_BYTES)).toString('utf8')) as { manifests?: ReferrerDescriptor[] };
+        for (const d of doc.manifests ?? []) {
+          if (artifactType !== undefined && d.artifactType !== artifactType) continue;
+          if (typeof d.digest === 'string' && !merged.has(d.digest)) merged.set(d.digest, d);
+        }
+      } else {
+        res?.body?.destroy();
+      }
+    } catch (err) {
+      log.debug({ err: describe(err), repo: route.cacheRepo }, 'upstream referrers unavailable; local only');
+    }
+    return [...merged.values()];
+  }
+
+  /** The repository whose tags a tags/list request should show. */
+  tagsRepository(name: RepoName, ns: string | undefined): RepoName {
+    return this.route(name, ns)?.cacheRepo ?? name;
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private singleFlight(key: string, fn: () => Promise<ManifestAnswer>): Promise<ManifestAnswer> {
+    const existing = this.inflight.get(key);
+    if (existing) return existing.then((a) => ({ ...a, outcome: a.outcome === 'miss' ? 'joined' : a.outcome }));
+    const p = fn().finally(() => this.inflight.delete(key));
+    this.inflight.set(key, p);
+    p.catch(() => undefined);
+    return p;
+  }
+
+  private checkNegative(route: Route, reference: string): void {
+    if (this.deps.metadata.isNegative(route.upstream.config.name, route.remoteRepo, reference, this.now())) {
+      throw manifestUnknown(reference);
+    }
+  }
+
+  private rememberMissing(route: Route, reference: string): void {
+    const ttl = route.upstream.config.negativeTtlMs;
+    if (ttl > 0) this.deps.metadata.setNegative(route.upstream.config.name, route.remoteRepo, reference, this.now() + ttl);
+  }
+
+  /** Calls the upstream, turning its failures into the client-facing RegistryError. */
+  private async callUpstream(route: Route, call: () => Promise<UpstreamResponse>): Promise<UpstreamResponse> {
+    try {
+      return await call();
+    } catch (err) {
+      if (err instanceof UpstreamError) throw toRegistryError(err);
+      throw err;
+    }
+  }
+}
+
+/** The client's Accept plus every manifest type, so an index is never narrowed to one platform. */
+export function acceptFor(clientAccept: string[]): string[] {
+  const out = new Set<string>();
+  for (const a of clientAccept) {
+    const t = bareMediaType(a);
+    if (t && t !== '*/*' && t.includes('/')) out.add(t);
+  }
+  for (const t of ALL_MANIFEST_TYPES) out.add(t);
+  return [...out];
+}
+
+async function readBody(res: UpstreamResponse, limit: number): Promise<Buffer> {
+  if (!res.body) return Buffer.alloc(0);
+  const parts: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of res.body as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > limit) {
+      res.body.destroy();
+      throw new RegistryError('UNAVAILABLE', 'upstream manifest is too big', { status: 502 });
+    }
+    parts.push(chunk);
+  }
+  return Buffer.concat(parts, total);
+}
+
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new RegistryError('UNAVAILABLE', `upstream did not answer within ${ms} ms`, { status: 504 })), ms);
+    p.then((v) => { clearTimeout(timer); resolve(v); }, (e: unknown) => { clearTimeout(timer); reject(e); });
+  });
+}
+
+function blobUnknown(digest: Digest): RegistryError {
+  return new RegistryError('BLOB_UNKNOWN', 'blob unknown to registry', { detail: { digest } });
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,93 @@
+/** Builds a stowage app in-process (memory storage, in-memory index) for inject and socket tests. */
+import type { FastifyInstance } from 'fastify';
+import { request as undiciRequest } from 'undici';
+import { buildApp } from '../../src/app.js';
+import type { Config } from '../../src/config/schema.js';
+import { createLogger } from '../../src/log.js';
+import { MetadataIndex } from '../../src/metadata/index.js';
+import { LocalRegistry } from '../../src/registry/registry.js';
+import type { StorageDriver } from '../../src/storage/driver.js';
+import { MemoryDriver } from '../../src/storage/drivers/memory.js';
+
+export function testConfig(overrides: { deleteEnabled?: boolean } = {}): Config {
+  return {
+    version: '0.1',
+    log: { level: 'silent', fields: {} },
+    storage: {
+      backend: { driver: 'inmemory' },
+      delete: { enabled: overrides.deleteEnabled ?? true },
+      maintenance: { uploadpurging: { enabled: false, ageMs: 0, intervalMs: 0, dryrun: false } },
+    },
+    http: { host: '127.0.0.1', port: 0, relativeUrls: false, headers: { 'X-Content-Type-Options': ['nosniff'] } },
+    metadata: { path: ':memory:' },
+    upstreams: [],
+  };
+}
+
+export interface TestApp {
+  app: FastifyInstance;
+  registry: LocalRegistry;
+  storage: StorageDriver;
+  close(): Promise<void>;
+}
+
+export function makeApp(overrides: { deleteEnabled?: boolean } = {}): TestApp {
+  const config = testConfig(overrides);
+  const log = createLogger(config.log);
+  const storage = new MemoryDriver();
+  const metadata = new MetadataIndex(':memory:');
+  const registry = new LocalRegistry(storage, metadata, log);
+  const app = buildApp({ config, registry, log });
+  return {
+    app, registry, storage,
+    async close() { await app.close(); metadata.close(); },
+  };
+}
+
+export interface Res { status: number; headers: Record<string, string>; body: Buffer; json(): any }
+export interface Req { method: string; url: string; headers?: Record<string, string>; body?: Buffer | string }
+export type Send = (r: Req) => Promise<Res>;
+
+function normalise(headers: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : String(v);
+  return out;
+}
+
+function res(status: number, headers: Record<string, unknown>, body: Buffer): Res {
+  return { status, headers: normalise(headers), body, json: () => JSON.parse(body.toString('utf8')) };
+}
+
+/** fastify.inject transport. */
+export function injectSender(app: FastifyInstance): Send {
+  return async (r) => {
+    const out = await app.inject({ method: r.method as never, url: r.url, headers: r.headers ?? {}, ...(r.body !== undefined ? { payload: r.body } : {}) });
+    return res(out.statusCode, out.headers, out.rawPayload);
+  };
+}
+
+/** Real-socket transport: the app listens on an ephemeral loopback port. */
+export async function socketSender(app: FastifyInstance): Promise<{ send: Send; base: string }> {
+  const address = await app.listen({ host: '127.0.0.1', port: 0 });
+  const send: Send = async (r) => {
+    const out = await undiciRequest(`${address}${r.url}`, {
+      method: r.method as never, headers: r.headers ?? {}, ...(r.body !== undefined ? { body: r.body } : {}),
+    });
+    const body = Buffer.from(await out.body.arrayBuffer());
+    return res(out.statusCode, out.headers as Record<string, unknown>, body);
+  };
+  return { send, base: address };
+}
+
+/** Every file path in a driver, for "leaves nothing behind" checks. */
+export async function allFiles(storage: StorageDriver, dir = '/'): Promise<string[]> {
+  let children: string[];
+  try { children = await storage.list(dir); } catch { return []; }
+  const out: string[] = [];
+  for (const c of children) {
+    const info = await storage.stat(c);
+    if (info.isDir) out.push(...(await allFiles(storage, c)));
+    else out.push(c);
+  }
+  return out.sort();
+}
