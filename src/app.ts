@@ -2,7 +2,7 @@
  * buildApp: the fastify instance with every dependency injected. No I/O happens here; main.ts
  * builds the dependencies (storage driver, metadata index, registry) and listens.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { randomUUID } from 'node:crypto';
 import type { Config } from './config/schema.js';
@@ -25,7 +25,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const { config, log } = deps;
   const app = Fastify({
     loggerInstance: log,
-    disableRequestLogging: true,
+    // request-log.ts writes the one line per request; fastify's own pair of lines is off.
+    logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
     forceCloseConnections: 'idle',

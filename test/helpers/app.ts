@@ -1,6 +1,6 @@
 /** Builds a stowage app in-process (memory storage, in-memory index) for inject and socket tests. */
 import type { FastifyInstance } from 'fastify';
-import { request as undiciRequest } from 'undici';
+import { Agent, request as httpRequest } from 'node:http';
 import { buildApp } from '../../src/app.js';
 import type { Config } from '../../src/config/schema.js';
 import { createLogger } from '../../src/log.js';
@@ -66,18 +66,31 @@ export function injectSender(app: FastifyInstance): Send {
   };
 }
 
-/** Real-socket transport: the app listens on an ephemeral loopback port. */
+/**
+ * Real-socket transport: the app listens on an ephemeral loopback port and requests go out with
+ * node:http, which sends the path exactly as given (no dot-segment normalisation), so traversal
+ * attempts reach the server as an attacker would send them.
+ */
 export async function socketSender(app: FastifyInstance): Promise<{ send: Send; base: string }> {
   const address = await app.listen({ host: '127.0.0.1', port: 0 });
-  const send: Send = async (r) => {
-    const out = await undiciRequest(`${address}${r.url}`, {
-      method: r.method as never, headers: r.headers ?? {}, ...(r.body !== undefined ? { body: r.body } : {}),
+  const { port } = new URL(address);
+  const send: Send = (r) => new Promise((resolve, reject) => {
+    const body = r.body === undefined ? undefined : Buffer.from(r.body);
+    const headers: Record<string, string> = { ...(r.headers ?? {}) };
+    if (body) headers['content-length'] = String(body.length);
+    const req = httpRequest({ host: '127.0.0.1', port: Number(port), method: r.method, path: r.url, headers, agent }, (out) => {
+      const parts: Buffer[] = [];
+      out.on('data', (c: Buffer) => parts.push(c));
+      out.on('end', () => resolve(res(out.statusCode ?? 0, out.headers as Record<string, unknown>, Buffer.concat(parts))));
+      out.on('error', reject);
     });
-    const body = Buffer.from(await out.body.arrayBuffer());
-    return res(out.statusCode, out.headers as Record<string, unknown>, body);
-  };
+    req.on('error', reject);
+    req.end(body);
+  });
   return { send, base: address };
 }
+
+const agent = new Agent({ keepAlive: true });
 
 /** Every file path in a driver, for "leaves nothing behind" checks. */
 export async function allFiles(storage: StorageDriver, dir = '/'): Promise<string[]> {

@@ -12,17 +12,20 @@ const blob = Buffer.from('some blob bytes');
 const octet = { 'content-type': 'application/octet-stream' };
 const OCI = { 'content-type': 'application/vnd.oci.image.manifest.v1+json' };
 
-const CASES: Array<{ name: string; req: Req; status: number; code: string }> = [
+/** rawOnly: the inject client resolves dot segments itself, so only a raw socket sends these as is. */
+const CASES: Array<{ name: string; req: Req; status: number; code: string; rawOnly?: boolean }> = [
   { name: 'upper-case name', req: { method: 'GET', url: '/v2/Library/x/manifests/latest' }, status: 400, code: 'NAME_INVALID' },
-  { name: 'name with ..', req: { method: 'GET', url: '/v2/a/../b/manifests/latest' }, status: 400, code: 'NAME_INVALID' },
-  { name: 'name with encoded ..', req: { method: 'GET', url: '/v2/a/%2e%2e/b/manifests/latest' }, status: 400, code: 'NAME_INVALID' },
+  { name: 'name with ..', req: { method: 'GET', url: '/v2/a/../b/manifests/latest' }, status: 400, code: 'NAME_INVALID', rawOnly: true },
+  { name: 'name with encoded ..', req: { method: 'GET', url: '/v2/a/%2e%2e/b/manifests/latest' }, status: 400, code: 'NAME_INVALID', rawOnly: true },
+  { name: 'push to a name with ..', req: { method: 'POST', url: '/v2/a/../../blobs/uploads/' }, status: 400, code: 'NAME_INVALID', rawOnly: true },
   { name: 'name with encoded slash', req: { method: 'POST', url: '/v2/a%2f..%2f..%2fetc/blobs/uploads/' }, status: 400, code: 'NAME_INVALID' },
   { name: 'name with encoded ../ in push', req: { method: 'PUT', url: '/v2/..%2f..%2fetc/manifests/x', headers: OCI, body: '{}' }, status: 400, code: 'NAME_INVALID' },
   { name: 'name too long', req: { method: 'GET', url: `/v2/${'a'.repeat(256)}/tags/list` }, status: 400, code: 'NAME_INVALID' },
   { name: 'name with double underscore run', req: { method: 'GET', url: '/v2/a___b/tags/list' }, status: 400, code: 'NAME_INVALID' },
   { name: 'tag starting with a dot', req: { method: 'PUT', url: '/v2/a/manifests/.hidden', headers: OCI, body: '{}' }, status: 400, code: 'TAG_INVALID' },
   { name: 'tag too long', req: { method: 'GET', url: `/v2/a/manifests/${'t'.repeat(129)}` }, status: 400, code: 'TAG_INVALID' },
-  { name: 'tag with encoded ..', req: { method: 'GET', url: '/v2/a/manifests/%2e%2e' }, status: 400, code: 'TAG_INVALID' },
+  { name: 'tag with encoded ..', req: { method: 'GET', url: '/v2/a/manifests/%2e%2e' }, status: 400, code: 'TAG_INVALID', rawOnly: true },
+  { name: 'tag with encoded slash', req: { method: 'GET', url: '/v2/a/manifests/x%2fy' }, status: 400, code: 'TAG_INVALID' },
   { name: 'digest reference that is garbage', req: { method: 'GET', url: '/v2/x/manifests/sha256:totallywrong' }, status: 400, code: 'DIGEST_INVALID' },
   { name: 'blob digest with traversal', req: { method: 'GET', url: '/v2/a/blobs/sha256:..%2f..%2f..%2fetc%2fpasswd' }, status: 400, code: 'DIGEST_INVALID' },
   { name: 'blob digest unknown algorithm', req: { method: 'GET', url: `/v2/a/blobs/md5:${'a'.repeat(32)}` }, status: 400, code: 'DIGEST_INVALID' },
@@ -53,6 +56,7 @@ for (const transport of ['inject', 'socket'] as const) {
     t.equal(ok.status, 201);
     const before = await allFiles(app.storage);
     for (const c of CASES) {
+      if (c.rawOnly && transport === 'inject') continue;
       const res = await send(c.req);
       t.equal(res.status, c.status, `${c.name}: status`);
       let body: any;

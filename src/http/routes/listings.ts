@@ -56,5 +56,6 @@ export const referrers: Handler<'referrers'> = async (req, reply, { name, digest
     ? await proxy.referrers(name, digest, queryParam(req, 'ns'), artifactType)
     : registry.referrers(name, digest, artifactType);
   if (artifactType !== undefined) reply.header('OCI-Filters-Applied', 'artifactType');
-  return reply.type(MediaType.OciIndex).send({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests });
+  // Sent as bytes so fastify adds no charset parameter to the OCI media type.
+  return reply.type(MediaType.OciIndex).send(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests })));
 };

@@ -21,10 +21,10 @@ export const postUpload: Handler<'uploads'> = async (req, reply, { name }, deps)
       return blobCreated(req, reply, name, digest, deps);
     }
   }
-  const uuid = await registry.uploads.start(name);
   const digestParam = queryParam(req, 'digest');
-  if (digestParam !== undefined) {
-    const digest = parseDigest(digestParam);
+  const digest = digestParam === undefined ? undefined : parseDigest(digestParam);
+  const uuid = await registry.uploads.start(name);
+  if (digest !== undefined) {
     req.facts.reference = digest;
     try {
       await appendBody(req, name, uuid, deps);
