@@ -1,0 +1,155 @@
+// Shared helpers for the benchmarks: processes, ports, content, wrk parsing. Plain ESM so the
+// benchmarks run with `node` alone after `npm run build`.
+import { spawn, execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export const sha256 = (b) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+export function need(bins) {
+  const missing = bins.filter((b) => { try { execFileSync('which', [b], { stdio: 'ignore' }); return false; } catch { return true; } });
+  if (missing.length) {
+    console.error(`bench: missing ${missing.join(', ')} (apt-get install -y wrk hyperfine nginx-light docker-registry skopeo)`);
+    process.exit(2);
+  }
+}
+
+export function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+}
+
+export async function waitHttp(url, timeoutMs = 20000) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    try { const r = await fetch(url); await r.arrayBuffer(); return; } catch { /* not yet */ }
+    if (Date.now() > end) throw new Error(`timeout waiting for ${url}`);
+    await sleep(100);
+  }
+}
+
+export function start(name, cmd, args, opts = {}) {
+  const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  const out = [];
+  p.stdout.on('data', (d) => out.push(d));
+  p.stderr.on('data', (d) => out.push(d));
+  p.on('exit', (code, sig) => { if (code && code !== 0) console.error(`${name} exited ${code} ${sig ?? ''}\n${Buffer.concat(out).toString().slice(-2000)}`); });
+  return { name, proc: p, output: () => Buffer.concat(out).toString() };
+}
+
+/** Peak resident set size (VmHWM) of a process and its children, in MiB. */
+export function peakRssMiB(pid) {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch { return NaN; }
+}
+
+export function stop(p) {
+  return new Promise((resolve) => {
+    if (p.proc.exitCode !== null) return resolve();
+    p.proc.once('exit', () => resolve());
+    p.proc.kill('SIGTERM');
+    setTimeout(() => p.proc.kill('SIGKILL'), 5000).unref();
+  });
+}
+
+/** Runs wrk and returns {rps, bytesPerSec}. */
+export function wrk(url, { threads = 2, connections = 16, seconds = 10, headers = [] } = {}) {
+  const args = ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--latency'];
+  for (const h of headers) args.push('-H', h);
+  args.push(url);
+  const out = execFileSync('wrk', args, { encoding: 'utf8' });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
+  const tm = /Transfer\/sec:\s+([\d.]+)([KMG]?B)/.exec(out);
+  const unit = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 }[tm?.[2] ?? 'B'];
+  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
+  const p99 = /99%\s+([\d.]+\w+)/.exec(out)?.[1];
+  return { rps, bytesPerSec: Number(tm?.[1] ?? NaN) * unit, non2xx, p99, raw: out };
+}
+
+/** Pushes a blob with a monolithic POST ?digest=. */
+export async function pushBlob(base, repo, bytes) {
+  const digest = sha256(bytes);
+  const r = await fetch(`${base}/v2/${repo}/blobs/uploads/?digest=${digest}`, { method: 'POST', body: bytes, headers: { 'content-type': 'application/octet-stream' } });
+  if (r.status !== 201) throw new Error(`push blob to ${base}: ${r.status} ${await r.text()}`);
+  return digest;
+}
+
+export async function pushManifest(base, repo, tag, manifest, type = 'application/vnd.oci.image.manifest.v1+json') {
+  const r = await fetch(`${base}/v2/${repo}/manifests/${tag}`, { method: 'PUT', body: manifest, headers: { 'content-type': type } });
+  if (r.status !== 201) throw new Error(`push manifest to ${base}: ${r.status} ${await r.text()}`);
+}
+
+/** An image (config + layers of random bytes) as in-memory parts. */
+export function makeImage(layerSizes) {
+  const layers = layerSizes.map((n) => randomBytes(n));
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layers.map(sha256) } }));
+  const manifest = Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
+    layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(l), size: l.length })),
+  }));
+  return { layers, config, manifest };
+}
+
+export async function pushImage(base, repo, tag, image) {
+  for (const l of image.layers) await pushBlob(base, repo, l);
+  await pushBlob(base, repo, image.config);
+  await pushManifest(base, repo, tag, image.manifest);
+}
+
+/** Writes an image as an OCI layout directory, for `skopeo copy oci:DIR:TAG`. */
+export function writeOciLayout(dir, tag, image) {
+  mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
+  const put = (b) => writeFileSync(join(dir, 'blobs', 'sha256', sha256(b).slice(7)), b);
+  for (const l of image.layers) put(l);
+  put(image.config);
+  put(image.manifest);
+  writeFileSync(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  writeFileSync(join(dir, 'index.json'), JSON.stringify({
+    schemaVersion: 2,
+    manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha256(image.manifest), size: image.manifest.length, annotations: { 'org.opencontainers.image.ref.name': tag } }],
+  }));
+}
+
+export function registry2Config(root, port, extra = '') {
+  return `version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: ${root}
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:${port}
+${extra}`;
+}
+
+export function stowageConfig(root, port, extra = '') {
+  return `version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: ${root}
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:${port}
+${extra}`;
+}
+
+export function table(rows) {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
+  const line = (r) => `| ${r.map((c, i) => String(c).padEnd(widths[i])).join(' | ')} |`;
+  return [line(rows[0]), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.slice(1).map(line)].join('\n');
+}

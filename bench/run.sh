@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs every benchmark side by side with its reference. Results: stdout and bench/results/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+npm run build >/dev/null
+node bench/registry.mjs "$@"
+if [ -f bench/proxy.mjs ]; then node bench/proxy.mjs "$@"; fi

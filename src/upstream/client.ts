@@ -1,0 +1,183 @@
+/**
+ * An HTTP client for one upstream registry: auth challenges answered and tokens cached, redirects
+ * followed by hand (Authorization is dropped when a redirect leaves the upstream's origin, as
+ * Docker Hub's CDN redirects require), failures classified as UpstreamError, and a circuit
+ * breaker in front. Bodies are streams; nothing here buffers a blob.
+ */
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import { LRUCache } from 'lru-cache';
+import { Agent, request, type Dispatcher } from 'undici';
+import type { UpstreamConfig } from '../config/schema.js';
+import type { Digest } from '../oci/digest.js';
+import { basicHeader, fetchToken, parseChallenges, type Credentials } from './auth.js';
+import { UpstreamError } from './errors.js';
+import { CircuitBreaker, type BreakerOptions } from './health.js';
+
+export interface UpstreamResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** null for HEAD. The caller must consume or destroy it. */
+  body: Readable | null;
+}
+
+export interface UpstreamStats {
+  manifestGets: number;
+  manifestHeads: number;
+  blobGets: number;
+  referrers: number;
+  tokenFetches: number;
+}
+
+type Kind = 'manifestGets' | 'manifestHeads' | 'blobGets' | 'referrers';
+const MAX_REDIRECTS = 5;
+const TOKEN_MARGIN_MS = 10_000;
+
+export class UpstreamClient {
+  readonly name: string;
+  readonly breaker: CircuitBreaker;
+  private readonly agent: Agent;
+  private readonly tokens = new LRUCache<string, string>({ max: 10_000, ttlAutopurge: false });
+  private readonly credentials: Credentials | undefined;
+  /** Set once the upstream has asked for Basic auth: later requests send it up front. */
+  private basic = false;
+  private readonly counters: UpstreamStats = { manifestGets: 0, manifestHeads: 0, blobGets: 0, referrers: 0, tokenFetches: 0 };
+
+  constructor(private readonly cfg: UpstreamConfig, private readonly deps: { log: Logger; breaker?: BreakerOptions }) {
+    this.name = cfg.name;
+    this.credentials = cfg.username !== undefined && cfg.password !== undefined ? { username: cfg.username, password: cfg.password } : undefined;
+    this.breaker = new CircuitBreaker(deps.breaker);
+    this.agent = new Agent({
+      connections: cfg.maxConcurrent,
+      connect: { timeout: cfg.connectTimeoutMs },
+      headersTimeout: cfg.headersTimeoutMs,
+      bodyTimeout: cfg.bodyTimeoutMs,
+      keepAliveTimeout: 30_000,
+    });
+  }
+
+  manifest(repo: string, reference: string, opts: { method: 'GET' | 'HEAD'; accept: string[]; signal?: AbortSignal }): Promise<UpstreamResponse> {
+    return this.send(opts.method === 'GET' ? 'manifestGets' : 'manifestHeads', repo, `/v2/${repo}/manifests/${reference}`,
+      opts.method, { accept: opts.accept.join(', ') }, opts.signal);
+  }
+
+  blob(repo: string, digest: Digest, opts: { signal?: AbortSignal; range?: string } = {}): Promise<UpstreamResponse> {
+    return this.send('blobGets', repo, `/v2/${repo}/blobs/${digest}`, 'GET', opts.range ? { range: opts.range } : {}, opts.signal);
+  }
+
+  /** The upstream's referrers index, or undefined if it does not support the referrers API. */
+  async referrers(repo: string, digest: Digest, opts: { artifactType?: string; signal?: AbortSignal } = {}): Promise<UpstreamResponse | undefined> {
+    const query = opts.artifactType ? `?artifactType=${encodeURIComponent(opts.artifactType)}` : '';
+    const res = await this.send('referrers', repo, `/v2/${repo}/referrers/${digest}${query}`, 'GET',
+      { accept: 'application/vnd.oci.image.index.v1+json' }, opts.signal);
+    const type = String(res.headers['content-type'] ?? '');
+    if (res.status === 200 && type.includes('application/vnd.oci.image.index.v1+json')) return res;
+    res.body?.destroy();
+    return undefined;
+  }
+
+  stats(): UpstreamStats {
+    return { ...this.counters };
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+
+  private async send(kind: Kind, repo: string, path: string, method: 'GET' | 'HEAD',
+    extraHeaders: Record<string, string>, signal?: AbortSignal): Promise<UpstreamResponse> {
+    if (!this.breaker.allow()) throw new UpstreamError('circuit-open', this.name, 'circuit open after repeated failures; not contacted');
+    this.counters[kind]++;
+    const scope = `repository:${repo}:pull`;
+    try {
+      const res = await this.exchange(scope, `${this.cfg.url}${path}`, method, extraHeaders, signal);
+      this.breaker.neutral();
+      if (res.status < 500) this.breaker.success();
+      return res;
+    } catch (err) {
+      const e = err instanceof UpstreamError ? err : this.classify(err);
+      if (e.isOutage) this.breaker.failure();
+      else this.breaker.neutral();
+      throw e;
+    }
+  }
+
+  /** One logical request: auth retry and redirects included. */
+  private async exchange(scope: string, startUrl: string, method: 'GET' | 'HEAD', extraHeaders: Record<string, string>,
+    signal?: AbortSignal): Promise<UpstreamResponse> {
+    const origin = new URL(startUrl).origin;
+    let url = startUrl;
+    let triedAuth = false;
+    for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+      const sameOrigin = new URL(url).origin === origin;
+      const headers: Record<string, string> = { 'user-agent': 'stowage', ...extraHeaders };
+      const auth = sameOrigin ? this.authorization(scope) : undefined;
+      if (auth) headers.authorization = auth;
+      const res = await request(url, { method, headers, dispatcher: this.agent as Dispatcher, ...(signal ? { signal } : {}) });
+      const status = res.statusCode;
+      if (status === 401 && sameOrigin && !triedAuth) {
+        await res.body.dump();
+        triedAuth = true;
+        await this.answerChallenge(scope, String(res.headers['www-authenticate'] ?? ''), signal);
+        hop--;
+        continue;
+      }
+      if (status >= 300 && status < 400 && res.headers.location) {
+        await res.body.dump();
+        url = new URL(String(res.headers.location), url).toString();
+        continue;
+      }
+      if (status === 200 || status === 206 || status === 404) {
+        if (method === 'HEAD' || status === 404) await res.body.dump().catch(() => undefined);
+        return { status, headers: res.headers, body: method === 'HEAD' || status === 404 ? null : res.body };
+      }
+      await res.body.dump().catch(() => undefined);
+      if (status === 429) {
+        const ra = Number(res.headers['retry-after']);
+        throw new UpstreamError('rate-limited', this.name, 'rate limited (429)', { status, ...(Number.isFinite(ra) ? { retryAfter: ra } : {}) });
+      }
+      if (status >= 500) throw new UpstreamError('unavailable', this.name, `answered ${status}`, { status });
+      if (status === 401 || status === 403) throw new UpstreamError('unauthorized', this.name, `refused access (${status})`, { status });
+      throw new UpstreamError('bad-response', this.name, `answered ${status}`, { status });
+    }
+    throw new UpstreamError('bad-response', this.name, 'too many redirects');
+  }
+
+  private authorization(scope: string): string | undefined {
+    const token = this.tokens.get(scope);
+    if (token) return `Bearer ${token}`;
+    if (this.basic && this.credentials) return basicHeader(this.credentials);
+    return undefined;
+  }
+
+  private async answerChallenge(scope: string, header: string, signal?: AbortSignal): Promise<void> {
+    const challenges = parseChallenges(header);
+    const bearer = challenges.find((c) => c.scheme === 'bearer');
+    if (bearer) {
+      this.counters.tokenFetches++;
+      try {
+        const t = await fetchToken(bearer, this.credentials, this.agent as Dispatcher, signal);
+        this.tokens.set(scope, t.token, { ttl: Math.max(1_000, t.expiresInMs - TOKEN_MARGIN_MS) });
+        this.deps.log.debug({ scope, expiresInMs: t.expiresInMs }, 'upstream token fetched');
+      } catch (err) {
+        throw new UpstreamError('unauthorized', this.name, `token fetch failed: ${(err as Error).message}`, { cause: err });
+      }
+      return;
+    }
+    if (challenges.some((c) => c.scheme === 'basic') && this.credentials) {
+      this.basic = true;
+      return;
+    }
+    throw new UpstreamError('unauthorized', this.name, 'asked for credentials stowage does not have');
+  }
+
+  private classify(err: unknown): UpstreamError {
+    const code = (err as { code?: string })?.code ?? '';
+    const message = (err as Error)?.message ?? String(err);
+    if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+      return new UpstreamError('timeout', this.name, `timed out (${code})`, { cause: err });
+    }
+    if ((err as Error)?.name === 'AbortError') return new UpstreamError('timeout', this.name, 'request aborted', { cause: err });
+    return new UpstreamError('unavailable', this.name, `${code || 'error'}: ${message}`, { cause: err });
+  }
+}
