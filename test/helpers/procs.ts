@@ -1,0 +1,108 @@
+/** Child processes for integration tests: stowage itself and Debian's docker-registry (registry:2). */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { freePort, waitForHttp } from './tools.js';
+
+const REPO_ROOT = resolve(import.meta.dirname, '../..');
+const CLI = join(REPO_ROOT, 'dist/cli.js');
+
+export interface Proc {
+  url: string;
+  port: number;
+  rootDir: string;
+  proc: ChildProcess;
+  output(): string;
+  /** Parsed JSON log lines (stowage only). */
+  logs(): Array<Record<string, unknown>>;
+  stop(): Promise<void>;
+  kill9(): Promise<void>;
+}
+
+function track(proc: ChildProcess): { output: () => string } {
+  const chunks: Buffer[] = [];
+  proc.stdout?.on('data', (d: Buffer) => chunks.push(d));
+  proc.stderr?.on('data', (d: Buffer) => chunks.push(d));
+  return { output: () => Buffer.concat(chunks).toString('utf8') };
+}
+
+function stopper(proc: ChildProcess, signal: NodeJS.Signals): () => Promise<void> {
+  return () => new Promise((resolveStop) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return resolveStop();
+    proc.once('exit', () => resolveStop());
+    proc.kill(signal);
+    setTimeout(() => proc.kill('SIGKILL'), 5000).unref();
+  });
+}
+
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const cur = out[k];
+    out[k] = cur && typeof cur === 'object' && !Array.isArray(cur) && v && typeof v === 'object' && !Array.isArray(v)
+      ? deepMerge(cur as Record<string, unknown>, v as Record<string, unknown>) : v;
+  }
+  return out;
+}
+
+export interface StowageOptions { rootDir?: string; config?: Record<string, unknown>; env?: NodeJS.ProcessEnv; port?: number }
+
+export async function startStowage(options: StowageOptions = {}): Promise<Proc> {
+  if (!existsSync(CLI)) throw new Error('dist/cli.js is missing: run `npm run build` (npm test does)');
+  const port = options.port ?? await freePort();
+  const rootDir = options.rootDir ?? await mkdtemp(join(tmpdir(), 'stowage-it-'));
+  const config = deepMerge({
+    version: '0.1',
+    log: { level: 'info' },
+    storage: { filesystem: { rootdirectory: rootDir }, delete: { enabled: true } },
+    http: { addr: `127.0.0.1:${port}` },
+  }, options.config ?? {});
+  const file = join(rootDir, '..', `stowage-${port}.yml`);
+  await writeFile(file, stringify(config));
+  const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
+  for (const k of Object.keys(env)) if (k.startsWith('REGISTRY_') && !options.env?.[k]) delete env[k];
+  const proc = spawn(process.execPath, [CLI, 'serve', '--config', file], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const { output } = track(proc);
+  const url = `http://127.0.0.1:${port}`;
+  await waitForHttp(`${url}/v2/`, 20_000, output);
+  return {
+    url, port, rootDir, proc, output,
+    logs: () => output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>),
+    stop: stopper(proc, 'SIGTERM'),
+    kill9: stopper(proc, 'SIGKILL'),
+  };
+}
+
+export interface Registry2Options {
+  rootDir?: string;
+  port?: number;
+  /** Extra YAML sections (auth, proxy, ...). */
+  config?: Record<string, unknown>;
+}
+
+/** Debian's docker-registry (distribution 2.8.2) on a loopback port. Its access log goes to output(). */
+export async function startRegistry2(options: Registry2Options = {}): Promise<Proc> {
+  const port = options.port ?? await freePort();
+  const rootDir = options.rootDir ?? await mkdtemp(join(tmpdir(), 'registry2-it-'));
+  const config = deepMerge({
+    version: 0.1,
+    log: { level: 'info', formatter: 'text' },
+    storage: { filesystem: { rootdirectory: rootDir }, delete: { enabled: true } },
+    http: { addr: `127.0.0.1:${port}` },
+  }, options.config ?? {});
+  const file = join(rootDir, '..', `registry2-${port}.yml`);
+  await writeFile(file, stringify(config));
+  const proc = spawn('docker-registry', ['serve', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const { output } = track(proc);
+  const url = `http://127.0.0.1:${port}`;
+  await waitForHttp(`${url}/v2/`, 20_000, output);
+  return { url, port, rootDir, proc, output, logs: () => [], stop: stopper(proc, 'SIGTERM'), kill9: stopper(proc, 'SIGKILL') };
+}
+
+/** How many requests registry:2's access log shows for a method and a path fragment. */
+export function countRegistry2Requests(r: Proc, method: string, pathPart: string): number {
+  return r.output().split('\n').filter((l) => l.includes(`"${method} `) && l.includes(pathPart) && / HTTP\/1\.[01]" \d{3} /.test(l)).length;
+}

@@ -1,0 +1,53 @@
+/**
+ * External tools the integration tests need. Under CI=true a missing tool is a failure, never a
+ * silent skip; on a developer machine the test is skipped with the reason.
+ */
+import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:net';
+
+export function hasTool(bin: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Returns a skip reason, or undefined when every tool is there. Throws under CI=true. */
+export function missingTools(...bins: string[]): string | undefined {
+  const missing = bins.filter((b) => !hasTool(b));
+  if (missing.length === 0) return undefined;
+  const message = `missing tools: ${missing.join(', ')} (install: apt-get install -y docker-registry skopeo openssl)`;
+  if (process.env.CI === 'true') throw new Error(`${message}; CI=true requires them`);
+  return message;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const address = s.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls url until it answers with any HTTP status. */
+export async function waitForHttp(url: string, timeoutMs: number, describe: () => string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const r = await fetch(url);
+      await r.arrayBuffer();
+      return;
+    } catch {
+      if (Date.now() > end) throw new Error(`${url} did not answer within ${timeoutMs} ms\n${describe()}`);
+      await sleep(100);
+    }
+  }
+}
