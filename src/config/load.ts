@@ -192,7 +192,7 @@ class Reader {
     const fields: Record<string, string> = {};
     for (const [k, v] of Object.entries(fieldsRaw)) fields[k] = String(v);
 
-    const storage = this.obj(top.storage, 'storage', ['filesystem', 'inmemory', 'delete', 'maintenance', 'cache', 'redirect'], []);
+    const storage = this.obj(top.storage, 'storage', ['filesystem', 'inmemory', 'delete', 'maintenance', 'cache', 'redirect'], ['s3', 'azure', 'gcs', 'swift', 'oss']);
     const drivers = ['filesystem', 'inmemory'].filter((d) => storage[d] !== undefined);
     const unsupported = Object.keys(storage).filter((k) => ['s3', 'azure', 'gcs', 'swift', 'oss'].includes(k));
     if (unsupported.length > 0) this.fail(`storage.${unsupported[0]}`, 'storage driver not supported (filesystem and inmemory are)');
