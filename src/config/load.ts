@@ -301,7 +301,7 @@ class Reader {
       if (!Array.isArray(top.upstreams)) this.fail('upstreams', 'expected a list');
       top.upstreams.forEach((entry, i) => {
         const k = `upstreams[${i}]`;
-        const u = this.obj(entry, k, ['name', 'url', 'username', 'password', 'password_file', 'tag_ttl', 'negative_ttl', 'revalidate_timeout', 'timeout', 'max_concurrent', 'ttl']);
+        const u = this.obj(entry, k, ['name', 'url', 'username', 'password', 'password_file', 'tag_ttl', 'negative_ttl', 'revalidate_timeout', 'timeout', 'max_concurrent', 'ttl', 'circuit_breaker']);
         const name = this.str(u.name, `${k}.name`);
         if (!name) this.fail(`${k}.name`, 'required');
         // The name is the cache prefix and a path prefix, so it must be a valid repository name component.
@@ -343,14 +343,24 @@ class Reader {
           bodyTimeoutMs: timeouts.body,
           maxConcurrent: this.int(u.max_concurrent, `${k}.max_concurrent`, d.maxConcurrent, 1, 1024),
           contentTtlMs: this.duration(u.ttl, `${k}.ttl`, 0),
+          ...this.breaker(u.circuit_breaker, `${k}.circuit_breaker`),
         });
       });
     }
     return out;
   }
 
+  private breaker(v: unknown, key: string): Pick<UpstreamConfig, 'breakerFailures' | 'breakerCooldownMs'> {
+    const b = this.obj(v, key, ['failures', 'cooldown']);
+    return {
+      breakerFailures: this.int(b.failures, `${key}.failures`, 3, 1, 1000),
+      breakerCooldownMs: this.duration(b.cooldown, `${key}.cooldown`, 10_000),
+    };
+  }
+
   private upstreamDefaults(): Omit<UpstreamConfig, 'name' | 'url'> {
     return {
+      breakerFailures: 3, breakerCooldownMs: 10_000,
       tagTtlMs: 5 * 60_000, negativeTtlMs: 30_000, revalidateTimeoutMs: 3_000,
       connectTimeoutMs: 10_000, headersTimeoutMs: 30_000, bodyTimeoutMs: 30_000, maxConcurrent: 16, contentTtlMs: 0,
     };

@@ -40,6 +40,9 @@ export interface UpstreamConfig {
   maxConcurrent: number;
   /** registry:2's proxy.ttl: how long cached content is kept (0 = forever). */
   contentTtlMs: number;
+  /** Circuit breaker: consecutive outages before it opens (default 3), first cooldown (default 10s). */
+  breakerFailures: number;
+  breakerCooldownMs: number;
 }
 
 export interface Config {

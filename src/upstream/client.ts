@@ -46,7 +46,7 @@ export class UpstreamClient {
   constructor(private readonly cfg: UpstreamConfig, private readonly deps: { log: Logger; breaker?: BreakerOptions }) {
     this.name = cfg.name;
     this.credentials = cfg.username !== undefined && cfg.password !== undefined ? { username: cfg.username, password: cfg.password } : undefined;
-    this.breaker = new CircuitBreaker(deps.breaker);
+    this.breaker = new CircuitBreaker({ threshold: cfg.breakerFailures, cooldownMs: cfg.breakerCooldownMs, ...deps.breaker });
     this.agent = new Agent({
       connections: cfg.maxConcurrent,
       connect: { timeout: cfg.connectTimeoutMs },

@@ -1,9 +1,9 @@
 /** The API table (api-table.ts), through fastify.inject and over a real socket. */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { injectSender, makeApp, socketSender, type Send } from '../helpers/app.js';
 import { API_STEPS, DELETE_DISABLED_STEPS, type State, type Step } from './api-table.js';
 
-async function runSteps(tt: Tap.Test, send: Send, steps: Step[]): Promise<void> {
+async function runSteps(tt: Test, send: Send, steps: Step[]): Promise<void> {
   const state: State = {};
   for (const step of steps) {
     const res = await send(step.req(state));
@@ -23,7 +23,6 @@ async function runSteps(tt: Tap.Test, send: Send, steps: Step[]): Promise<void> 
   }
 }
 
-declare global { namespace Tap { type Test = import('tap').Test } }
 
 for (const transport of ['inject', 'socket'] as const) {
   t.test(`OCI API over ${transport}`, async (tt) => {

@@ -6,7 +6,7 @@
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { makeImage, makeIndex, writeOciLayout, type Image, type Index } from '../helpers/image.js';
 import { startRegistry2, startStowage, type Proc } from '../helpers/procs.js';
 import { skopeoCopy, skopeoInspectRaw } from '../helpers/skopeo.js';
@@ -25,12 +25,12 @@ const TARGETS: Array<[string, keyof typeof IMAGES]> = [['plain:v1', 'single'], [
 const topDigest = (x: Image | Index) => ('images' in x ? x.digest : x.manifest.digest);
 const topBytes = (x: Image | Index) => ('images' in x ? x.bytes : x.manifest.bytes);
 
-async function pushAll(t: Tap.Test, writer: Proc, layout: string) {
+async function pushAll(t: Test, writer: Proc, layout: string) {
   for (const [target, tag] of TARGETS) await skopeoCopy(`oci:${layout}:${tag}`, `docker://127.0.0.1:${writer.port}/${target}`);
   t.pass('pushed every image');
 }
 
-async function pullAll(t: Tap.Test, reader: Proc, work: string, label: string) {
+async function pullAll(t: Test, reader: Proc, work: string, label: string) {
   for (const [target, tag] of TARGETS) {
     const ref = `docker://127.0.0.1:${reader.port}/${target}`;
     t.ok((await skopeoInspectRaw(ref)).equals(topBytes(IMAGES[tag]!)), `${label}: ${target} manifest identical`);
@@ -41,7 +41,6 @@ async function pullAll(t: Tap.Test, reader: Proc, work: string, label: string) {
   }
 }
 
-declare global { namespace Tap { type Test = import('tap').Test } }
 
 t.test('registry:2 writes, stowage serves', { skip }, async (t) => {
   const work = await mkdtemp(join(tmpdir(), 'r2-to-stowage-'));

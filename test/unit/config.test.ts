@@ -1,13 +1,13 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { ConfigError, loadConfig, parseConfig } from '../../src/config/load.js';
 import { parseGoDuration } from '../../src/config/duration.js';
 
 const CWD = '/srv/stowage';
 const parse = (yaml: string, env: NodeJS.ProcessEnv = {}) => parseConfig(yaml, env, 'test.yml', CWD);
-const fails = (t: Tap.Test, yaml: string, pattern: RegExp, env: NodeJS.ProcessEnv = {}) => {
+const fails = (t: Test, yaml: string, pattern: RegExp, env: NodeJS.ProcessEnv = {}) => {
   try {
     parse(yaml, env);
     t.fail(`expected a ConfigError matching ${pattern}`);
@@ -17,7 +17,6 @@ const fails = (t: Tap.Test, yaml: string, pattern: RegExp, env: NodeJS.ProcessEn
     t.notMatch((e as Error).message, /\n/, 'one line');
   }
 };
-declare global { namespace Tap { type Test = import('tap').Test } }
 
 t.test('Go durations', async (t) => {
   t.equal(parseGoDuration('0'), 0);
