@@ -108,10 +108,19 @@ async function ok(res: Response, what: string, status: number): Promise<void> {
   await res.arrayBuffer();
 }
 
+/** Monolithic push: POST ?digest= (OCI 1.1); registry:2 answers that with 202, so then POST + PUT. */
 export async function pushBlobHttp(base: string, repo: string, b: Blob): Promise<void> {
-  await ok(await fetch(`${base}/v2/${repo}/blobs/uploads/?digest=${b.digest}`, {
+  const res = await fetch(`${base}/v2/${repo}/blobs/uploads/?digest=${b.digest}`, {
     method: 'POST', body: b.bytes, headers: { 'content-type': 'application/octet-stream' },
-  }), `push blob ${b.digest}`, 201);
+  });
+  if (res.status === 202) {
+    await res.arrayBuffer();
+    const location = new URL(res.headers.get('location')!, base);
+    location.searchParams.set('digest', b.digest);
+    await ok(await fetch(location, { method: 'PUT', body: b.bytes, headers: { 'content-type': 'application/octet-stream' } }), `push blob ${b.digest}`, 201);
+    return;
+  }
+  await ok(res, `push blob ${b.digest}`, 201);
 }
 
 export async function pushManifestHttp(base: string, repo: string, ref: string, bytes: Buffer, mediaType: string): Promise<void> {

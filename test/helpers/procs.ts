@@ -67,7 +67,7 @@ export async function startStowage(options: StowageOptions = {}): Promise<Proc> 
   const proc = spawn(process.execPath, [CLI, 'serve', '--config', file], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const { output } = track(proc);
   const url = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${url}/v2/`, 20_000, output);
+  await waitForHttp(`${url}/v2/`, 20_000, output, () => proc.exitCode !== null);
   return {
     url, port, rootDir, proc, output,
     logs: () => output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>),
@@ -98,7 +98,7 @@ export async function startRegistry2(options: Registry2Options = {}): Promise<Pr
   const proc = spawn('docker-registry', ['serve', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   const { output } = track(proc);
   const url = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${url}/v2/`, 20_000, output);
+  await waitForHttp(`${url}/v2/`, 20_000, output, () => proc.exitCode !== null);
   return { url, port, rootDir, proc, output, logs: () => [], stop: stopper(proc, 'SIGTERM'), kill9: stopper(proc, 'SIGKILL') };
 }
 
