@@ -1,0 +1,73 @@
+/**
+ * Single-flight: 16 concurrent GETs of a missing 64 MiB blob make exactly one upstream GET
+ * (counted in registry:2's own access log) and 16 correct bodies; a client that disconnects
+ * mid-way does not stop the fill.
+ */
+import { get as httpGet } from 'node:http';
+import t from 'tap';
+import { prngBytes, pushBlobHttp, sha256 } from '../helpers/image.js';
+import { countRegistry2Requests, startRegistry2, startStowage } from '../helpers/procs.js';
+import { missingTools, sleep } from '../helpers/tools.js';
+
+const skip = missingTools('docker-registry');
+const MiB = 1024 * 1024;
+
+t.test('single-flight blob fills', { skip }, async (t) => {
+  const r2 = await startRegistry2();
+  t.teardown(() => r2.stop());
+  const big = prngBytes(4242, 64 * MiB);
+  const other = prngBytes(4343, 64 * MiB);
+  const bigDigest = sha256(big);
+  const otherDigest = sha256(other);
+  await pushBlobHttp(r2.url, 'library/big', { bytes: big, digest: bigDigest });
+  await pushBlobHttp(r2.url, 'library/big', { bytes: other, digest: otherDigest });
+  const s = await startStowage({ config: { upstreams: [{ name: 'docker.io', url: r2.url }], default_upstream: 'docker.io' } });
+  t.teardown(() => s.stop());
+
+  await t.test('16 concurrent clients, one upstream GET', async (t) => {
+    const bodies = await Promise.all(Array.from({ length: 16 }, async () => {
+      const r = await fetch(`${s.url}/v2/library/big/blobs/${bigDigest}`);
+      return { status: r.status, length: r.headers.get('content-length'), digest: sha256(Buffer.from(await r.arrayBuffer())) };
+    }));
+    t.same(bodies.map((b) => b.status), Array(16).fill(200));
+    t.same(bodies.map((b) => b.length), Array(16).fill(String(big.length)), 'every response announces the full length');
+    t.same(bodies.map((b) => b.digest), Array(16).fill(bigDigest), '16 correct bodies');
+    t.equal(countRegistry2Requests(r2, 'GET', `/blobs/${bigDigest}`), 1, 'exactly one upstream blob GET');
+    await sleep(200);
+    const outcomes = s.logs().filter((l) => l.reference === bigDigest).map((l) => l.cache).sort();
+    t.same(outcomes, ['joined', ...Array(14).fill('joined'), 'miss'].sort(), 'one miss, fifteen joined');
+  });
+
+  await t.test('the fill survives the first client disconnecting', async (t) => {
+    await new Promise<void>((resolve, reject) => {
+      const req = httpGet(`${s.url}/v2/library/big/blobs/${otherDigest}`, (res) => {
+        let got = 0;
+        res.on('data', (c: Buffer) => {
+          got += c.length;
+          if (got >= 2 * MiB) {
+            req.destroy();
+            resolve();
+          }
+        });
+        res.on('error', () => undefined);
+      });
+      req.on('error', (e) => { if (!req.destroyed) reject(e); });
+    });
+    // wait for the fill to finish without asking stowage (which would join the fill)
+    let cached = false;
+    for (let i = 0; i < 100 && !cached; i++) {
+      await sleep(100);
+      cached = s.logs().some((l) => l.msg === 'blob cached' && l.digest === otherDigest);
+    }
+    t.ok(cached, 'the blob was cached after its only client left');
+    const r = await fetch(`${s.url}/v2/library/big/blobs/${otherDigest}`);
+    t.equal(sha256(Buffer.from(await r.arrayBuffer())), otherDigest, 'served from the cache, intact');
+    t.equal(countRegistry2Requests(r2, 'GET', `/blobs/${otherDigest}`), 1, 'still one upstream GET');
+  });
+
+  await t.test('ranges on cached blobs', async (t) => {
+    const r = await fetch(`${s.url}/v2/library/big/blobs/${bigDigest}`, { headers: { range: 'bytes=1000-1999' } });
+    t.equal(r.status, 206);
+    t.ok(Buffer.from(await r.arrayBuffer()).equals(big.subarray(1000, 2000)));
+  });
+});
