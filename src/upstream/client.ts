@@ -80,8 +80,9 @@ export class UpstreamClient {
     return { ...this.counters };
   }
 
+  /** Shutdown: in-flight upstream requests are abandoned (their staging files are purged later). */
   async close(): Promise<void> {
-    await this.agent.close();
+    await this.agent.destroy();
   }
 
   private async send(kind: Kind, repo: string, path: string, method: 'GET' | 'HEAD',

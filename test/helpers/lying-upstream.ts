@@ -1,0 +1,110 @@
+/**
+ * A registry that lies, on node:http: for each blob or manifest a behaviour (good, wrong bytes,
+ * truncated, reset mid-body, 500, 429, slow headers, slow body, never answers). Counts requests.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+
+export type Behaviour = 'good' | 'wrong-bytes' | 'truncated' | 'reset' | '500' | '429' | 'slow-headers' | 'slow-body' | 'hang' | 'extra-bytes';
+
+export interface Item { bytes: Buffer; mediaType?: string; behaviour: Behaviour }
+
+export interface LyingUpstream {
+  url: string;
+  blobs: Map<string, Item>;
+  manifests: Map<string, Item>;
+  requests(pathPart: string): number;
+  connections(): number;
+  close(): Promise<void>;
+}
+
+export async function startLyingUpstream(options: { slowMs?: number } = {}): Promise<LyingUpstream> {
+  const slowMs = options.slowMs ?? 3000;
+  const blobs = new Map<string, Item>();
+  const manifests = new Map<string, Item>();
+  const log: string[] = [];
+  const sockets = new Set<Socket>();
+  let connections = 0;
+  const timers = new Set<NodeJS.Timeout>();
+  const later = (ms: number, fn: () => void) => { const h = setTimeout(() => { timers.delete(h); fn(); }, ms); timers.add(h); };
+
+  const serve = (req: IncomingMessage, res: ServerResponse, item: Item) => {
+    const headers: Record<string, string> = { 'content-type': item.mediaType ?? 'application/octet-stream', 'docker-distribution-api-version': 'registry/2.0' };
+    const body = item.bytes;
+    switch (item.behaviour) {
+      case 'good':
+        res.writeHead(200, { ...headers, 'content-length': String(body.length) });
+        return res.end(req.method === 'HEAD' ? undefined : body);
+      case 'wrong-bytes': {
+        const wrong = Buffer.from(body);
+        wrong[wrong.length - 1] = (wrong[wrong.length - 1] ?? 0) ^ 0xff;
+        res.writeHead(200, { ...headers, 'content-length': String(body.length) });
+        return res.end(wrong);
+      }
+      case 'extra-bytes':
+        res.writeHead(200, headers); // chunked, no length: more bytes than the digest's content
+        return res.end(Buffer.concat([body, Buffer.from('trailing junk')]));
+      case 'truncated':
+        res.writeHead(200, { ...headers, 'content-length': String(body.length) });
+        res.write(body.subarray(0, Math.floor(body.length / 2)));
+        return later(50, () => res.socket?.end());
+      case 'reset':
+        res.writeHead(200, { ...headers, 'content-length': String(body.length) });
+        res.write(body.subarray(0, Math.floor(body.length / 2)));
+        return later(50, () => res.socket?.resetAndDestroy());
+      case '500':
+        res.writeHead(500, { 'content-type': 'text/plain' });
+        return res.end('boom');
+      case '429':
+        res.writeHead(429, { 'retry-after': '7', 'content-type': 'application/json' });
+        return res.end('{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}');
+      case 'slow-headers':
+        return later(slowMs, () => {
+          if (res.destroyed) return;
+          res.writeHead(200, { ...headers, 'content-length': String(body.length) });
+          res.end(body);
+        });
+      case 'slow-body':
+        res.writeHead(200, { ...headers, 'content-length': String(body.length) });
+        res.write(body.subarray(0, Math.floor(body.length / 2)));
+        return later(slowMs, () => { if (!res.destroyed) res.end(body.subarray(Math.floor(body.length / 2))); });
+      case 'hang':
+        return; // accepted, never answered
+    }
+  };
+
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '').split('?')[0]!;
+    log.push(`${req.method} ${path}`);
+    if (path === '/v2/' || path === '/v2') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return res.end('{}');
+    }
+    const m = /^\/v2\/(.+)\/(blobs|manifests)\/([^/]+)$/.exec(path);
+    const item = m ? (m[2] === 'blobs' ? blobs.get(m[3]!) : manifests.get(`${m[1]}:${m[3]}`) ?? manifests.get(m[3]!)) : undefined;
+    if (!item) {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      return res.end('{"errors":[{"code":"NOT_FOUND","message":"not here"}]}');
+    }
+    serve(req, res, item);
+  });
+  server.on('connection', (s: Socket) => {
+    connections++;
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    blobs,
+    manifests,
+    requests: (part) => log.filter((l) => l.includes(part)).length,
+    connections: () => connections,
+    close: () => new Promise((r) => {
+      for (const h of timers) clearTimeout(h);
+      for (const s of sockets) s.destroy();
+      server.close(() => r());
+    }),
+  };
+}
