@@ -44,7 +44,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     reply.header('Docker-Distribution-API-Version', 'registry/2.0');
     for (const [name, values] of extraHeaders) reply.header(name, values.length === 1 ? values[0] : values);
   });
-  registerRequestLog(app);
+  registerRequestLog(app, deps.metrics);
   registerErrorHandling(app);
   registerV2(app, { config, registry: deps.registry, ...(deps.proxy ? { proxy: deps.proxy } : {}), ...(deps.metrics ? { metrics: deps.metrics } : {}) });
   const metrics = deps.metrics;

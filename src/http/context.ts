@@ -16,10 +16,13 @@ export interface RouteDeps {
 
 /** Facts about a request that the one-line request log reports. */
 export interface RequestFacts {
+  /** The endpoint kind (manifest, blob, upload, ...), for metrics. */
+  kind?: string;
   repo?: string;
   reference?: string;
   /** hit | miss | stale | joined | local, set by the pull-through cache. */
   cache?: string;
+  /** Bytes this request caused to be fetched from an upstream (a miss fetches the whole object). */
   upstreamBytes?: number;
 }
 

@@ -32,6 +32,7 @@ export function registerV2(app: FastifyInstance, deps: RouteDeps): void {
     const path = req.url.split('?', 1)[0]!;
     const rest = path === '/v2' ? '' : path.slice('/v2/'.length);
     const endpoint = parseV2Path(rest);
+    req.facts.kind = endpoint.kind;
     const handler = ROUTES[endpoint.kind][req.method as Method] as Handler<typeof endpoint.kind> | undefined;
     if (!handler) {
       throw new RegistryError('UNSUPPORTED', `${req.method} is not supported here`, { status: 405 });

@@ -11,6 +11,7 @@ export const getBlob: Handler<'blob'> = async (req, reply, { name, digest }, { r
     ? await proxy.blob(name, digest, queryParam(req, 'ns'))
     : localAnswer(await registry.blobs.requireIn(name, digest), (range) => registry.blobs.open(digest, range));
   req.facts.cache = answer.outcome;
+  if (answer.outcome === 'miss' && answer.size !== undefined) req.facts.upstreamBytes = answer.size;
   if (answer.namespace) reply.header('OCI-Namespace', answer.namespace);
   // A range, a HEAD, or an unannounced length needs the verified size: wait for the fetch to end.
   const needsSize = req.headers.range !== undefined || req.method === 'HEAD' || answer.size === undefined;

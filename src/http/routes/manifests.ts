@@ -13,6 +13,7 @@ export const getManifest: Handler<'manifest'> = async (req, reply, { name, refer
   if (proxy) {
     const answer = await proxy.manifest(name, reference, queryParam(req, 'ns'), headerList(req.headers.accept));
     req.facts.cache = answer.outcome;
+    if (answer.outcome === 'miss') req.facts.upstreamBytes = answer.bytes.length;
     if (answer.namespace) reply.header('OCI-Namespace', answer.namespace);
     if (answer.warning) reply.header('Warning', answer.warning);
     m = answer;
