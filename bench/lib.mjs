@@ -73,10 +73,14 @@ export function wrk(url, { threads = 2, connections = 16, seconds = 10, headers 
   return { rps, bytesPerSec: Number(tm?.[1] ?? NaN) * unit, non2xx, p99, raw: out };
 }
 
-/** Pushes a blob with a monolithic POST ?digest=. */
+/** Pushes a blob: POST then PUT ?digest= (registry:2 answers a monolithic POST with 202). */
 export async function pushBlob(base, repo, bytes) {
   const digest = sha256(bytes);
-  const r = await fetch(`${base}/v2/${repo}/blobs/uploads/?digest=${digest}`, { method: 'POST', body: bytes, headers: { 'content-type': 'application/octet-stream' } });
+  const post = await fetch(`${base}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+  await post.arrayBuffer();
+  const location = new URL(post.headers.get('location'), base);
+  location.searchParams.set('digest', digest);
+  const r = await fetch(location, { method: 'PUT', body: bytes, headers: { 'content-type': 'application/octet-stream' } });
   if (r.status !== 201) throw new Error(`push blob to ${base}: ${r.status} ${await r.text()}`);
   return digest;
 }

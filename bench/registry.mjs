@@ -38,7 +38,7 @@ const ngPort = await freePort();
 const hex = blobDigest.slice(7);
 const blobFile = join(r2Root, 'docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex, 'data');
 mkdirSync(join(work, 'nginx'), { recursive: true });
-writeFileSync(join(work, 'nginx.conf'), `daemon off; worker_processes 1; pid ${work}/nginx.pid; error_log ${work}/nginx/error.log;
+writeFileSync(join(work, 'nginx.conf'), `daemon off; user root; worker_processes 1; pid ${work}/nginx.pid; error_log ${work}/nginx/error.log;
 events { worker_connections 1024; }
 http { access_log off; sendfile on; tcp_nopush on;
   client_body_temp_path ${work}/nginx; proxy_temp_path ${work}/nginx; fastcgi_temp_path ${work}/nginx; uwsgi_temp_path ${work}/nginx; scgi_temp_path ${work}/nginx;
@@ -85,7 +85,7 @@ const rows = [
   ['push 512 MiB image, skopeo (s, median of 2)', median(pushTimes.stowage).toFixed(2), median(pushTimes['registry:2']).toFixed(2), '-', ratio(median(pushTimes.stowage), median(pushTimes['registry:2'])), '-'],
   ['peak RSS over the whole run (MiB)', rss.stowage.toFixed(0), rss['registry:2'].toFixed(0), '-', ratio(rss.stowage, rss['registry:2']), '-'],
 ];
-const errors = [S.blob, S.manifest, R.blob, R.manifest, N.blob].reduce((n, r) => n + r.non2xx, 0);
+const errors = `stowage ${S.blob.non2xx + S.manifest.non2xx}, registry:2 ${R.blob.non2xx + R.manifest.non2xx}, nginx ${N.blob.non2xx}`;
 const report = `## stowage vs registry:2 vs nginx (${new Date().toISOString()})
 machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, node ${process.version}; wrk -t2 -c16 -d${seconds}s; loopback
 ${table(rows)}
