@@ -9,6 +9,7 @@ import { createDriver } from './storage/drivers/index.js';
 import { Metrics } from './metrics.js';
 import { PullThrough } from './proxy/pull-through.js';
 import { UpstreamRouter, type Upstream } from './proxy/routing.js';
+import { CacheExpiry } from './proxy/expiry.js';
 import { UpstreamClient } from './upstream/client.js';
 
 export interface Services {
@@ -16,6 +17,7 @@ export interface Services {
   metadata: MetadataIndex;
   metrics: Metrics;
   proxy?: PullThrough;
+  expiry: CacheExpiry;
   close(): Promise<void>;
 }
 
@@ -31,12 +33,15 @@ export function createServices(config: Config, log: Logger): Services {
   const proxy = upstreams.length > 0
     ? new PullThrough({ registry, metadata, log, metrics, router: new UpstreamRouter(upstreams, config.defaultUpstream) })
     : undefined;
+  const expiry = new CacheExpiry(config.upstreams, registry, metadata, log);
   return {
     registry,
     metadata,
     metrics,
+    expiry,
     ...(proxy ? { proxy } : {}),
     async close() {
+      expiry.stop();
       await Promise.all(upstreams.map((u) => u.client.close()));
       metadata.close();
       await storage.close?.();
@@ -58,6 +63,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const app = buildApp({ config, registry: services.registry, log, metrics: services.metrics, ...(services.proxy ? { proxy: services.proxy } : {}) });
   const timers: NodeJS.Timeout[] = [];
   timers.push(setInterval(() => services.metadata.flushAccessTimes(), ACCESS_FLUSH_MS).unref());
+  services.expiry.start();
   const purging = config.storage.maintenance.uploadpurging;
   if (purging.enabled) {
     const purge = async () => {

@@ -289,7 +289,9 @@ class Reader {
       const proxy = this.obj(top.proxy, 'proxy', ['remoteurl', 'username', 'password', 'ttl']);
       const url = this.url(this.str(proxy.remoteurl, 'proxy.remoteurl'), 'proxy.remoteurl');
       const hostname = new URL(url).host;
-      const name = ['registry-1.docker.io', 'index.docker.io', 'docker.io'].includes(hostname) ? 'docker.io' : hostname;
+      // The name is also the cache prefix, so it must be a repository name component: a port's
+      // ':' becomes '_' ("registry.local:5000" -> "registry.local_5000").
+      const name = ['registry-1.docker.io', 'index.docker.io', 'docker.io'].includes(hostname) ? 'docker.io' : hostname.toLowerCase().replace(':', '_');
       out.push({
         ...this.upstreamDefaults(), name, url, fromProxy: true,
         ...optional('username', this.str(proxy.username, 'proxy.username')),

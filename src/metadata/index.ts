@@ -55,7 +55,13 @@ export class MetadataIndex {
       addReferrer: db.prepare('INSERT OR REPLACE INTO referrers (repo, subject, digest, media_type, artifact_type, size, annotations) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       deleteReferrer: db.prepare('DELETE FROM referrers WHERE repo = ? AND digest = ?'),
       listReferrers: db.prepare<[string, string], ReferrerRow>('SELECT digest, media_type, artifact_type, size, annotations FROM referrers WHERE repo = ? AND subject = ? ORDER BY digest'),
-      putBlob: db.prepare('INSERT INTO blobs (digest, size, origin, upstream, last_access) VALUES (?, ?, ?, ?, ?) ON CONFLICT(digest) DO UPDATE SET last_access = excluded.last_access'),
+      // A blob pushed here is local for good, even if an upstream's copy was cached first.
+      putBlob: db.prepare(`INSERT INTO blobs (digest, size, origin, upstream, last_access) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT(digest) DO UPDATE SET last_access = excluded.last_access,
+          origin = CASE WHEN excluded.origin = 'local' THEN 'local' ELSE blobs.origin END,
+          upstream = CASE WHEN excluded.origin = 'local' THEN NULL ELSE blobs.upstream END`),
+      expiredCached: db.prepare<[string, number], { digest: string }>("SELECT digest FROM blobs WHERE origin = 'cached' AND upstream = ? AND last_access < ?"),
+      deleteBlob: db.prepare('DELETE FROM blobs WHERE digest = ?'),
       touchBlob: db.prepare('UPDATE blobs SET last_access = ? WHERE digest = ? AND last_access < ?'),
       addUpload: db.prepare('INSERT INTO uploads (uuid, repo, started_at) VALUES (?, ?, ?)'),
       deleteUpload: db.prepare('DELETE FROM uploads WHERE uuid = ?'),
@@ -98,6 +104,12 @@ export class MetadataIndex {
   recordBlob(digest: string, size: number, origin: 'local' | 'cached', upstream?: string): void {
     this.stmts.putBlob.run(digest, size, origin, upstream ?? null, Date.now());
   }
+  /** Cached (never pushed) blobs of an upstream not read since `before`. */
+  expiredCachedBlobs(upstream: string, before: number): string[] {
+    return this.stmts.expiredCached.all(upstream, before).map((r) => r.digest);
+  }
+  deleteBlob(digest: string): void { this.stmts.deleteBlob.run(digest); }
+
   /** Access times are batched: remembered here and written by flushAccessTimes(). */
   touchBlob(digest: string): void { this.pendingAccess.set(digest, Date.now()); }
   flushAccessTimes(): number {

@@ -40,8 +40,9 @@ export class UpstreamRouter {
     return [...this.byName.values()];
   }
 
+  /** The upstream an `ns` names; "host:port" finds the upstream named "host_port". */
   get(name: string): Upstream | undefined {
-    const key = name.toLowerCase();
+    const key = name.toLowerCase().replace(':', '_');
     return this.byName.get(DOCKER_HUB_ALIASES.has(key) ? DOCKER_HUB : key) ?? this.byName.get(key);
   }
 

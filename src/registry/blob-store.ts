@@ -89,6 +89,16 @@ export class BlobStore {
     }
   }
 
+  /**
+   * Deletes a blob's data (cache expiry). Links to it stay and read as "not here", so the next
+   * request fetches it again.
+   */
+  async evict(digest: Digest): Promise<void> {
+    for (const key of [...this.linkedSizes.keys()]) if (key.endsWith(`@${digest}`)) this.linkedSizes.delete(key);
+    await deleteIfExists(this.storage, blobDataPath(digest));
+    this.metadata.deleteBlob(digest);
+  }
+
   /** Removes the blob from repo (the data stays for other repositories until garbage collection). */
   async unlink(repo: RepoName, digest: Digest): Promise<boolean> {
     this.linkedSizes.delete(`${repo}@${digest}`);

@@ -68,7 +68,9 @@ export class ManifestStore {
 
   async get(repo: RepoName, ref: Reference): Promise<StoredManifest | undefined> {
     const digest = await this.resolve(repo, ref);
-    return digest ? this.load(digest) : undefined;
+    if (!digest) return undefined;
+    this.metadata.touchBlob(digest);
+    return this.load(digest);
   }
 
   /** Reads manifest content by digest (no repository check). */
@@ -140,6 +142,11 @@ export class ManifestStore {
     await writeLink(this.storage, tagIndexLinkPath(repo, tag, digest), digest);
     await writeLink(this.storage, tagCurrentLinkPath(repo, tag), digest);
     this.links.set(`${repo}:${tag}`, digest);
+  }
+
+  /** Forgets cached manifest bytes (their blob was evicted). */
+  forget(digest: Digest): void {
+    this.content.delete(digest);
   }
 
   /** Deletes a tag (ref is a tag) or a manifest and every tag pointing to it (ref is a digest). */

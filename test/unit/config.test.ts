@@ -107,7 +107,7 @@ t.test('environment overrides', async (t) => {
 t.test('proxy block naming', async (t) => {
   t.equal(parse('proxy: {remoteurl: "https://quay.io"}').upstreams[0]!.name, 'quay.io');
   t.equal(parse('proxy: {remoteurl: "https://index.docker.io"}').upstreams[0]!.name, 'docker.io');
-  t.equal(parse('proxy: {remoteurl: "http://127.0.0.1:5001"}').upstreams[0]!.name, '127.0.0.1:5001');
+  t.equal(parse('proxy: {remoteurl: "http://127.0.0.1:5001"}').upstreams[0]!.name, '127.0.0.1_5001', 'a port becomes _ (the name is a cache prefix)');
 });
 
 t.test('upstreams list', async (t) => {
