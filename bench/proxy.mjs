@@ -19,7 +19,7 @@ const upPort = await freePort();
 writeFileSync(join(work, 'up.yml'), registry2Config(join(work, 'up'), upPort).replace('accesslog:\n    disabled: true', 'accesslog:\n    disabled: false'));
 const up = start('upstream', 'docker-registry', ['serve', join(work, 'up.yml')]);
 await waitHttp(`http://127.0.0.1:${upPort}/v2/`);
-for (const [name, sizes] of [['app', [64 * MiB, 64 * MiB, 64 * MiB, 64 * MiB]], ['big', [512 * MiB]]]) {
+for (const [name, sizes] of [['app', [64 * MiB, 64 * MiB, 64 * MiB, 64 * MiB]], ['big', [512 * MiB]], ['mid', [64 * MiB]]]) {
   const layout = join(work, `layout-${name}`);
   writeOciLayout(layout, 'v1', makeImage(sizes));
   execFileSync('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', '--preserve-digests', `oci:${layout}:v1`, `docker://127.0.0.1:${upPort}/bench/${name}:v1`]);
@@ -90,13 +90,14 @@ for (const kind of ['stowage', 'registry:2']) {
   await stop(c);
   for (let i = 0; i < 8; i++) rmSync(join(work, `p${i}`), { recursive: true, force: true });
 
-  // peak RSS while pulling a 512 MiB layer through a cold cache
-  const b = await startCache(kind === 'stowage' ? 'stowage' : 'r2');
-  const baseline = peakRssMiB(b.proc.pid);
-  pull(b.port, 'big', join(work, 'big'));
-  result[kind].rssBaseline = baseline;
-  result[kind].rss = peakRssMiB(b.proc.pid);
-  await stop(b);
+  // peak RSS while pulling one layer through a cold cache: 64 MiB, then 512 MiB (flat = streaming)
+  for (const [image, key] of [['mid', 'rss64'], ['big', 'rss']]) {
+    const b = await startCache(kind === 'stowage' ? 'stowage' : 'r2');
+    result[kind][`${key}Idle`] = peakRssMiB(b.proc.pid);
+    pull(b.port, image, join(work, image));
+    result[kind][key] = peakRssMiB(b.proc.pid);
+    await stop(b);
+  }
 }
 await stop(up);
 
@@ -110,7 +111,8 @@ const rows = [
   ['8 concurrent cold pulls, wall time (s)', f(S.concurrent), f(R.concurrent), '-', f(S.concurrent / R.concurrent), '-'],
   ['  upstream blob bytes fetched (MiB)', f(S.upstreamBytes / MiB, 0), f(R.upstreamBytes / MiB, 0), '-', f(S.upstreamBytes / R.upstreamBytes), '-'],
   ['  = image size x', f(S.upstreamBytes / image), f(R.upstreamBytes / image), '-', '-', '-'],
-  ['peak RSS pulling a 512 MiB layer (MiB)', `${f(S.rss, 0)} (idle ${f(S.rssBaseline, 0)})`, `${f(R.rss, 0)} (idle ${f(R.rssBaseline, 0)})`, '-', f(S.rss / R.rss), '-'],
+  ['peak RSS pulling a 64 MiB layer (MiB)', `${f(S.rss64, 0)} (idle ${f(S.rss64Idle, 0)})`, `${f(R.rss64, 0)} (idle ${f(R.rss64Idle, 0)})`, '-', f(S.rss64 / R.rss64), '-'],
+  ['peak RSS pulling a 512 MiB layer (MiB)', `${f(S.rss, 0)} (idle ${f(S.rssIdle, 0)})`, `${f(R.rss, 0)} (idle ${f(R.rssIdle, 0)})`, '-', f(S.rss / R.rss), '-'],
 ];
 const report = `## pull-through: stowage vs registry:2 proxy mode (${new Date().toISOString()})
 machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, node ${process.version}; upstream: registry:2 on loopback; client: skopeo copy to dir:; median of ${runs} runs

@@ -70,7 +70,7 @@ async function main(argv: string[]): Promise<void> {
       const config = readConfig(args);
       const log = createLogger(config.log);
       const services = createServices(config, log);
-      const result = await services.registry.reindex();
+      const result = await services.registry.reindex(config.upstreams.map((u) => u.name));
       await services.close();
       process.stdout.write(`${JSON.stringify(result)}\n`);
       return;

@@ -59,7 +59,7 @@ const ACCESS_FLUSH_MS = 30_000;
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   const services = createServices(config, log);
-  await services.registry.ensureIndexed();
+  await services.registry.ensureIndexed(config.upstreams.map((u) => u.name));
   const app = buildApp({ config, registry: services.registry, log, metrics: services.metrics, ...(services.proxy ? { proxy: services.proxy } : {}) });
   const timers: NodeJS.Timeout[] = [];
   timers.push(setInterval(() => services.metadata.flushAccessTimes(), ACCESS_FLUSH_MS).unref());

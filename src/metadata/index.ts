@@ -67,6 +67,7 @@ export class MetadataIndex {
       deleteUpload: db.prepare('DELETE FROM uploads WHERE uuid = ?'),
       getTagCache: db.prepare<[string, string, string], TagCacheRow>('SELECT digest, media_type, checked_at FROM tag_cache WHERE upstream = ? AND repo = ? AND tag = ?'),
       setTagCache: db.prepare('INSERT INTO tag_cache (upstream, repo, tag, digest, media_type, checked_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(upstream, repo, tag) DO UPDATE SET digest = excluded.digest, media_type = excluded.media_type, checked_at = excluded.checked_at'),
+      seedTagCache: db.prepare('INSERT OR IGNORE INTO tag_cache (upstream, repo, tag, digest, media_type, checked_at) VALUES (?, ?, ?, ?, ?, 0)'),
       deleteTagCache: db.prepare('DELETE FROM tag_cache WHERE upstream = ? AND repo = ? AND tag = ?'),
       getNegative: db.prepare<[string, string, string], { expires_at: number }>('SELECT expires_at FROM negative_cache WHERE upstream = ? AND repo = ? AND reference = ?'),
       setNegative: db.prepare('INSERT OR REPLACE INTO negative_cache (upstream, repo, reference, expires_at) VALUES (?, ?, ?, ?)'),
@@ -130,6 +131,10 @@ export class MetadataIndex {
   }
   setTagCache(upstream: string, repo: string, tag: string, digest: string, mediaType: string, checkedAt: number): void {
     this.stmts.setTagCache.run(upstream, repo, tag, digest, mediaType, checkedAt);
+  }
+  /** Records a cached tag found in storage, as never checked (the next request revalidates it). */
+  seedTagCache(upstream: string, repo: string, tag: string, digest: string, mediaType: string): void {
+    this.stmts.seedTagCache.run(upstream, repo, tag, digest, mediaType);
   }
   deleteTagCache(upstream: string, repo: string, tag: string): void { this.stmts.deleteTagCache.run(upstream, repo, tag); }
 

@@ -10,7 +10,6 @@
  * The fill belongs to no client: it runs to the end even if every client disconnects.
  */
 import { randomUUID } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { RegistryError } from '../errors.js';
@@ -42,14 +41,19 @@ export interface FillDeps {
 
 type FillState = 'filling' | 'verified' | 'failed';
 
-export class BlobFill extends EventEmitter {
+export class BlobFill {
   state: FillState = 'filling';
+  /** Settles at the next change (bytes written, verified, failed); every waiting reader shares it. */
+  private tick!: Promise<void>;
+  private wake!: () => void;
   /** Bytes durably handed to the file so far (readable by clients). */
   written = 0;
   error: Error | undefined;
   /** Staging file while filling; the blob's own path once verified. */
   path: string;
+  /** Resolves when the blob is verified and committed; rejects when the fill failed. */
   readonly done: Promise<void>;
+  private settle!: { resolve: () => void; reject: (e: Error) => void };
   private readonly uuid = randomUUID();
 
   constructor(
@@ -59,14 +63,16 @@ export class BlobFill extends EventEmitter {
     readonly size: number | undefined,
     private readonly deps: FillDeps,
   ) {
-    super();
-    this.setMaxListeners(0);
+    this.nextTick();
     this.path = uploadDataPath(cacheRepo, this.uuid);
-    this.done = new Promise((resolve, reject) => {
-      this.once('verified', resolve);
-      this.once('failed', reject);
-    });
+    this.done = new Promise((resolve, reject) => { this.settle = { resolve, reject }; });
     this.done.catch(() => undefined); // observed by readers; never an unhandled rejection
+  }
+
+  private nextTick(): void {
+    const previous = this.wake;
+    this.tick = new Promise((resolve) => { this.wake = resolve; });
+    previous?.();
   }
 
   /** Opens the staging file. Call before run(); failures here mean no fill at all. */
@@ -91,7 +97,7 @@ export class BlobFill extends EventEmitter {
         const len = chunk.length;
         const ok = writer.stream.write(chunk, () => {
           this.written += len;
-          this.emit('progress');
+          this.nextTick();
         });
         if (!ok) await new Promise<void>((r) => writer.stream.once('drain', r));
       }
@@ -111,7 +117,8 @@ export class BlobFill extends EventEmitter {
       await this.removeStaging();
       this.state = 'verified';
       log.info({ digest: this.digest, repo: this.cacheRepo, bytes: received }, 'blob cached');
-      this.emit('verified');
+      this.nextTick();
+      this.settle.resolve();
     } catch (err) {
       source.body.destroy();
       await writer.cancel().catch(() => undefined);
@@ -119,13 +126,55 @@ export class BlobFill extends EventEmitter {
       this.error = err instanceof Error ? err : new Error(String(err));
       this.state = 'failed';
       log.warn({ digest: this.digest, repo: this.cacheRepo, received, err: this.error.message }, 'blob fill failed; nothing cached');
-      this.emit('failed', this.error);
+      this.nextTick();
+      this.settle.reject(this.error);
     }
   }
 
   /** A client's view of the blob: bytes as they land, the last one only after verification. */
   reader(): Readable {
-    return new FillReader(this, this.deps.storage);
+    return Readable.from(this.chunks(), { objectMode: false, highWaterMark: READ_CHUNK });
+  }
+
+  private async *chunks(): AsyncGenerator<Buffer> {
+    let pos = 0;
+    for (;;) {
+      if (this.state === 'failed') {
+        throw new RegistryError('UNAVAILABLE', 'upstream blob failed verification or was cut short', { status: 502 });
+      }
+      if (this.state === 'verified') {
+        // The rest is verified and in place: one plain read to the end.
+        if (pos < this.written) yield* (await this.deps.storage.reader(this.path, { offset: pos })) as AsyncIterable<Buffer>;
+        return;
+      }
+      // While the fill runs, read whole chunks: each read opens the file, so chasing every small
+      // write as it lands costs more than it saves (measured in bench/proxy.mjs).
+      if (this.readableLimit() - pos >= READ_CHUNK) {
+        const chunk = await this.readAt(pos, READ_CHUNK);
+        pos += chunk.length;
+        yield chunk;
+        continue;
+      }
+      await this.tick;
+    }
+  }
+
+  private async readAt(offset: number, length: number): Promise<Buffer> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const stream = await this.deps.storage.reader(this.path, { offset, length });
+        const parts: Buffer[] = [];
+        for await (const c of stream as AsyncIterable<Buffer>) parts.push(c);
+        return Buffer.concat(parts);
+      } catch (e) {
+        // The staging file was just moved into blobs/: read again at the new path.
+        if (attempt < 20 && isPathNotFound(e)) {
+          await new Promise((r) => setTimeout(r, 5));
+          continue;
+        }
+        throw e;
+      }
+    }
   }
 
   private async removeStaging(): Promise<void> {
@@ -147,73 +196,3 @@ export class BlobFill extends EventEmitter {
 }
 
 export class FillError extends Error {}
-
-class FillReader extends Readable {
-  private pos = 0;
-  private pumping = false;
-
-  constructor(private readonly fill: BlobFill, private readonly storage: StorageDriver) {
-    super({ highWaterMark: READ_CHUNK });
-  }
-
-  override _read(): void {
-    if (!this.pumping) void this.pump();
-  }
-
-  private async pump(): Promise<void> {
-    this.pumping = true;
-    try {
-      for (;;) {
-        if (this.destroyed) return;
-        const fill = this.fill;
-        if (fill.state === 'failed') {
-          this.destroy(new RegistryError('UNAVAILABLE', 'upstream blob failed verification or was cut short', { status: 502 }));
-          return;
-        }
-        const limit = fill.readableLimit();
-        // While the fill runs, read in whole chunks: each read opens the file, so reading every
-        // small write as it lands costs more than it saves (measured in bench/proxy.mjs).
-        const enough = fill.state === 'verified' || limit - this.pos >= READ_CHUNK;
-        if (this.pos < limit && enough) {
-          const chunk = await this.readAt(this.pos, Math.min(limit - this.pos, READ_CHUNK));
-          this.pos += chunk.length;
-          if (!this.push(chunk)) return;
-          continue;
-        }
-        if (fill.state === 'verified') {
-          this.push(null);
-          return;
-        }
-        await new Promise<void>((resolve) => {
-          const wake = () => {
-            fill.off('progress', wake).off('verified', wake).off('failed', wake);
-            resolve();
-          };
-          fill.on('progress', wake).on('verified', wake).on('failed', wake);
-        });
-      }
-    } catch (err) {
-      this.destroy(err instanceof Error ? err : new Error(String(err)));
-    } finally {
-      this.pumping = false;
-    }
-  }
-
-  private async readAt(offset: number, length: number): Promise<Buffer> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const stream = await this.storage.reader(this.fill.path, { offset, length });
-        const parts: Buffer[] = [];
-        for await (const c of stream as AsyncIterable<Buffer>) parts.push(c);
-        return Buffer.concat(parts);
-      } catch (e) {
-        // The staging file was just moved into blobs/: read again at the new path.
-        if (attempt < 20 && isPathNotFound(e)) {
-          await new Promise((r) => setTimeout(r, 5));
-          continue;
-        }
-        throw e;
-      }
-    }
-  }
-}

@@ -32,13 +32,14 @@ export class LocalRegistry {
   }
 
   /** Reindexes when the index is new (first start, or the file was deleted). */
-  async ensureIndexed(): Promise<ReindexResult | undefined> {
+  async ensureIndexed(cachePrefixes: readonly string[] = []): Promise<ReindexResult | undefined> {
     if (this.metadata.getMeta('indexed_at')) return undefined;
-    return this.reindex();
+    return this.reindex(cachePrefixes);
   }
 
-  reindex(): Promise<ReindexResult> {
-    return reindex(this.storage, this.metadata, this.blobs, this.log);
+  /** Rebuilds the index from storage; `cachePrefixes` are the upstream names (see reindex.ts). */
+  reindex(cachePrefixes: readonly string[] = []): Promise<ReindexResult> {
+    return reindex(this.storage, this.metadata, this.blobs, this.log, cachePrefixes);
   }
 
   tags(repo: RepoName, n: number, last: string): Page<string> {

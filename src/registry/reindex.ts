@@ -25,7 +25,12 @@ export async function* walkRepositories(storage: StorageDriver, dir = REPOSITORI
   }
 }
 
-export async function reindex(storage: StorageDriver, metadata: MetadataIndex, blobs: BlobStore, log: Logger): Promise<ReindexResult> {
+/**
+ * `cachePrefixes` are the upstream names: tags under "<name>/..." are cached upstream tags, and
+ * are recorded as never checked, so they are revalidated (not served as local forever).
+ */
+export async function reindex(storage: StorageDriver, metadata: MetadataIndex, blobs: BlobStore, log: Logger,
+  cachePrefixes: readonly string[] = []): Promise<ReindexResult> {
   const started = Date.now();
   const result: ReindexResult = { repositories: 0, tags: 0, manifests: 0, referrers: 0, blobs: 0, uploads: 0 };
   metadata.clearContentIndex();
@@ -57,9 +62,13 @@ export async function reindex(storage: StorageDriver, metadata: MetadataIndex, b
       } catch { /* a session without startedat is purged on the usual schedule from now */ }
       uploads.push([uuid, startedAt]);
     }
+    const prefix = cachePrefixes.find((p) => repo.startsWith(`${p}/`));
     metadata.transaction(() => {
       if (manifests.length > 0 || tags.length > 0) metadata.addRepository(repo);
-      for (const [tag, d] of tags) metadata.setTag(repo, tag, d);
+      for (const [tag, d] of tags) {
+        metadata.setTag(repo, tag, d);
+        if (prefix) metadata.seedTagCache(prefix, repo.slice(prefix.length + 1), tag, d, metadata.manifestType(d) ?? '');
+      }
       for (const m of manifests) {
         let parsed;
         try { parsed = parseManifest(m.bytes); } catch { continue; }

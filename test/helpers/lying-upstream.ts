@@ -2,6 +2,7 @@
  * A registry that lies, on node:http: for each blob or manifest a behaviour (good, wrong bytes,
  * truncated, reset mid-body, 500, 429, slow headers, slow body, never answers). Counts requests.
  */
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
@@ -30,6 +31,8 @@ export async function startLyingUpstream(options: { slowMs?: number } = {}): Pro
 
   const serve = (req: IncomingMessage, res: ServerResponse, item: Item) => {
     const headers: Record<string, string> = { 'content-type': item.mediaType ?? 'application/octet-stream', 'docker-distribution-api-version': 'registry/2.0' };
+    // as real registries do (a liar's wrong-bytes case then claims the right digest for wrong bytes)
+    if (item.mediaType) headers['docker-content-digest'] = `sha256:${createHash('sha256').update(item.bytes).digest('hex')}`;
     const body = item.bytes;
     switch (item.behaviour) {
       case 'good':
