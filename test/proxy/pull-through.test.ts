@@ -114,6 +114,29 @@ t.test('pull-through cache', { skip }, async (t) => {
     t.same(await (await fetch(`${s.url}/v2/second.test/org/app/tags/list`)).json(), { name: 'second.test/org/app', tags: ['1.0'] });
   });
 
+  await t.test('referrers merge the local index with the upstream\'s', async (t) => {
+    const emptyConfig = { bytes: Buffer.from('{}'), digest: sha256('{}') };
+    const artifact = (n: number, subject: { digest: string; bytes: Buffer }) => Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: OCI_MANIFEST, artifactType: `application/vnd.example.${n}`,
+      config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: emptyConfig.digest, size: 2 },
+      layers: [{ mediaType: 'application/vnd.oci.empty.v1+json', digest: emptyConfig.digest, size: 2 }],
+      subject: { mediaType: OCI_MANIFEST, digest: subject.digest, size: subject.bytes.length },
+    }));
+    const { pushBlobHttp, pushManifestHttp } = await import('../helpers/image.js');
+    const upstreamSig = artifact(1, appImage.manifest);
+    await pushBlobHttp(second.url, 'org/app', emptyConfig);
+    await pushManifestHttp(second.url, 'org/app', sha256(upstreamSig), upstreamSig, OCI_MANIFEST);
+    const localSig = artifact(2, appImage.manifest);
+    await pushBlobHttp(s.url, 'second.test/org/app', emptyConfig);
+    await pushManifestHttp(s.url, 'second.test/org/app', sha256(localSig), localSig, OCI_MANIFEST);
+    const r = await fetch(`${s.url}/v2/second.test/org/app/referrers/${appImage.manifest.digest}`);
+    t.equal(r.status, 200);
+    const doc = (await r.json()) as { manifests: Array<{ digest: string; artifactType: string }> };
+    t.same(doc.manifests.map((m) => m.digest).sort(), [sha256(upstreamSig), sha256(localSig)].sort(), 'local and upstream referrers');
+    const filtered = (await (await fetch(`${s.url}/v2/second.test/org/app/referrers/${appImage.manifest.digest}?artifactType=application/vnd.example.1`)).json()) as typeof doc;
+    t.same(filtered.manifests.map((m) => m.digest), [sha256(upstreamSig)], 'artifactType filter applies to both');
+  });
+
   await t.test('tag TTL: zero upstream requests within it, one HEAD and no GET after it', async (t) => {
     const url = `${s.url}/v2/ttl.test/library/alpine/manifests/3`;
     t.equal((await get(url)).status, 200);
