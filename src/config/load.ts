@@ -46,6 +46,8 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 
 /** registry:2 sections (and sub-keys) stowage accepts and ignores. */
 const IGNORED_TOP = new Set(['health', 'notifications', 'redis', 'validation', 'compatibility', 'reporting', 'middleware', 'loglevel']);
+/** Storage driver sections registry:2 knows; stowage implements filesystem and inmemory. */
+const DRIVERS = ['filesystem', 'inmemory', 's3', 'azure', 'gcs', 'swift', 'oss'];
 const LOG_LEVELS: Record<string, LogLevel> = {
   fatal: 'fatal', panic: 'fatal', error: 'error', warn: 'warn', warning: 'warn', info: 'info', debug: 'debug', trace: 'trace', silent: 'silent',
 };
@@ -92,17 +94,33 @@ export function parseConfig(yamlText: string, env: NodeJS.ProcessEnv, source: st
   const doc = parseDocument(yamlText, { prettyErrors: true });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
-    const line = e.linePos?.[0]?.line;
-    throw new ConfigError(`config: ${source}${line ? ` line ${line}` : ''}: ${e.message.split('\n')[0]}`);
+    const pos = e.linePos?.[0];
+    const where = pos ? ` line ${pos.line}, column ${pos.col}` : '';
+    const what = (e.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+    throw new ConfigError(`config: ${source}${where}: ${what}`);
   }
   const raw = doc.toJS() ?? {};
   if (!isObj(raw)) throw new ConfigError(`config: ${source}: expected a mapping at the top level`);
+  // registry:2 also accepts a bare driver name: `storage: inmemory`.
+  if (typeof raw.storage === 'string') raw.storage = { [raw.storage]: {} };
   const fromEnv = new Set<string>();
   applyEnv(raw, env, fromEnv);
   return new Reader(fromEnv, cwd).config(raw);
 }
 
 function applyEnv(raw: Obj, env: NodeJS.ProcessEnv, fromEnv: Set<string>): void {
+  // REGISTRY_STORAGE=inmemory|filesystem picks the driver, as in registry:2 (other drivers' keys go).
+  const driver = env.REGISTRY_STORAGE;
+  if (driver !== undefined) {
+    if (driver !== 'filesystem' && driver !== 'inmemory') {
+      throw new ConfigError(`config (REGISTRY_STORAGE): expected filesystem or inmemory (the storage drivers stowage has), got ${JSON.stringify(driver)}`);
+    }
+    const storage = isObj(raw.storage) ? raw.storage : {};
+    for (const d of DRIVERS) if (d !== driver) delete storage[d];
+    if (!isObj(storage[driver])) storage[driver] = {};
+    raw.storage = storage;
+    fromEnv.add(`storage.${driver}`);
+  }
   for (const [path, type] of ENV_KEYS) {
     const name = `REGISTRY_${path.join('_').toUpperCase()}`;
     const value = env[name];
@@ -118,7 +136,7 @@ function applyEnv(raw: Obj, env: NodeJS.ProcessEnv, fromEnv: Set<string>): void 
     if (path[1] === 'filesystem') {
       // Naming a filesystem root selects the filesystem driver, as in registry:2.
       const storage = raw.storage as Obj;
-      delete storage.inmemory;
+      for (const d of DRIVERS) if (d !== 'filesystem') delete storage[d];
     }
   }
 }
@@ -127,8 +145,19 @@ class Reader {
   constructor(private readonly fromEnv: Set<string>, private readonly cwd: string) {}
 
   private fail(key: string, problem: string): never {
-    const envName = `REGISTRY_${key.replace(/\[\d+\]/g, '').split('.').join('_').toUpperCase()}`;
-    throw new ConfigError(this.fromEnv.has(key) ? `config (${envName}): ${problem}` : `config: ${key}: ${problem}`);
+    // storage.<driver> is set by REGISTRY_STORAGE; every other key by its own variable.
+    const envName = /^storage\.[^.]+$/.test(key)
+      ? 'REGISTRY_STORAGE'
+      : `REGISTRY_${key.replace(/\[\d+\]/g, '').split('.').join('_').toUpperCase()}`;
+    // Keys come from the file, so escape control characters: the message stays one line.
+    const shownKey = key.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
+    throw new ConfigError(this.fromEnv.has(key) ? `config (${envName}): ${problem}` : `config: ${shownKey}: ${problem}`);
+  }
+
+  /** A scalar as a string (numbers and booleans too), for string maps such as log.fields. */
+  private scalar(v: unknown, key: string): string {
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return String(v);
+    this.fail(key, `expected a string, got ${this.show(v)}`);
   }
 
   private show(v: unknown): string {
@@ -161,9 +190,14 @@ class Reader {
   private duration(v: unknown, key: string, fallback: number): number {
     if (v === undefined || v === null) return fallback;
     if (v === 0) return 0;
-    const ms = typeof v === 'string' ? parseGoDuration(v) : undefined;
-    if (ms === undefined) this.fail(key, `expected a duration such as "30s", "5m" or "168h", got ${this.show(v)}`);
-    return ms;
+    if (typeof v === 'string') {
+      try {
+        return parseGoDuration(v);
+      } catch {
+        // reported below
+      }
+    }
+    this.fail(key, `expected a duration such as "30s", "5m" or "168h", got ${this.show(v)}`);
   }
 
   private int(v: unknown, key: string, fallback: number, min: number, max: number): number {
@@ -184,17 +218,17 @@ class Reader {
     const log = this.obj(top.log, 'log', ['level', 'formatter', 'fields', 'accesslog', 'hooks']);
     const levelText = (this.str(log.level, 'log.level') ?? 'info').toLowerCase();
     const level = LOG_LEVELS[levelText];
-    if (!level) this.fail('log.level', `expected one of error, warn, info, debug, trace, got ${this.show(log.level)}`);
+    if (!level) this.fail('log.level', `expected one of error, warn, info, debug, trace, fatal, silent, got ${this.show(log.level)}`);
     const formatter = this.str(log.formatter, 'log.formatter');
     if (formatter !== undefined && !['json', 'text', 'logstash'].includes(formatter)) this.fail('log.formatter', `expected json, text or logstash, got ${this.show(formatter)}`);
     const fieldsRaw = log.fields === undefined || log.fields === null ? {} : log.fields;
-    if (!isObj(fieldsRaw)) this.fail('log.fields', 'expected a mapping of strings');
+    if (!isObj(fieldsRaw)) this.fail('log.fields', `expected a mapping of strings, got ${this.show(fieldsRaw)}`);
     const fields: Record<string, string> = {};
-    for (const [k, v] of Object.entries(fieldsRaw)) fields[k] = String(v);
+    for (const [k, v] of Object.entries(fieldsRaw)) fields[k] = this.scalar(v, `log.fields.${k}`);
 
-    const storage = this.obj(top.storage, 'storage', ['filesystem', 'inmemory', 'delete', 'maintenance', 'cache', 'redirect'], ['s3', 'azure', 'gcs', 'swift', 'oss']);
+    const storage = this.obj(top.storage, 'storage', [...DRIVERS, 'delete', 'maintenance', 'cache', 'redirect', 'tag']);
     const drivers = ['filesystem', 'inmemory'].filter((d) => storage[d] !== undefined);
-    const unsupported = Object.keys(storage).filter((k) => ['s3', 'azure', 'gcs', 'swift', 'oss'].includes(k));
+    const unsupported = Object.keys(storage).filter((k) => DRIVERS.includes(k) && !drivers.includes(k));
     if (unsupported.length > 0) this.fail(`storage.${unsupported[0]}`, 'storage driver not supported (filesystem and inmemory are)');
     if (drivers.length > 1) this.fail('storage', `exactly one storage driver may be configured, got ${drivers.join(' and ')}`);
     let backend: Config['storage']['backend'];
@@ -211,7 +245,7 @@ class Reader {
     const purge = this.obj(maintenance.uploadpurging, 'storage.maintenance.uploadpurging', ['enabled', 'age', 'interval', 'dryrun']);
     const p = 'storage.maintenance.uploadpurging';
 
-    const http = this.obj(top.http, 'http', ['addr', 'host', 'relativeurls', 'secret', 'headers', 'net', 'debug', 'prefix', 'tls', 'http2', 'draintimeout']);
+    const http = this.obj(top.http, 'http', ['addr', 'host', 'relativeurls', 'secret', 'headers', 'net', 'debug', 'prefix', 'tls', 'http2', 'h2c', 'draintimeout']);
     const { host, port } = this.addr(this.str(http.addr, 'http.addr') ?? ':5000');
     const net = this.str(http.net, 'http.net');
     if (net !== undefined && net !== 'tcp') this.fail('http.net', `only tcp is supported, got ${this.show(net)}`);
@@ -226,8 +260,8 @@ class Reader {
       if (!isObj(http.headers)) this.fail('http.headers', 'expected a mapping of header name to a list of values');
       for (const [name, v] of Object.entries(http.headers)) {
         if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(name)) this.fail(`http.headers.${name}`, 'invalid header name');
-        const values = Array.isArray(v) ? v : [v];
-        headers[name] = values.map((x) => String(x));
+        const values: unknown[] = Array.isArray(v) ? v : [v];
+        headers[name] = values.map((x, i) => this.scalar(x, Array.isArray(v) ? `http.headers.${name}[${i}]` : `http.headers.${name}`));
       }
     }
 
@@ -276,7 +310,7 @@ class Reader {
   }
 
   private addr(text: string): { host: string; port: number } {
-    const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]*)):(\d{1,5})$/.exec(text);
+    const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]*)):(\d{1,5})$/.exec(text);
     const port = m ? Number(m[3]) : NaN;
     if (!m || port > 65535) this.fail('http.addr', `expected "host:port" or ":port", got ${this.show(text)}`);
     const host = m[1] ?? (m[2] === '' ? '0.0.0.0' : m[2]!);
@@ -289,9 +323,8 @@ class Reader {
       const proxy = this.obj(top.proxy, 'proxy', ['remoteurl', 'username', 'password', 'ttl']);
       const url = this.url(this.str(proxy.remoteurl, 'proxy.remoteurl'), 'proxy.remoteurl');
       const hostname = new URL(url).host;
-      // The name is also the cache prefix, so it must be a repository name component: a port's
-      // ':' becomes '_' ("registry.local:5000" -> "registry.local_5000").
-      const name = ['registry-1.docker.io', 'index.docker.io', 'docker.io'].includes(hostname) ? 'docker.io' : hostname.toLowerCase().replace(':', '_');
+      const name = ['registry-1.docker.io', 'index.docker.io', 'docker.io'].includes(hostname) ? 'docker.io' : upstreamName(hostname);
+      if (!UPSTREAM_NAME_RE.test(name)) this.fail('proxy.remoteurl', `the host ${this.show(hostname)} cannot be an upstream name; give it one under upstreams:`);
       out.push({
         ...this.upstreamDefaults(), name, url, fromProxy: true,
         ...optional('username', this.str(proxy.username, 'proxy.username')),
@@ -304,18 +337,19 @@ class Reader {
       top.upstreams.forEach((entry, i) => {
         const k = `upstreams[${i}]`;
         const u = this.obj(entry, k, ['name', 'url', 'username', 'password', 'password_file', 'tag_ttl', 'negative_ttl', 'revalidate_timeout', 'timeout', 'max_concurrent', 'ttl', 'circuit_breaker']);
-        const name = this.str(u.name, `${k}.name`);
-        if (!name) this.fail(`${k}.name`, 'required');
-        // The name is the cache prefix and a path prefix, so it must be a valid repository name component.
-        if (!/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/.test(name)) this.fail(`${k}.name`, `expected a lower-case host name such as "ghcr.io", got ${this.show(name)}`);
-        if (out.some((o) => o.name === name)) this.fail(`${k}.name`, `duplicate upstream name ${this.show(name)}`);
+        const given = this.str(u.name, `${k}.name`);
+        if (!given) this.fail(`${k}.name`, 'required');
+        if (!UPSTREAM_NAME_RE.test(given) || Number(/[:_](\d+)$/.exec(given)?.[1] ?? 0) > 65535) this.fail(`${k}.name`, `expected a host name such as "ghcr.io" or "registry.local:5000", got ${this.show(given)}`);
+        const name = upstreamName(given);
+        const clash = out.find((o) => o.name === name);
+        if (clash) this.fail(`${k}.name`, `duplicate upstream name ${this.show(given)}${clash.fromProxy ? ' (the proxy: block already defines it)' : ''}`);
         const url = this.url(this.str(u.url, `${k}.url`), `${k}.url`);
         let password = this.str(u.password, `${k}.password`);
         const passwordFile = this.str(u.password_file, `${k}.password_file`);
         if (passwordFile !== undefined) {
           if (password !== undefined) this.fail(`${k}.password_file`, 'give password or password_file, not both');
           try {
-            password = readFileSync(resolve(this.cwd, passwordFile), 'utf8').replace(/\r?\n$/, '');
+            password = readFileSync(resolve(this.cwd, passwordFile), 'utf8').replace(/[\r\n]+$/, '');
           } catch (e) {
             this.fail(`${k}.password_file`, `cannot read ${passwordFile}: ${(e as Error).message}`);
           }
@@ -325,7 +359,8 @@ class Reader {
         if (typeof u.timeout === 'string' || u.timeout === 0) {
           const all = this.duration(u.timeout, `${k}.timeout`, 0);
           timeouts = { connect: all, headers: all, body: all };
-        } else if (u.timeout !== undefined) {
+        } else if (u.timeout !== undefined && u.timeout !== null) {
+          if (!isObj(u.timeout)) this.fail(`${k}.timeout`, `expected a duration or {connect, headers, body}, got ${this.show(u.timeout)}`);
           const t = this.obj(u.timeout, `${k}.timeout`, ['connect', 'headers', 'body']);
           timeouts = {
             connect: this.duration(t.connect, `${k}.timeout.connect`, timeouts.connect),
@@ -380,6 +415,17 @@ class Reader {
     if (u.pathname !== '/' || u.search || u.hash || u.username || u.password) this.fail(key, `expected a URL without path, query or credentials, got ${this.show(value)}`);
     return `${u.protocol}//${u.host}`;
   }
+}
+
+/**
+ * Upstream names: host names, optionally with a port. The name is also the cache prefix (a
+ * repository name component), so a port's ':' becomes '_' ("registry.local:5000" ->
+ * "registry.local_5000"), which is how routing looks up ?ns=host:port too.
+ */
+const UPSTREAM_NAME_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?:[:_](?:[1-9]\d{0,4}))?$/;
+
+function upstreamName(host: string): string {
+  return host.toLowerCase().replace(':', '_');
 }
 
 function optional<K extends string, V>(key: K, value: V | undefined): Partial<Record<K, V>> {

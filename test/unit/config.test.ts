@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t, { type Test } from 'tap';
 import { ConfigError, loadConfig, parseConfig } from '../../src/config/load.js';
-import { parseGoDuration } from '../../src/config/duration.js';
+import { DurationError, parseGoDuration } from '../../src/config/duration.js';
 
 const CWD = '/srv/stowage';
 const parse = (yaml: string, env: NodeJS.ProcessEnv = {}) => parseConfig(yaml, env, 'test.yml', CWD);
@@ -24,7 +24,13 @@ t.test('Go durations', async (t) => {
   t.equal(parseGoDuration('10s'), 10_000);
   t.equal(parseGoDuration('1.5h'), 5_400_000);
   t.equal(parseGoDuration('2h45m'), 9_900_000);
-  for (const bad of ['', '10', 'abc', '5 m', 'm5', '1d']) t.equal(parseGoDuration(bad), undefined, `rejects ${JSON.stringify(bad)}`);
+  t.equal(parseGoDuration('1m30s'), 90_000);
+  t.equal(parseGoDuration('.5s'), 500);
+  t.equal(parseGoDuration('1500us'), 2, 'rounded to whole ms');
+  t.equal(parseGoDuration('0s'), 0);
+  for (const bad of ['', '10', 'abc', '5 m', 'm5', '1d', '-5s', '.s', 's', '1h-5m', '1e3s']) {
+    t.throws(() => parseGoDuration(bad), DurationError, `rejects ${JSON.stringify(bad)}`);
+  }
 });
 
 t.test('embedded defaults equal config/config.yml', async (t) => {
@@ -101,18 +107,68 @@ t.test('environment overrides', async (t) => {
   t.same([c.upstreams[0]!.name, c.upstreams[0]!.url, c.upstreams[0]!.username, c.upstreams[0]!.password, c.upstreams[0]!.contentTtlMs], ['docker.io', 'https://registry-1.docker.io', 'me', 'pw', 72 * 3_600_000]);
   t.equal(c.defaultUpstream, 'docker.io', 'proxy.remoteurl becomes the default upstream');
   fails(t, 'version: 0.1', /^config \(REGISTRY_STORAGE_DELETE_ENABLED\): expected a boolean, got "maybe"$/, { REGISTRY_STORAGE_DELETE_ENABLED: 'maybe' });
-  fails(t, 'version: 0.1', /^config \(REGISTRY_HTTP_ADDR\)/, { REGISTRY_HTTP_ADDR: 'nonsense' });
+  fails(t, 'version: 0.1', /^config \(REGISTRY_HTTP_ADDR\): expected "host:port" or ":port", got "nonsense"$/, { REGISTRY_HTTP_ADDR: 'nonsense' });
+  fails(t, 'version: 0.1', /^config \(REGISTRY_HTTP_RELATIVEURLS\): expected a boolean, got "yes"$/, { REGISTRY_HTTP_RELATIVEURLS: 'yes' });
+  fails(t, 'version: 0.1', /^config \(REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE\): expected a duration/, { REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE: '7' });
+  fails(t, 'version: 0.1', /^config \(REGISTRY_PROXY_TTL\): expected a duration/, { REGISTRY_PROXY_REMOTEURL: 'https://quay.io', REGISTRY_PROXY_TTL: 'week' });
+  fails(t, 'version: 0.1', /^config \(REGISTRY_PROXY_REMOTEURL\): expected an http:\/\/ or https:\/\/ URL/, { REGISTRY_PROXY_REMOTEURL: 'quay.io' });
+  fails(t, 'version: 0.1', /^config \(REGISTRY_LOG_FORMATTER\): expected json, text or logstash, got "xml"$/, { REGISTRY_LOG_FORMATTER: 'xml' });
+  fails(t, 'version: 0.1', /^config \(REGISTRY_LOG_LEVEL\): expected one of/, { REGISTRY_LOG_LEVEL: 'loud' });
+  fails(t, 'version: 0.1', /^config \(REGISTRY_HTTP_HOST\): expected an http\(s\):\/\/ URL/, { REGISTRY_HTTP_HOST: 'reg.example.com' });
+});
+
+t.test('environment overrides: version, default_upstream, formatter, storage driver', async (t) => {
+  const yaml = `version: 0.1
+upstreams:
+  - {name: docker.io, url: "https://registry-1.docker.io"}
+  - {name: ghcr.io, url: "https://ghcr.io"}
+default_upstream: docker.io
+`;
+  t.equal(parse(yaml).defaultUpstream, 'docker.io');
+  t.equal(parse(yaml, { REGISTRY_DEFAULT_UPSTREAM: 'ghcr.io' }).defaultUpstream, 'ghcr.io', 'REGISTRY_DEFAULT_UPSTREAM (a key with an underscore)');
+  fails(t, yaml, /^config \(REGISTRY_DEFAULT_UPSTREAM\): names no configured upstream: "quay.io"$/, { REGISTRY_DEFAULT_UPSTREAM: 'quay.io' });
+  t.equal(parse('log: {level: info}', { REGISTRY_VERSION: '0.1' }).version, '0.1', 'REGISTRY_VERSION');
+  fails(t, 'version: 0.1', /^config \(REGISTRY_VERSION\): expected 0\.1, got "0\.2"$/, { REGISTRY_VERSION: '0.2' });
+  t.equal(parse('version: 0.1', { REGISTRY_LOG_FORMATTER: 'json' }).log.level, 'info', 'REGISTRY_LOG_FORMATTER accepted');
+  t.equal(parse('version: 0.1', { REGISTRY_LOG_LEVEL: 'warning' }).log.level, 'warn', 'registry:2 "warning"');
+  t.equal(parse('version: 0.1', { REGISTRY_HTTP_ADDR: ':5001' }).http.host, '0.0.0.0');
+  t.equal(parse('version: 0.1', { REGISTRY_HTTP_ADDR: '[::1]:5001' }).http.host, '::1');
+
+  // The filesystem root selects the filesystem driver; REGISTRY_STORAGE picks one (registry:2 does both).
+  const mem = parse('storage: {filesystem: {rootdirectory: /x}, delete: {enabled: true}}', { REGISTRY_STORAGE: 'inmemory' });
+  t.same(mem.storage.backend, { driver: 'inmemory' });
+  t.equal(mem.metadata.path, ':memory:');
+  t.equal(mem.storage.delete.enabled, true, 'the rest of storage stays');
+  t.same(parse('storage: inmemory', { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: 'var' }).storage.backend, { driver: 'filesystem', rootdirectory: '/srv/stowage/var' });
+  fails(t, 'version: 0.1', /^config \(REGISTRY_STORAGE\): expected filesystem or inmemory/, { REGISTRY_STORAGE: 's3' });
 });
 
 t.test('proxy block naming', async (t) => {
   t.equal(parse('proxy: {remoteurl: "https://quay.io"}').upstreams[0]!.name, 'quay.io');
   t.equal(parse('proxy: {remoteurl: "https://index.docker.io"}').upstreams[0]!.name, 'docker.io');
+  t.equal(parse('proxy: {remoteurl: "https://registry-1.docker.io"}').upstreams[0]!.name, 'docker.io');
+  t.equal(parse('proxy: {remoteurl: "https://docker.io/"}').upstreams[0]!.name, 'docker.io');
   t.equal(parse('proxy: {remoteurl: "http://127.0.0.1:5001"}').upstreams[0]!.name, '127.0.0.1_5001', 'a port becomes _ (the name is a cache prefix)');
+  const c = parse('proxy: {remoteurl: "https://Mirror.Example.com:8443", username: u, password: p, ttl: 168h}');
+  const u = c.upstreams[0]!;
+  t.same([u.name, u.url, u.username, u.password, u.contentTtlMs, u.tagTtlMs, u.maxConcurrent], ['mirror.example.com_8443', 'https://mirror.example.com:8443', 'u', 'p', 168 * 3_600_000, 300_000, 16]);
+  t.equal(c.defaultUpstream, 'mirror.example.com_8443', 'the proxy upstream is the default');
+  const both = parse(`proxy: {remoteurl: "https://registry-1.docker.io"}
+upstreams: [{name: ghcr.io, url: "https://ghcr.io"}]
+default_upstream: ghcr.io
+`);
+  t.same(both.upstreams.map((x) => x.name), ['docker.io', 'ghcr.io']);
+  t.equal(both.defaultUpstream, 'ghcr.io', 'default_upstream wins over the proxy block');
+  fails(t, 'proxy: {remoteurl: "https://registry-1.docker.io"}\nupstreams: [{name: docker.io, url: "https://mirror.gcr.io"}]',
+    /^config: upstreams\[0\]\.name: duplicate upstream name "docker.io" \(the proxy: block already defines it\)$/);
+  fails(t, 'proxy: {username: u}', /^config: proxy\.remoteurl: required$/);
+  fails(t, 'proxy: {remoteurl: "http://[::1]:5000"}', /^config: proxy\.remoteurl: the host "\[::1\]:5000" cannot be an upstream name/);
+  fails(t, 'proxy: {remoteurl: "https://quay.io", exec: x}', /^config: proxy\.exec: unknown key$/);
 });
 
 t.test('upstreams list', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
-  writeFileSync(join(dir, 'pw'), 'from-file\n');
+  writeFileSync(join(dir, 'pw'), 'from-file\n\n');
   const c = parseConfig(`
 upstreams:
   - name: ghcr.io
@@ -127,12 +183,19 @@ upstreams:
   - name: local.test
     url: http://127.0.0.1:5001
     timeout: {connect: 1s, headers: 2s, body: 3s}
+    ttl: 720h
+  - name: Registry.Local:5000
+    url: http://registry.local:5000
+    timeout: 0
 default_upstream: local.test
 `, {}, 'x.yml', dir);
-  const [g, l] = c.upstreams;
+  const [g, l, r] = c.upstreams;
   t.same([g!.url, g!.username, g!.password, g!.tagTtlMs, g!.negativeTtlMs, g!.revalidateTimeoutMs, g!.connectTimeoutMs, g!.bodyTimeoutMs, g!.maxConcurrent],
     ['https://ghcr.io', 'bot', 'from-file', 60_000, 5_000, 500, 2_000, 2_000, 4]);
-  t.same([l!.connectTimeoutMs, l!.headersTimeoutMs, l!.bodyTimeoutMs], [1_000, 2_000, 3_000]);
+  t.same([l!.connectTimeoutMs, l!.headersTimeoutMs, l!.bodyTimeoutMs, l!.contentTtlMs], [1_000, 2_000, 3_000, 2_592_000_000]);
+  t.equal(g!.contentTtlMs, 0, 'content kept forever by default');
+  t.same([r!.name, r!.url, r!.connectTimeoutMs], ['registry.local_5000', 'http://registry.local:5000', 0], 'host:port names become host_port (cache prefix)');
+  t.same([r!.tagTtlMs, r!.negativeTtlMs, r!.revalidateTimeoutMs, r!.maxConcurrent, r!.breakerFailures, r!.breakerCooldownMs], [300_000, 30_000, 3_000, 16, 3, 10_000], 'defaults');
   t.equal(c.defaultUpstream, 'local.test');
 });
 
@@ -147,7 +210,32 @@ t.test('every problem is one line naming the key', async (t) => {
   fails(t, 'upstreams: [{name: a.io, url: "https://a.io"}, {name: a.io, url: "https://b.io"}]', /^config: upstreams\[1\]\.name: duplicate upstream name/);
   fails(t, 'upstreams: [{name: a.io, url: "ftp://a.io"}]', /^config: upstreams\[0\]\.url: expected an http:\/\/ or https:\/\/ URL/);
   fails(t, 'upstreams: [{name: a.io, url: "https://a.io/v2"}]', /^config: upstreams\[0\]\.url: expected a URL without path/);
-  fails(t, 'upstreams: [{name: "Not A Host", url: "https://a.io"}]', /^config: upstreams\[0\]\.name: expected a lower-case host name/);
+  fails(t, 'upstreams: [{name: "Not A Host", url: "https://a.io"}]', /^config: upstreams\[0\]\.name: expected a host name/);
+  fails(t, 'upstreams: [{name: "a.io:99999", url: "https://a.io"}]', /^config: upstreams\[0\]\.name: expected a host name/);
+  fails(t, 'upstreams: [{name: "a.io/x", url: "https://a.io"}]', /^config: upstreams\[0\]\.name: expected a host name/);
+  fails(t, 'upstreams: [{name: "a.io:5000", url: "https://a.io"}, {name: "a.io_5000", url: "https://a.io"}]', /^config: upstreams\[1\]\.name: duplicate upstream name/);
+  fails(t, 'upstreams: [{url: "https://a.io"}]', /^config: upstreams\[0\]\.name: required$/);
+  fails(t, 'upstreams: [{name: a.io, url: "https://a.io", tag_ttl: 5}]', /^config: upstreams\[0\]\.tag_ttl: expected a duration such as "30s", "5m" or "168h", got 5$/);
+  fails(t, 'upstreams: [{name: a.io, url: "https://a.io", timeout: 5}]', /^config: upstreams\[0\]\.timeout: expected a duration or \{connect, headers, body\}, got 5$/);
+  fails(t, 'upstreams: [{name: a.io, url: "https://a.io", timeout: {conect: 1s}}]', /^config: upstreams\[0\]\.timeout\.conect: unknown key$/);
+  fails(t, 'upstreams: [{name: a.io, url: "https://a.io", tagttl: 1m}]', /^config: upstreams\[0\]\.tagttl: unknown key$/);
+  fails(t, 'upstreams: [{name: a.io, url: "https://a.io", password: x, password_file: /p}]', /^config: upstreams\[0\]\.password_file: give password or password_file, not both$/);
+  fails(t, 'upstreams: {name: a.io}', /^config: upstreams: expected a list$/);
+  fails(t, 'http: {addr: "1.2.3.4:70000"}', /^config: http\.addr: expected "host:port"/);
+  fails(t, 'http: {addr: 5000}', /^config: http\.addr: expected "host:port" or ":port", got "5000"$/);
+  fails(t, 'http: {host: "ftp://x"}', /^config: http\.host: expected an http\(s\):\/\/ URL/);
+  fails(t, 'http: {prefix: /registry/}', /^config: http\.prefix: not supported/);
+  fails(t, 'http: {net: unix}', /^config: http\.net: only tcp is supported/);
+  fails(t, 'http: {headers: {X-A: [{a: 1}]}}', /^config: http\.headers\.X-A\[0\]: expected a string/);
+  fails(t, 'http: {relativeurls: 1}', /^config: http\.relativeurls: expected a boolean, got 1$/);
+  fails(t, 'http: {secret: [a]}', /^config: http\.secret: expected a string, got \["a"\]$/);
+  fails(t, 'log: {fields: {a: {b: c}}}', /^config: log\.fields\.a: expected a string/);
+  fails(t, 'log: {levl: info}', /^config: log\.levl: unknown key$/);
+  fails(t, 'storage: {filesystem: {rootdir: /x}}', /^config: storage\.filesystem\.rootdir: unknown key$/);
+  fails(t, 'storage: {maintenance: {uploadpurging: {enable: true}}}', /^config: storage\.maintenance\.uploadpurging\.enable: unknown key$/);
+  fails(t, 'storage: {maintenance: {uploadpurging: {interval: 0}}}', /^config: storage\.maintenance\.uploadpurging\.interval: must be more than 0/);
+  fails(t, 'metadata: {file: x}', /^config: metadata\.file: unknown key$/);
+  fails(t, '"bad\\nkey": 1', /^config: bad\\nkey: unknown key$/);
   fails(t, 'upstreams: [{name: a.io, url: "https://a.io", max_concurrent: 0}]', /^config: upstreams\[0\]\.max_concurrent: expected a whole number from 1 to 1024/);
   fails(t, 'upstreams: [{name: a.io, url: "https://a.io", password_file: /nonexistent/pw}]', /^config: upstreams\[0\]\.password_file: cannot read/);
   fails(t, 'auth: {htpasswd: {realm: x, path: /p}}', /^config: auth: not supported yet/);
@@ -156,7 +244,47 @@ t.test('every problem is one line naming the key', async (t) => {
   fails(t, 'log: {level: loud}', /^config: log\.level: expected one of/);
   fails(t, 'typo: 1', /^config: typo: unknown key$/);
   fails(t, 'http: [1, 2]', /^config: http: expected a mapping/);
-  fails(t, 'http:\n  addr: ":5000"\n bad indent: x\n', /^config: test\.yml line \d+:/);
+  fails(t, 'version: 0.1\nhttp:\n  addr: ":5000"\n bad indent: x\n', /^config: test\.yml line 4, column 1: All mapping items must start at the same column$/);
+  fails(t, 'http: {addr: ":5000"\n', /^config: test\.yml line \d+, column \d+: /);
+  fails(t, 'version: 0.1\nversion: 0.1\n', /^config: test\.yml line 2, column 1: Map keys must be unique$/);
+  fails(t, '- a\n- b\n', /^config: test\.yml: expected a mapping at the top level$/);
+});
+
+t.test('accepted and ignored registry:2 keys', async (t) => {
+  const c = parse(`version: "0.1"
+log: {level: WARNING, formatter: logstash, accesslog: {disabled: true}, hooks: []}
+loglevel: debug
+storage:
+  inmemory:
+  cache: {blobdescriptor: redis}
+  redirect: {disable: true}
+  maintenance: {readonly: {enabled: false}}
+http:
+  addr: 127.0.0.1:5000
+  net: tcp
+  prefix: /
+  http2: {disabled: false}
+  debug: {addr: ":5001", prometheus: {enabled: true}}
+  draintimeout: 60s
+  headers: {X-One: single}
+  host: "http://localhost:5000/"
+notifications: {endpoints: []}
+redis: {addr: "localhost:6379"}
+validation: {disabled: true}
+compatibility: {schema1: {enabled: false}}
+reporting: {}
+middleware: {registry: []}
+health: {storagedriver: {enabled: true}}
+`);
+  t.equal(c.log.level, 'warn');
+  t.same(c.storage.backend, { driver: 'inmemory' }, 'an empty inmemory: section counts');
+  t.equal(c.metadata.path, ':memory:');
+  t.same([c.http.host, c.http.port, c.http.externalUrl], ['127.0.0.1', 5000, 'http://localhost:5000']);
+  t.same(c.http.headers, { 'X-One': ['single'] }, 'a single header value becomes a list');
+  t.same(parse('storage: inmemory').storage.backend, { driver: 'inmemory' }, 'registry:2 bare driver name');
+  t.same(parse('').upstreams, [], 'an empty file is all defaults, no upstream');
+  t.equal(parse('metadata: {path: idx.db}').metadata.path, '/srv/stowage/idx.db', 'relative to cwd');
+  t.equal(parse('storage: {filesystem: {rootdirectory: /r}}').metadata.path, '/r/stowage.sqlite');
 });
 
 t.test('loadConfig reads a file and reports an unreadable one', async (t) => {
@@ -164,5 +292,10 @@ t.test('loadConfig reads a file and reports an unreadable one', async (t) => {
   writeFileSync(join(dir, 'c.yml'), 'http: {addr: "127.0.0.1:7000"}\nstorage: {inmemory: {}}\n');
   const c = loadConfig({ file: 'c.yml', cwd: dir });
   t.same([c.http.port, c.storage.backend.driver, c.metadata.path], [7000, 'inmemory', ':memory:']);
+  t.throws(() => loadConfig({ file: 'missing.yml', cwd: dir }), ConfigError);
   t.throws(() => loadConfig({ file: 'missing.yml', cwd: dir }), /config: cannot read missing\.yml/);
+  t.equal(loadConfig({ file: 'c.yml', cwd: dir, env: { REGISTRY_HTTP_ADDR: ':7001' } }).http.port, 7001, 'env applies to a file');
+  t.equal(loadConfig({ cwd: dir, env: { REGISTRY_HTTP_ADDR: ':7002' } }).http.port, 7002, 'env applies to the defaults');
+  writeFileSync(join(dir, 'bad.yml'), 'version: 0.1\nhttp:\n  addr: [\n');
+  t.throws(() => loadConfig({ file: 'bad.yml', cwd: dir }), /^config: bad\.yml line \d+, column \d+: /);
 });
