@@ -122,12 +122,11 @@ export function writeOciLayout(dir, tag, image) {
   }));
 }
 
-export function registry2Config(root, port, extra = '') {
+/** One config.yml for both servers: stowage reads registry:2's format. */
+function configYaml(root, port, log, extra) {
   return `version: 0.1
 log:
-  level: error
-  accesslog:
-    disabled: true
+${log}
 storage:
   filesystem:
     rootdirectory: ${root}
@@ -138,19 +137,8 @@ http:
 ${extra}`;
 }
 
-export function stowageConfig(root, port, extra = '') {
-  return `version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: ${root}
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:${port}
-${extra}`;
-}
+export const registry2Config = (root, port, extra = '') => configYaml(root, port, '  level: error\n  accesslog:\n    disabled: true', extra);
+export const stowageConfig = (root, port, extra = '') => configYaml(root, port, '  level: warn', extra);
 
 export function table(rows) {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
