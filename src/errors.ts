@@ -78,5 +78,3 @@ export class RegistryError extends Error {
     return { errors: [entry] };
   }
 }
-
-export const isRegistryError = (e: unknown): e is RegistryError => e instanceof RegistryError;

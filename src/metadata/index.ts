@@ -20,8 +20,6 @@ export interface UploadRow { uuid: string; repo: string; started_at: number }
 
 export class MetadataIndex {
   readonly db: Database.Database;
-  /** True when the file did not exist (or had no schema): the caller should reindex from storage. */
-  readonly created: boolean;
   private readonly pendingAccess = new Map<string, number>();
   private readonly stmts;
 
@@ -32,7 +30,6 @@ export class MetadataIndex {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
     const version = this.db.pragma('user_version', { simple: true }) as number;
-    this.created = version === 0;
     for (let v = version; v < MIGRATIONS.length; v++) {
       this.db.transaction(() => {
         this.db.exec(MIGRATIONS[v]!);

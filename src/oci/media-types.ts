@@ -19,8 +19,6 @@ export const ALL_MANIFEST_TYPES: readonly string[] = [
   MediaType.DockerManifestV1,
 ];
 
-export const isIndexType = (t: string): boolean => t === MediaType.OciIndex || t === MediaType.DockerManifestList;
-
 /** "application/json; charset=utf-8" -> "application/json" */
 export function bareMediaType(contentType: string | undefined): string | undefined {
   if (!contentType) return undefined;

@@ -5,7 +5,6 @@
 import type { Logger } from 'pino';
 import type { MetadataIndex } from '../metadata/index.js';
 import type { Digest } from '../oci/digest.js';
-import { MediaType } from '../oci/media-types.js';
 import type { RepoName } from '../oci/reference.js';
 import { isPathNotFound, type StorageDriver } from '../storage/driver.js';
 import { repoPath } from '../storage/layout.js';
@@ -88,5 +87,3 @@ function page(rows: string[], n: number): Page<string> {
   if (rows.length > n) return { items: rows.slice(0, n), next: rows[n - 1] ?? '' };
   return { items: rows };
 }
-
-export const REFERRERS_INDEX_TYPE = MediaType.OciIndex;

@@ -36,7 +36,6 @@ export const repoPath = (name: RepoName): string => `${REPOSITORIES_ROOT}/${name
 
 export const layerLinkPath = (name: RepoName, d: Digest): string =>
   `${repoPath(name)}/_layers/${digestAlgorithm(d)}/${digestHex(d)}/link`;
-export const layersDir = (name: RepoName): string => `${repoPath(name)}/_layers`;
 
 export const manifestsDir = (name: RepoName): string => `${repoPath(name)}/_manifests`;
 export const revisionsDir = (name: RepoName): string => `${manifestsDir(name)}/revisions`;

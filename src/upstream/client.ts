@@ -21,15 +21,6 @@ export interface UpstreamResponse {
   body: Readable | null;
 }
 
-export interface UpstreamStats {
-  manifestGets: number;
-  manifestHeads: number;
-  blobGets: number;
-  referrers: number;
-  tokenFetches: number;
-}
-
-type Kind = 'manifestGets' | 'manifestHeads' | 'blobGets' | 'referrers';
 const MAX_REDIRECTS = 5;
 const TOKEN_MARGIN_MS = 10_000;
 
@@ -41,7 +32,6 @@ export class UpstreamClient {
   private readonly credentials: Credentials | undefined;
   /** Set once the upstream has asked for Basic auth: later requests send it up front. */
   private basic = false;
-  private readonly counters: UpstreamStats = { manifestGets: 0, manifestHeads: 0, blobGets: 0, referrers: 0, tokenFetches: 0 };
 
   constructor(private readonly cfg: UpstreamConfig, private readonly deps: { log: Logger; breaker?: BreakerOptions }) {
     this.name = cfg.name;
@@ -57,18 +47,18 @@ export class UpstreamClient {
   }
 
   manifest(repo: string, reference: string, opts: { method: 'GET' | 'HEAD'; accept: string[]; signal?: AbortSignal }): Promise<UpstreamResponse> {
-    return this.send(opts.method === 'GET' ? 'manifestGets' : 'manifestHeads', repo, `/v2/${repo}/manifests/${reference}`,
+    return this.send(repo, `/v2/${repo}/manifests/${reference}`,
       opts.method, { accept: opts.accept.join(', ') }, opts.signal);
   }
 
   blob(repo: string, digest: Digest, opts: { signal?: AbortSignal; range?: string } = {}): Promise<UpstreamResponse> {
-    return this.send('blobGets', repo, `/v2/${repo}/blobs/${digest}`, 'GET', opts.range ? { range: opts.range } : {}, opts.signal);
+    return this.send(repo, `/v2/${repo}/blobs/${digest}`, 'GET', opts.range ? { range: opts.range } : {}, opts.signal);
   }
 
   /** The upstream's referrers index, or undefined if it does not support the referrers API. */
   async referrers(repo: string, digest: Digest, opts: { artifactType?: string; signal?: AbortSignal } = {}): Promise<UpstreamResponse | undefined> {
     const query = opts.artifactType ? `?artifactType=${encodeURIComponent(opts.artifactType)}` : '';
-    const res = await this.send('referrers', repo, `/v2/${repo}/referrers/${digest}${query}`, 'GET',
+    const res = await this.send(repo, `/v2/${repo}/referrers/${digest}${query}`, 'GET',
       { accept: 'application/vnd.oci.image.index.v1+json' }, opts.signal);
     const type = String(res.headers['content-type'] ?? '');
     if (res.status === 200 && type.includes('application/vnd.oci.image.index.v1+json')) return res;
@@ -76,19 +66,14 @@ export class UpstreamClient {
     return undefined;
   }
 
-  stats(): UpstreamStats {
-    return { ...this.counters };
-  }
-
   /** Shutdown: in-flight upstream requests are abandoned (their staging files are purged later). */
   async close(): Promise<void> {
     await this.agent.destroy();
   }
 
-  private async send(kind: Kind, repo: string, path: string, method: 'GET' | 'HEAD',
+  private async send(repo: string, path: string, method: 'GET' | 'HEAD',
     extraHeaders: Record<string, string>, signal?: AbortSignal): Promise<UpstreamResponse> {
     if (!this.breaker.allow()) throw new UpstreamError('circuit-open', this.name, 'circuit open after repeated failures; not contacted');
-    this.counters[kind]++;
     const scope = `repository:${repo}:pull`;
     try {
       const res = await this.exchange(scope, `${this.cfg.url}${path}`, method, extraHeaders, signal);
@@ -155,7 +140,6 @@ export class UpstreamClient {
     const challenges = parseChallenges(header);
     const bearer = challenges.find((c) => c.scheme === 'bearer');
     if (bearer) {
-      this.counters.tokenFetches++;
       try {
         const t = await fetchToken(bearer, this.credentials, this.agent as Dispatcher, signal);
         this.tokens.set(scope, t.token, { ttl: Math.max(1_000, t.expiresInMs - TOKEN_MARGIN_MS) });
