@@ -165,7 +165,8 @@ export class PullThrough {
 
   // ---------------------------------------------------------------- blobs
 
-  async blob(name: RepoName, digest: Digest, ns: string | undefined): Promise<BlobAnswer> {
+  /** `headOnly`: the client sent HEAD; a miss then asks the upstream with HEAD instead of fetching. */
+  async blob(name: RepoName, digest: Digest, ns: string | undefined, headOnly = false): Promise<BlobAnswer> {
     const { registry } = this.deps;
     const route = this.route(name, ns);
     if (!route || route.cacheRepo !== name) {
@@ -185,6 +186,7 @@ export class PullThrough {
       return { ...this.stored(digest, size, 'hit'), namespace };
     }
     const joined = this.fills.get(digest);
+    if (!joined && headOnly) return { ...(await this.peek(route, digest)), namespace };
     const fill = await (joined ?? this.startFill(route, digest));
     const outcome: CacheOutcome = joined ? 'joined' : 'miss';
     this.deps.metrics?.cache.inc({ kind: 'blob', outcome });
@@ -204,6 +206,19 @@ export class PullThrough {
   private stored(digest: Digest, size: number, outcome: CacheOutcome): BlobAnswer {
     const blobs = this.deps.registry.blobs;
     return { size, outcome, complete: true, open: (range) => blobs.open(digest, range), whenComplete: async () => size };
+  }
+
+  /** A HEAD for a blob nobody has fetched yet: the upstream's answer, nothing fetched or stored. */
+  private async peek(route: Route, digest: Digest): Promise<BlobAnswer> {
+    const res = await this.callUpstream(route, () => route.upstream.client.blob(route.remoteRepo, digest, { method: 'HEAD' }));
+    const length = res.headers['content-length'];
+    if (res.status === 404 || typeof length !== 'string' || !/^\d+$/.test(length)) throw blobUnknown(digest);
+    const size = Number(length);
+    this.deps.metrics?.cache.inc({ kind: 'blob', outcome: 'miss' });
+    return {
+      size, outcome: 'miss', complete: true, whenComplete: async () => size,
+      open: () => Promise.reject(new RegistryError('UNKNOWN', 'a HEAD answer has no body')),
+    };
   }
 
   private startFill(route: Route, digest: Digest): Promise<BlobFill> {

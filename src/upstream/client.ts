@@ -51,8 +51,8 @@ export class UpstreamClient {
       opts.method, { accept: opts.accept.join(', ') }, opts.signal);
   }
 
-  blob(repo: string, digest: Digest, opts: { signal?: AbortSignal; range?: string } = {}): Promise<UpstreamResponse> {
-    return this.send(repo, `/v2/${repo}/blobs/${digest}`, 'GET', opts.range ? { range: opts.range } : {}, opts.signal);
+  blob(repo: string, digest: Digest, opts: { method?: 'GET' | 'HEAD'; signal?: AbortSignal; range?: string } = {}): Promise<UpstreamResponse> {
+    return this.send(repo, `/v2/${repo}/blobs/${digest}`, opts.method ?? 'GET', opts.range ? { range: opts.range } : {}, opts.signal);
   }
 
   /** The upstream's referrers index, or undefined if it does not support the referrers API. */

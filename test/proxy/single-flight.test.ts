@@ -65,6 +65,19 @@ t.test('single-flight blob fills', { skip }, async (t) => {
     t.equal(countRegistry2Requests(r2, 'GET', `/blobs/${otherDigest}`), 1, 'still one upstream GET');
   });
 
+  await t.test('a HEAD for a missing blob asks the upstream and fetches nothing', async (t) => {
+    const third = prngBytes(4444, 3 * MiB);
+    const thirdDigest = sha256(third);
+    await pushBlobHttp(r2.url, 'library/big', { bytes: third, digest: thirdDigest });
+    const head = await fetch(`${s.url}/v2/library/big/blobs/${thirdDigest}`, { method: 'HEAD' });
+    t.equal(head.status, 200);
+    t.equal(head.headers.get('content-length'), String(third.length));
+    t.equal(countRegistry2Requests(r2, 'HEAD', `/blobs/${thirdDigest}`), 1, 'one upstream HEAD');
+    t.equal(countRegistry2Requests(r2, 'GET', `/blobs/${thirdDigest}`), 0, 'no upstream GET');
+    const missing = await fetch(`${s.url}/v2/library/big/blobs/sha256:${'0'.repeat(64)}`, { method: 'HEAD' });
+    t.equal(missing.status, 404);
+  });
+
   await t.test('ranges on cached blobs', async (t) => {
     const r = await fetch(`${s.url}/v2/library/big/blobs/${bigDigest}`, { headers: { range: 'bytes=1000-1999' } });
     t.equal(r.status, 206);

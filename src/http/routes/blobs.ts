@@ -8,7 +8,7 @@ export const getBlob: Handler<'blob'> = async (req, reply, { name, digest }, { r
   req.facts.repo = name;
   req.facts.reference = digest;
   const answer = proxy
-    ? await proxy.blob(name, digest, queryParam(req, 'ns'))
+    ? await proxy.blob(name, digest, queryParam(req, 'ns'), req.method === 'HEAD')
     : localAnswer(await registry.blobs.requireIn(name, digest), (range) => registry.blobs.open(digest, range));
   req.facts.cache = answer.outcome;
   if (answer.outcome === 'miss' && answer.size !== undefined) req.facts.upstreamBytes = answer.size;
