@@ -46,7 +46,7 @@ export class BlobFill {
   /** Settles at the next change (bytes written, verified, failed); every waiting reader shares it. */
   private tick!: Promise<void>;
   private wake!: () => void;
-  /** Bytes durably handed to the file so far (readable by clients). */
+  /** Bytes written to the staging file so far (readable by clients, not yet fsynced). */
   written = 0;
   error: Error | undefined;
   /** Staging file while filling; the blob's own path once verified. */
@@ -63,13 +63,13 @@ export class BlobFill {
     readonly size: number | undefined,
     private readonly deps: FillDeps,
   ) {
-    this.nextTick();
+    this.signalChange();
     this.path = uploadDataPath(cacheRepo, this.uuid);
     this.done = new Promise((resolve, reject) => { this.settle = { resolve, reject }; });
     this.done.catch(() => undefined); // observed by readers; never an unhandled rejection
   }
 
-  private nextTick(): void {
+  private signalChange(): void {
     const previous = this.wake;
     this.tick = new Promise((resolve) => { this.wake = resolve; });
     previous?.();
@@ -97,7 +97,7 @@ export class BlobFill {
         const len = chunk.length;
         const ok = writer.stream.write(chunk, () => {
           this.written += len;
-          this.nextTick();
+          this.signalChange();
         });
         if (!ok) await new Promise<void>((r) => writer.stream.once('drain', r));
       }
@@ -117,7 +117,7 @@ export class BlobFill {
       await this.removeStaging();
       this.state = 'verified';
       log.info({ digest: this.digest, repo: this.cacheRepo, bytes: received }, 'blob cached');
-      this.nextTick();
+      this.signalChange();
       this.settle.resolve();
     } catch (err) {
       source.body.destroy();
@@ -126,7 +126,7 @@ export class BlobFill {
       this.error = err instanceof Error ? err : new Error(String(err));
       this.state = 'failed';
       log.warn({ digest: this.digest, repo: this.cacheRepo, received, err: this.error.message }, 'blob fill failed; nothing cached');
-      this.nextTick();
+      this.signalChange();
       this.settle.reject(this.error);
     }
   }
