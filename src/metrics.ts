@@ -4,7 +4,7 @@ import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
 export class Metrics {
   readonly registry = new Registry();
   readonly requests = new Counter({
-    name: 'stowage_requests_total', help: 'Requests by endpoint kind, method and status',
+    name: 'stowage_requests_total', help: 'Requests by endpoint kind, method and status ("aborted" when the client hung up mid-response)',
     labelNames: ['kind', 'method', 'status'] as const, registers: [this.registry],
   });
   readonly cache = new Counter({

@@ -3,6 +3,7 @@ import { RegistryError } from '../../errors.js';
 import type { BlobAnswer } from '../../proxy/pull-through.js';
 import { queryParam, type Handler } from '../context.js';
 import { parseRangeHeader } from '../range.js';
+import { sendBody } from '../send-body.js';
 
 export const getBlob: Handler<'blob'> = async (req, reply, { name, digest }, { registry, proxy }) => {
   req.facts.repo = name;
@@ -29,7 +30,7 @@ export const getBlob: Handler<'blob'> = async (req, reply, { name, digest }, { r
   if (range) reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${total}`);
   reply.header('Content-Length', range ? range.end - range.start + 1 : total);
   if (req.method === 'HEAD') return reply.send();
-  return reply.send(await answer.open(range));
+  return sendBody(reply, await answer.open(range));
 };
 
 function localAnswer(size: number, open: BlobAnswer['open']): BlobAnswer {
