@@ -22,18 +22,21 @@ export class MetadataIndex {
   readonly db: Database.Database;
   private readonly pendingAccess = new Map<string, number>();
   private readonly stmts;
+  private readonly userVersion: Database.Statement<[], number>;
 
   constructor(path: string) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('busy_timeout = 5000');
-    const version = this.db.pragma('user_version', { simple: true }) as number;
+    // PRAGMAs through exec and one kept statement: db.pragma() prepares a throwaway Statement per
+    // call, and on Node 24 a better-sqlite3 Statement finalized by an unlucky GC can abort the
+    // process (Statement::~Statement -> RemoveEnvironmentCleanupHook with no environment).
+    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
+    this.userVersion = this.db.prepare<[], number>('PRAGMA user_version').pluck();
+    const version = this.userVersion.get() ?? 0;
     for (let v = version; v < MIGRATIONS.length; v++) {
       this.db.transaction(() => {
         this.db.exec(MIGRATIONS[v]!);
-        this.db.pragma(`user_version = ${v + 1}`);
+        this.db.exec(`PRAGMA user_version = ${v + 1}`);
       })();
     }
     const db = this.db;

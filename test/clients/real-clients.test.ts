@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
 import { makeImage, writeOciLayout } from '../helpers/image.js';
+import { childEnv } from '../helpers/procs.js';
 import { missingTools, sleep } from '../helpers/tools.js';
 
 const skip = process.getuid?.() !== 0 && process.env.CI !== 'true'
@@ -29,7 +30,7 @@ const inNs = (cmd: string, args: string[], env: NodeJS.ProcessEnv = {}) =>
   execFileSync('nsenter', [...NSENTER, cmd, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, timeout: 180_000 });
 
 function daemon(name: string, cmd: string, args: string[], logFile: string): ChildProcess {
-  const p = spawn('nsenter', [...NSENTER, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawn('nsenter', [...NSENTER, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
   const chunks: Buffer[] = [];
   p.stdout?.on('data', (d: Buffer) => chunks.push(d));
   p.stderr?.on('data', (d: Buffer) => chunks.push(d));

@@ -48,6 +48,17 @@ function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Reco
   return out;
 }
 
+/**
+ * The environment a child process gets: ours without tap's NODE_OPTIONS (its --import hooks),
+ * so stowage runs as it does in production. On Node 24, tap's processinfo hook inside the child
+ * made better-sqlite3 abort in a Statement destructor, which plain `node dist/cli.js` never does.
+ */
+export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.NODE_OPTIONS;
+  return { ...env, ...extra };
+}
+
 export interface StowageOptions { rootDir?: string; config?: Record<string, unknown>; env?: NodeJS.ProcessEnv; port?: number }
 
 export async function startStowage(options: StowageOptions = {}): Promise<Proc> {
@@ -62,7 +73,7 @@ export async function startStowage(options: StowageOptions = {}): Promise<Proc> 
   }, options.config ?? {});
   const file = join(rootDir, '..', `stowage-${port}.yml`);
   await writeFile(file, stringify(config));
-  const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
+  const env = childEnv(options.env);
   for (const k of Object.keys(env)) if (k.startsWith('REGISTRY_') && !options.env?.[k]) delete env[k];
   const proc = spawn(process.execPath, [CLI, 'serve', '--config', file], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const { output } = track(proc);

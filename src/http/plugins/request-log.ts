@@ -1,7 +1,7 @@
 /**
  * One structured log line per request: id, method, repo, reference, status, cache outcome, bytes,
  * ms. A client that hangs up before the response is complete gets its line too (aborted: true,
- * bytes = what the socket took for this response, headers included).
+ * bytes = what the socket took for this response, headers included; no status if none was sent).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Metrics } from '../../metrics.js';
@@ -25,7 +25,8 @@ export function registerRequestLog(app: FastifyInstance, metrics?: Metrics): voi
       url: req.url.length > 300 ? `${req.url.slice(0, 300)}...` : req.url,
       repo: facts.repo,
       reference: facts.reference,
-      status: reply.statusCode,
+      // A client that left before the status line was sent has no status to report.
+      status: aborted && !reply.raw.headersSent ? undefined : reply.statusCode,
       cache: facts.cache,
       bytes,
       upstreamBytes: facts.upstreamBytes,
