@@ -174,4 +174,20 @@ t.test('a client that hangs up midway still gets its log line and counter', asyn
   const text = await (await fetch(`${base}/metrics`)).text();
   t.match(text, /stowage_requests_total\{kind="blob",method="GET",status="aborted"\} 1/);
   t.equal(lines.filter((l) => l.msg === 'request' && l.reference === digest && l.method === 'GET').length, 1, 'logged once');
+
+  // A client that leaves while its upload body is still streaming: no status was ever sent.
+  const session = await fetch(`${base}/v2/serve/test/blobs/uploads/`, { method: 'POST' });
+  const location = new URL(session.headers.get('location') ?? '', base);
+  await new Promise<void>((resolve) => {
+    const req = request(location, { method: 'PATCH', headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(8 * CHUNK_SIZE) } });
+    req.on('error', () => resolve());
+    req.write(randomBytes(CHUNK_SIZE), () => setTimeout(() => { req.destroy(); resolve(); }, 100));
+  });
+  let patch: Record<string, unknown> | undefined;
+  for (let i = 0; i < 100 && !patch; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    patch = lines.find((l) => l.msg === 'request' && l.method === 'PATCH');
+  }
+  t.equal(patch?.aborted, true, 'the abandoned PATCH was logged as aborted');
+  t.equal(patch?.status, undefined, 'with no status, since none was sent');
 });
