@@ -1,4 +1,4 @@
-/** Builds a stowage app in-process (memory storage unless given, in-memory index) for inject and socket tests. */
+/** Builds a stowage app in-process (memory storage, in-memory index) for inject and socket tests. */
 import type { FastifyInstance } from 'fastify';
 import { Agent, request as httpRequest } from 'node:http';
 import { buildApp } from '../../src/app.js';
@@ -31,10 +31,10 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-export function makeApp(overrides: { deleteEnabled?: boolean; storage?: StorageDriver } = {}): TestApp {
+export function makeApp(overrides: { deleteEnabled?: boolean } = {}): TestApp {
   const config = testConfig(overrides);
   const log = createLogger(config.log);
-  const storage = overrides.storage ?? new MemoryDriver();
+  const storage = new MemoryDriver();
   const metadata = new MetadataIndex(':memory:');
   const registry = new LocalRegistry(storage, metadata, log);
   const app = buildApp({ config, registry, log });

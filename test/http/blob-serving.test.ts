@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { blobChunkPool, CHUNK_SIZE } from '../../src/storage/chunk-pool.js';
 import { FilesystemDriver } from '../../src/storage/drivers/filesystem.js';
 import { buildApp } from '../../src/app.js';
@@ -19,13 +19,42 @@ import { createLogger } from '../../src/log.js';
 import { MetadataIndex } from '../../src/metadata/index.js';
 import { Metrics } from '../../src/metrics.js';
 import { LocalRegistry } from '../../src/registry/registry.js';
-import { makeApp, testConfig } from '../helpers/app.js';
+import { testConfig } from '../helpers/app.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 interface Got { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }
+type LogLine = Record<string, unknown>;
+
+/** stowage on filesystem storage and a real socket, its log lines captured, /metrics on. */
+async function serveFromFilesystem(t: Test): Promise<{ base: string; lines: LogLine[]; push(blob: Buffer): Promise<number> }> {
+  const root = await mkdtemp(join(tmpdir(), 'stowage-serve-'));
+  const lines: LogLine[] = [];
+  const config = { ...testConfig(), log: { level: 'info' as const, fields: {} } };
+  const log = createLogger(config.log, { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) });
+  const metadata = new MetadataIndex(':memory:');
+  const app = buildApp({ config, log, metrics: new Metrics(), registry: new LocalRegistry(new FilesystemDriver({ rootDirectory: root }), metadata, log) });
+  t.teardown(async () => {
+    await app.close();
+    metadata.close();
+    await rm(root, { recursive: true, force: true });
+  });
+  const base = await app.listen({ host: '127.0.0.1', port: 0 });
+  const push = async (blob: Buffer) => (await fetch(`${base}/v2/serve/test/blobs/uploads/?digest=${sha256(blob)}`, { method: 'POST', body: blob })).status;
+  return { base, lines, push };
+}
+
+/** The first request log line that matches, waiting up to 2 s (an abort is logged on 'close'). */
+async function requestLine(lines: LogLine[], matches: (line: LogLine) => boolean): Promise<LogLine | undefined> {
+  for (let i = 0; i < 100; i++) {
+    const line = lines.find((l) => l.msg === 'request' && matches(l));
+    if (line) return line;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return undefined;
+}
 
 function get(base: string, path: string, options: { range?: string; abortAfter?: number; slow?: boolean } = {}): Promise<Got | 'aborted'> {
   return new Promise((resolve, reject) => {
@@ -54,19 +83,10 @@ function get(base: string, path: string, options: { range?: string; abortAfter?:
 }
 
 t.test('concurrent blob GETs from filesystem storage are byte-exact', async (t) => {
-  const root = await mkdtemp(join(tmpdir(), 'stowage-serve-'));
-  const ctx = makeApp({ storage: new FilesystemDriver({ rootDirectory: root }) });
-  t.teardown(async () => {
-    await ctx.close();
-    await rm(root, { recursive: true, force: true });
-  });
-  const base = await ctx.app.listen({ host: '127.0.0.1', port: 0 });
+  const { base, push } = await serveFromFilesystem(t);
 
   const blobs = [5 * CHUNK_SIZE + 17, 3 * CHUNK_SIZE, CHUNK_SIZE - 1, 2 * CHUNK_SIZE + 1, 7].map((n) => randomBytes(n));
-  for (const blob of blobs) {
-    const res = await fetch(`${base}/v2/serve/test/blobs/uploads/?digest=${sha256(blob)}`, { method: 'POST', body: blob });
-    t.equal(res.status, 201, `pushed ${blob.length} bytes`);
-  }
+  for (const blob of blobs) t.equal(await push(blob), 201, `pushed ${blob.length} bytes`);
 
   // 48 downloads at once need more chunks than the pool's 64 slots: pooled and ordinary buffers mix.
   const jobs = Array.from({ length: 48 }, (_, i) => {
@@ -109,16 +129,10 @@ t.test('concurrent blob GETs from filesystem storage are byte-exact', async (t) 
 });
 
 t.test('HEAD, If-None-Match and a missing blob are unchanged by the pooled path', async (t) => {
-  const root = await mkdtemp(join(tmpdir(), 'stowage-serve-'));
-  const ctx = makeApp({ storage: new FilesystemDriver({ rootDirectory: root }) });
-  t.teardown(async () => {
-    await ctx.close();
-    await rm(root, { recursive: true, force: true });
-  });
-  const base = await ctx.app.listen({ host: '127.0.0.1', port: 0 });
+  const { base, push } = await serveFromFilesystem(t);
   const blob = randomBytes(CHUNK_SIZE + 5);
   const digest = sha256(blob);
-  t.equal((await fetch(`${base}/v2/serve/test/blobs/uploads/?digest=${digest}`, { method: 'POST', body: blob })).status, 201);
+  t.equal(await push(blob), 201);
 
   const head = await fetch(`${base}/v2/serve/test/blobs/${digest}`, { method: 'HEAD' });
   t.equal(head.status, 200);
@@ -144,29 +158,13 @@ t.test('HEAD, If-None-Match and a missing blob are unchanged by the pooled path'
 });
 
 t.test('a client that hangs up midway still gets its log line and counter', async (t) => {
-  const root = await mkdtemp(join(tmpdir(), 'stowage-serve-'));
-  const lines: Array<Record<string, unknown>> = [];
-  const config = { ...testConfig(), log: { level: 'info' as const, fields: {} } };
-  const log = createLogger(config.log, { write: (line: string) => void lines.push(JSON.parse(line)) });
-  const metadata = new MetadataIndex(':memory:');
-  const metrics = new Metrics();
-  const app = buildApp({ config, log, metrics, registry: new LocalRegistry(new FilesystemDriver({ rootDirectory: root }), metadata, log) });
-  t.teardown(async () => {
-    await app.close();
-    metadata.close();
-    await rm(root, { recursive: true, force: true });
-  });
-  const base = await app.listen({ host: '127.0.0.1', port: 0 });
+  const { base, lines, push } = await serveFromFilesystem(t);
   const blob = randomBytes(32 * CHUNK_SIZE); // far more than the socket buffers hold
   const digest = sha256(blob);
-  t.equal((await fetch(`${base}/v2/serve/test/blobs/uploads/?digest=${digest}`, { method: 'POST', body: blob })).status, 201);
+  t.equal(await push(blob), 201);
 
   t.equal(await get(base, `/v2/serve/test/blobs/${digest}`, { abortAfter: CHUNK_SIZE }), 'aborted');
-  let line: Record<string, unknown> | undefined;
-  for (let i = 0; i < 100 && !line; i++) {
-    await new Promise((r) => setTimeout(r, 20));
-    line = lines.find((l) => l.msg === 'request' && l.method === 'GET' && l.reference === digest);
-  }
+  const line = await requestLine(lines, (l) => l.method === 'GET' && l.reference === digest);
   t.ok(line, 'the aborted GET was logged');
   t.equal(line?.aborted, true);
   t.equal(line?.status, 200);
@@ -183,11 +181,7 @@ t.test('a client that hangs up midway still gets its log line and counter', asyn
     req.on('error', () => resolve());
     req.write(randomBytes(CHUNK_SIZE), () => setTimeout(() => { req.destroy(); resolve(); }, 100));
   });
-  let patch: Record<string, unknown> | undefined;
-  for (let i = 0; i < 100 && !patch; i++) {
-    await new Promise((r) => setTimeout(r, 20));
-    patch = lines.find((l) => l.msg === 'request' && l.method === 'PATCH');
-  }
+  const patch = await requestLine(lines, (l) => l.method === 'PATCH');
   t.equal(patch?.aborted, true, 'the abandoned PATCH was logged as aborted');
   t.equal(patch?.status, undefined, 'with no status, since none was sent');
 });
