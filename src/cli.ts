@@ -1,94 +1,59 @@
 #!/usr/bin/env node
 /**
- * The `stowage` command.
+ * The `stowage` command: one file per command under cli/, loaded when that command runs.
  *   stowage serve [--config FILE | FILE]     run the registry (registry:2 style: `serve CONFIG`)
  *   stowage reindex [--config FILE | FILE]   rebuild the metadata index from storage
+ *   stowage prefetch | export | import --config FILE ...   see `stowage <command> --help`
  *   stowage version
  */
-import { readFileSync } from 'node:fs';
-import { ConfigError, loadConfig } from './config/load.js';
-import type { Config } from './config/schema.js';
-import { createLogger } from './log.js';
-import { createServices, startServer } from './main.js';
+import { UsageError } from './cli/common.js';
 
-const USAGE = `usage: stowage <command> [--config FILE]
+const USAGE = `usage: stowage <command> [--config FILE] ...
 
 commands:
-  serve     run the registry (default config: embedded defaults; npm start uses config/config.yml)
-  reindex   rebuild the SQLite metadata index from storage
-  version   print the version`;
+  serve      run the registry (default config: embedded defaults; npm start uses config/config.yml)
+  reindex    rebuild the SQLite metadata index from storage
+  prefetch   pull images through the cache before the network is cut
+  export     write images to an OCI image layout bundle (directory or .tar) for the air gap
+  import     load a bundle (ours, or any OCI image layout) into storage
+  version    print the version
 
-function configFile(args: string[]): string | undefined {
-  const i = args.indexOf('--config');
-  if (i >= 0) {
-    const file = args[i + 1];
-    if (!file) fail('--config needs a file');
-    return file;
-  }
-  const eq = args.find((a) => a.startsWith('--config='));
-  if (eq) return eq.slice('--config='.length);
-  return args.find((a) => !a.startsWith('-'));
-}
+Run 'stowage <command> --help' for a command's options.`;
 
-function fail(message: string): never {
-  process.stderr.write(`stowage: ${message}\n`);
-  process.exit(1);
-}
+type Command = (args: string[]) => Promise<number | undefined>;
 
-function readConfig(args: string[]): Config {
-  try {
-    const file = configFile(args);
-    return loadConfig(file === undefined ? { env: process.env } : { file, env: process.env });
-  } catch (e) {
-    if (e instanceof ConfigError) fail(e.message);
-    throw e;
-  }
-}
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  serve: async () => (await import('./cli/serve.js')).run,
+  reindex: async () => (await import('./cli/reindex.js')).run,
+  prefetch: async () => (await import('./cli/prefetch.js')).run,
+  export: async () => (await import('./cli/export.js')).run,
+  import: async () => (await import('./cli/import.js')).run,
+  version: async () => (await import('./cli/version.js')).run,
+  '--version': async () => (await import('./cli/version.js')).run,
+};
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...args] = argv;
-  switch (command) {
-    case 'serve': {
-      const config = readConfig(args);
-      const log = createLogger(config.log);
-      const server = await startServer(config, log).catch((err: unknown) => {
-        log.fatal({ err }, 'start-up failed');
-        fail(err instanceof Error ? err.message : String(err));
-      });
-      const shutdown = (signal: string) => {
-        log.info({ signal }, 'shutting down');
-        server.close().then(() => process.exit(0), (err: unknown) => {
-          log.error({ err }, 'shutdown failed');
-          process.exit(1);
-        });
-      };
-      process.once('SIGTERM', () => shutdown('SIGTERM'));
-      process.once('SIGINT', () => shutdown('SIGINT'));
-      return;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const load = COMMANDS[command];
+  if (!load) {
+    process.stderr.write(`stowage: unknown command "${command}"\n${USAGE}\n`);
+    process.exit(1);
+  }
+  try {
+    const code = await (await load())(args);
+    if (code !== undefined) process.exitCode = code;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      // serve and reindex keep registry:2-era behaviour: "stowage: <problem>", exit 1.
+      const legacy = command === 'serve' || command === 'reindex';
+      process.stderr.write(`stowage${legacy ? '' : ` ${command}`}: ${e.message}\n`);
+      process.exit(legacy ? 1 : 2);
     }
-    case 'reindex': {
-      const config = readConfig(args);
-      const log = createLogger(config.log);
-      const services = createServices(config, log);
-      const result = await services.registry.reindex(config.upstreams.map((u) => u.name));
-      await services.close();
-      process.stdout.write(`${JSON.stringify(result)}\n`);
-      return;
-    }
-    case 'version':
-    case '--version': {
-      const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-      process.stdout.write(`stowage ${pkg.version}\n`);
-      return;
-    }
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      process.stdout.write(`${USAGE}\n`);
-      return;
-    default:
-      fail(`unknown command "${command}"\n${USAGE}`);
+    throw e;
   }
 }
 

@@ -17,6 +17,8 @@ export interface Services {
   metadata: MetadataIndex;
   metrics: Metrics;
   proxy?: PullThrough;
+  /** The configured upstreams and routes, when there are any. */
+  router?: UpstreamRouter;
   expiry: CacheExpiry;
   close(): Promise<void>;
 }
@@ -30,9 +32,8 @@ export function createServices(config: Config, log: Logger): Services {
     config: cfg,
     client: new UpstreamClient(cfg, { log: log.child({ upstream: cfg.name }) }),
   }));
-  const proxy = upstreams.length > 0
-    ? new PullThrough({ registry, metadata, log, metrics, router: new UpstreamRouter(upstreams, config.defaultUpstream) })
-    : undefined;
+  const router = upstreams.length > 0 ? new UpstreamRouter(upstreams, config.defaultUpstream) : undefined;
+  const proxy = router ? new PullThrough({ registry, metadata, log, metrics, router }) : undefined;
   const expiry = new CacheExpiry(config.upstreams, registry, metadata, log);
   return {
     registry,
@@ -40,6 +41,7 @@ export function createServices(config: Config, log: Logger): Services {
     metrics,
     expiry,
     ...(proxy ? { proxy } : {}),
+    ...(router ? { router } : {}),
     async close() {
       expiry.stop();
       await Promise.all(upstreams.map((u) => u.client.close()));

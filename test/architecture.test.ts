@@ -22,7 +22,9 @@ const ALLOWED: Record<string, string[]> = {
   proxy: ['errors.ts', 'oci', 'config', 'registry', 'upstream', 'metadata', 'storage', 'metrics.ts'],
   http: ['errors.ts', 'oci', 'config', 'registry', 'proxy', 'storage', 'metrics.ts'],
   'app.ts': ['errors.ts', 'oci', 'config', 'registry', 'proxy', 'upstream', 'http', 'metrics.ts', 'log.ts'],
+  bundle: ['errors.ts', 'oci', 'config', 'storage', 'metadata', 'registry', 'proxy'],
   'main.ts': ['*'],
+  cli: ['*'],
   'cli.ts': ['*'],
 };
 

@@ -16,6 +16,7 @@ export interface ReferrerRecord {
   artifactType?: string; size: number; annotations?: Record<string, string>;
 }
 export interface TagCacheRow { digest: string; media_type: string; checked_at: number }
+export interface UsageRow { origin: string; upstream: string | null; blobs: number; bytes: number }
 export interface UploadRow { uuid: string; repo: string; started_at: number }
 
 export class MetadataIndex {
@@ -73,6 +74,9 @@ export class MetadataIndex {
       setNegative: db.prepare('INSERT OR REPLACE INTO negative_cache (upstream, repo, reference, expires_at) VALUES (?, ?, ?, ?)'),
       deleteNegative: db.prepare('DELETE FROM negative_cache WHERE upstream = ? AND repo = ? AND reference = ?'),
       uploadsBefore: db.prepare<[number], UploadRow>('SELECT uuid, repo, started_at FROM uploads WHERE started_at < ?'),
+      accessedManifests: db.prepare<[number], { digest: string }>('SELECT b.digest FROM blobs b JOIN manifest_types m ON m.digest = b.digest WHERE b.last_access >= ?'),
+      blobAccess: db.prepare<[string], { size: number; origin: string; upstream: string | null; last_access: number }>('SELECT size, origin, upstream, last_access FROM blobs WHERE digest = ?'),
+      usage: db.prepare<[], UsageRow>('SELECT origin, upstream, COUNT(*) AS blobs, COALESCE(SUM(size), 0) AS bytes FROM blobs GROUP BY origin, upstream ORDER BY origin, upstream'),
     };
   }
 
@@ -150,6 +154,17 @@ export class MetadataIndex {
     this.stmts.setNegative.run(upstream, repo, reference, expiresAt);
   }
   clearNegative(upstream: string, repo: string, reference: string): void { this.stmts.deleteNegative.run(upstream, repo, reference); }
+
+  /** Manifests (by digest) read or stored since `since` (access times as last flushed). */
+  manifestsAccessedSince(since: number): string[] {
+    return this.stmts.accessedManifests.all(since).map((r) => r.digest);
+  }
+  blobRecord(digest: string): { size: number; origin: string; upstream: string | null; lastAccess: number } | undefined {
+    const r = this.stmts.blobAccess.get(digest);
+    return r ? { size: r.size, origin: r.origin, upstream: r.upstream, lastAccess: r.last_access } : undefined;
+  }
+  /** Blob count and bytes by origin (local, cached) and upstream. */
+  usage(): UsageRow[] { return this.stmts.usage.all(); }
 
   /** Drops everything that reindex rebuilds from storage (not operational state). */
   clearContentIndex(): void {
