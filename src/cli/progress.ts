@@ -76,12 +76,18 @@ class BarReporter implements Reporter {
     t.bar.update(outcome === 'failed' ? t.task.done : Math.max(t.task.total, 1), this.payload(name, t.task));
     if (outcome === 'failed' && detail) this.bars.log(`${this.verb} ${name}: ${detail}\n`);
   }
-  close(): void { this.bars.stop(); }
+  private closed = false;
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.bars.stop();
+  }
 }
 
 class LineReporter implements Reporter {
   private readonly tasks = new Map<string, Task>();
   private readonly timer: NodeJS.Timeout;
+  private closed = false;
   private readonly started = Date.now();
 
   constructor(private readonly verb: string, private readonly stream: NodeJS.WriteStream, intervalMs: number) {
@@ -114,6 +120,8 @@ class LineReporter implements Reporter {
   }
   close(): void {
     clearInterval(this.timer);
+    if (this.closed) return;
+    this.closed = true;
     if (this.tasks.size > 0) this.line();
   }
 }
