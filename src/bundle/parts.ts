@@ -141,5 +141,6 @@ export function readParts(files: string[], onBytes?: (n: number) => void, sums?:
       checks.push({ file, actual: hash.digest('hex'), size, ...(expected ? { expected } : {}) });
     }
   }
-  return { stream: Readable.from(chunks(), { objectMode: false }), checks };
+  // Reads run ahead of the writes by a few chunks, so disk reads and writes overlap.
+  return { stream: Readable.from(chunks(), { objectMode: false, highWaterMark: 8 * 1024 * 1024 }), checks };
 }
