@@ -10,6 +10,7 @@ import { Metrics } from './metrics.js';
 import { PullThrough } from './proxy/pull-through.js';
 import { UpstreamRouter, type Upstream } from './proxy/routing.js';
 import { CacheExpiry } from './proxy/expiry.js';
+import { UploadPurger } from './lifecycle/upload-purge.js';
 import { UpstreamClient } from './upstream/client.js';
 
 export interface Services {
@@ -66,19 +67,11 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const timers: NodeJS.Timeout[] = [];
   timers.push(setInterval(() => services.metadata.flushAccessTimes(), ACCESS_FLUSH_MS).unref());
   services.expiry.start();
-  const purging = config.storage.maintenance.uploadpurging;
-  if (purging.enabled) {
-    const purge = async () => {
-      try {
-        const purged = await services.registry.uploads.purge(Date.now() - purging.ageMs, purging.dryrun);
-        if (purged.length > 0) log.info({ purged: purged.length, dryrun: purging.dryrun }, 'purged stale upload sessions');
-      } catch (err) {
-        log.error({ err }, 'upload purge failed');
-      }
-    };
-    timers.push(setTimeout(() => void purge(), 60_000).unref());
-    timers.push(setInterval(() => void purge(), purging.intervalMs).unref());
-  }
+  const purger = new UploadPurger({
+    storage: services.registry.storage, metadata: services.metadata, uploads: services.registry.uploads, log,
+    onPurged: (n) => services.metrics.uploadsPurged.inc(n),
+  }, config.storage.maintenance.uploadpurging);
+  purger.start();
   const address = await app.listen({ host: config.http.host, port: config.http.port });
   log.info({
     address, storage: config.storage.backend, metadata: config.metadata.path,
@@ -92,6 +85,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       if (closed) return;
       closed = true;
       for (const t of timers) clearInterval(t);
+      purger.stop();
       await app.close();
       await services.close();
     },

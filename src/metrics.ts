@@ -24,6 +24,11 @@ export class Metrics {
     labelNames: ['kind'] as const, registers: [this.registry],
   });
 
+  readonly uploadsPurged = new Counter({
+    name: 'stowage_uploads_purged_total', help: 'Abandoned upload sessions removed by upload purging',
+    registers: [this.registry],
+  });
+
   constructor(options: { defaults?: boolean } = {}) {
     if (options.defaults) collectDefaultMetrics({ register: this.registry });
   }

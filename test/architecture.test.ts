@@ -22,6 +22,7 @@ const ALLOWED: Record<string, string[]> = {
   proxy: ['errors.ts', 'oci', 'config', 'registry', 'upstream', 'metadata', 'storage', 'metrics.ts'],
   http: ['errors.ts', 'oci', 'config', 'registry', 'proxy', 'storage', 'metrics.ts'],
   'app.ts': ['errors.ts', 'oci', 'config', 'registry', 'proxy', 'upstream', 'http', 'metrics.ts', 'log.ts'],
+  lifecycle: ['errors.ts', 'oci', 'config', 'storage', 'metadata', 'registry', 'metrics.ts'],
   bundle: ['errors.ts', 'oci', 'config', 'storage', 'metadata', 'registry', 'proxy'],
   'main.ts': ['*'],
   cli: ['*'],

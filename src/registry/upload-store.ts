@@ -134,11 +134,9 @@ export class UploadStore {
     await this.remove(repo, uuid);
   }
 
-  /** Deletes sessions started before `before` (registry:2's upload purging). */
-  async purge(before: number, dryrun: boolean): Promise<string[]> {
-    const stale = this.metadata.uploadsStartedBefore(before);
-    if (!dryrun) for (const u of stale) await this.remove(u.repo as RepoName, u.uuid);
-    return stale.map((u) => `${u.repo}/${u.uuid}`);
+  /** Removes a session and its bytes (upload purging: see lifecycle/upload-purge.ts). */
+  discard(repo: RepoName, uuid: string): Promise<void> {
+    return this.remove(repo, uuid);
   }
 
   private async remove(repo: RepoName, uuid: string): Promise<void> {
