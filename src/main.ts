@@ -35,6 +35,7 @@ export function createServices(config: Config, log: Logger): Services {
   }));
   const router = upstreams.length > 0 ? new UpstreamRouter(upstreams, config.defaultUpstream) : undefined;
   const proxy = router ? new PullThrough({ registry, metadata, log, metrics, router }) : undefined;
+  if (proxy) registry.local.onNewLocal((repo) => proxy.noteNewLocal(repo));
   const expiry = new CacheExpiry(config.upstreams, registry, metadata, log);
   return {
     registry,

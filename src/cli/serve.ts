@@ -3,16 +3,26 @@ import { createLogger } from '../log.js';
 import { startServer } from '../main.js';
 import { readConfig, UsageError } from './common.js';
 
-export function configFileArg(args: string[]): string | undefined {
-  const i = args.indexOf('--config');
-  if (i >= 0) {
-    const file = args[i + 1];
-    if (!file) throw new UsageError('--config needs a file');
-    return file;
+/**
+ * The config file: the last `--config FILE` / `--config=FILE` wins (so `npm start -- --config X`
+ * overrides the one npm start names), else a bare argument (registry:2's `serve FILE`).
+ */
+export function configFileArg(args: readonly string[]): string | undefined {
+  let file: string | undefined;
+  let bare: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--config') {
+      const next = args[++i];
+      if (next === undefined) throw new UsageError('--config needs a file');
+      file = next;
+    } else if (a.startsWith('--config=')) {
+      file = a.slice('--config='.length);
+    } else if (!a.startsWith('-')) {
+      bare ??= a;
+    }
   }
-  const eq = args.find((a) => a.startsWith('--config='));
-  if (eq) return eq.slice('--config='.length);
-  return args.find((a) => !a.startsWith('-'));
+  return file ?? bare;
 }
 
 export async function run(args: string[]): Promise<number | undefined> {
