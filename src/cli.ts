@@ -3,7 +3,7 @@
  * The `stowage` command: one file per command under cli/, loaded when that command runs.
  *   stowage serve [--config FILE | FILE]     run the registry (registry:2 style: `serve CONFIG`)
  *   stowage reindex [--config FILE | FILE]   rebuild the metadata index from storage
- *   stowage prefetch | export | import --config FILE ...   see `stowage <command> --help`
+ *   stowage prefetch | export | import | gc --config FILE ...   see `stowage <command> --help`
  *   stowage version
  */
 import { UsageError } from './cli/common.js';
@@ -16,6 +16,7 @@ commands:
   prefetch   pull images through the cache before the network is cut
   export     write images to an OCI image layout bundle (directory or .tar) for the air gap
   import     load a bundle (ours, or any OCI image layout) into storage
+  gc         remove blobs no manifest references (and untagged pushed manifests), while serving
   version    print the version
 
 Run 'stowage <command> --help' for a command's options.`;
@@ -28,6 +29,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   prefetch: async () => (await import('./cli/prefetch.js')).run,
   export: async () => (await import('./cli/export.js')).run,
   import: async () => (await import('./cli/import.js')).run,
+  gc: async () => (await import('./cli/gc.js')).run,
   version: async () => (await import('./cli/version.js')).run,
   '--version': async () => (await import('./cli/version.js')).run,
 };

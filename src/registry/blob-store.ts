@@ -17,6 +17,8 @@ export interface BlobRange { start: number; end: number } // inclusive
 export class BlobStore {
   /** "repo@digest" -> size, for linked blobs. Blobs are immutable, so only deletes invalidate. */
   private readonly linkedSizes = new LRUCache<string, number>({ max: 100_000 });
+  /** Open readers per digest: eviction and GC never remove a blob while it is being read. */
+  private readonly readers = new Map<string, number>();
 
   constructor(private readonly storage: StorageDriver, private readonly metadata: MetadataIndex) {}
 
@@ -30,16 +32,40 @@ export class BlobStore {
     }
   }
 
-  /** Size of a blob as seen from repo: undefined unless it is linked there and its data exists. */
+  /**
+   * Size of a blob as seen from repo: undefined unless it is linked there and its data exists.
+   * Counts as a use (a push checking for a blob protects it from GC's grace period on).
+   */
   async sizeIn(repo: RepoName, digest: Digest): Promise<number | undefined> {
     const key = `${repo}@${digest}`;
     const cached = this.linkedSizes.get(key);
-    if (cached !== undefined) return cached;
+    if (cached !== undefined) {
+      this.metadata.touchBlob(digest);
+      return cached;
+    }
+    return this.sizeInUncached(repo, digest);
+  }
+
+  /**
+   * sizeIn from storage itself, never the cache: what a manifest push checks, since garbage
+   * collection (possibly another process) may have removed data this process remembers.
+   */
+  async sizeInUncached(repo: RepoName, digest: Digest): Promise<number | undefined> {
+    const key = `${repo}@${digest}`;
     const linked = await readLink(this.storage, layerLinkPath(repo, digest));
-    if (linked !== digest) return undefined;
-    const size = await this.dataSize(digest);
-    if (size !== undefined) this.linkedSizes.set(key, size);
+    const size = linked === digest ? await this.dataSize(digest) : undefined;
+    if (size === undefined) {
+      this.linkedSizes.delete(key);
+      return undefined;
+    }
+    this.linkedSizes.set(key, size);
+    this.metadata.touchBlob(digest);
     return size;
+  }
+
+  /** True while a stream of the blob is open in this process. */
+  isBeingRead(digest: Digest): boolean {
+    return (this.readers.get(digest) ?? 0) > 0;
   }
 
   /** Like sizeIn but BLOB_UNKNOWN when absent. */
@@ -54,6 +80,11 @@ export class BlobStore {
       const options = range ? { offset: range.start, length: range.end - range.start + 1, signal } : { signal };
       const stream = await this.storage.reader(blobDataPath(digest), options);
       this.metadata.touchBlob(digest);
+      this.readers.set(digest, (this.readers.get(digest) ?? 0) + 1);
+      stream.once('close', () => {
+        const n = (this.readers.get(digest) ?? 1) - 1;
+        if (n <= 0) this.readers.delete(digest); else this.readers.set(digest, n);
+      });
       return stream;
     } catch (e) {
       if (isPathNotFound(e) || e instanceof InvalidOffsetError) {
@@ -68,16 +99,21 @@ export class BlobStore {
     await writeLink(this.storage, layerLinkPath(repo, digest), digest);
   }
 
-  /** Moves verified bytes from a staging path into blobs/ (no-op if the blob already exists). */
+  /**
+   * Moves verified bytes from a staging path into blobs/ (no-op if the blob already exists).
+   * Recorded (with a fresh access time) before the existence check: a garbage collection that
+   * is removing this very blob re-checks the record after moving the data away and puts it back
+   * (lifecycle/sweep.ts), or it is gone before the check and the staged bytes are moved in.
+   */
   async commitVerified(stagingPath: string, digest: Digest, size: number, origin: 'local' | 'cached', upstream?: string): Promise<void> {
-    if ((await this.dataSize(digest)) === undefined) await this.storage.move(stagingPath, blobDataPath(digest));
     this.metadata.recordBlob(digest, size, origin, upstream);
+    if ((await this.dataSize(digest)) === undefined) await this.storage.move(stagingPath, blobDataPath(digest));
   }
 
-  /** Writes small verified content (a manifest) straight into blobs/, atomically. */
+  /** Writes small verified content (a manifest) straight into blobs/, atomically; recorded first as above. */
   async putVerified(digest: Digest, bytes: Buffer, origin: 'local' | 'cached', upstream?: string): Promise<void> {
-    if ((await this.dataSize(digest)) === undefined) await this.storage.putContent(blobDataPath(digest), bytes);
     this.metadata.recordBlob(digest, bytes.length, origin, upstream);
+    if ((await this.dataSize(digest)) === undefined) await this.storage.putContent(blobDataPath(digest), bytes);
   }
 
   async getContent(digest: Digest): Promise<Buffer | undefined> {
@@ -94,9 +130,14 @@ export class BlobStore {
    * request fetches it again.
    */
   async evict(digest: Digest): Promise<void> {
-    for (const key of [...this.linkedSizes.keys()]) if (key.endsWith(`@${digest}`)) this.linkedSizes.delete(key);
+    this.forgetLinks(digest);
     await deleteIfExists(this.storage, blobDataPath(digest));
     this.metadata.deleteBlob(digest);
+  }
+
+  /** Drops what this process remembers about the blob's links (its data is being removed). */
+  forgetLinks(digest: Digest): void {
+    for (const key of [...this.linkedSizes.keys()]) if (key.endsWith(`@${digest}`)) this.linkedSizes.delete(key);
   }
 
   /** Removes the blob from repo (the data stays for other repositories until garbage collection). */

@@ -153,6 +153,20 @@ export class ManifestStore {
     this.content.delete(digest);
   }
 
+  /**
+   * Removes repo's revision link to a manifest and its index rows, and nothing else: no tag is
+   * touched (garbage collection and eviction decide about tags themselves, and must not remove one
+   * a concurrent push just wrote). The bytes stay in blobs/ for the blob sweep.
+   */
+  async removeRevision(repo: RepoName, digest: Digest): Promise<void> {
+    this.links.delete(`${repo}@${digest}`);
+    await deleteIfExists(this.storage, revisionLinkDir(repo, digest));
+    this.metadata.transaction(() => {
+      this.metadata.deleteReferrer(repo, digest);
+      this.metadata.removeManifestFrom(repo, digest);
+    });
+  }
+
   /** Deletes a tag (ref is a tag) or a manifest and every tag pointing to it (ref is a digest). */
   async delete(repo: RepoName, ref: Reference): Promise<void> {
     if (ref.kind === 'tag') {
@@ -181,16 +195,28 @@ export class ManifestStore {
     });
   }
 
+  /** A revision of repo with its bytes, read from storage (not this process's caches): see BlobStore.sizeInUncached. */
+  private async presentUncached(repo: RepoName, digest: Digest): Promise<boolean> {
+    const found = (await readLink(this.storage, revisionLinkPath(repo, digest))) === digest && (await this.blobs.dataSize(digest)) !== undefined;
+    if (found) this.links.set(`${repo}@${digest}`, digest); else this.links.delete(`${repo}@${digest}`);
+    if (found) this.metadata.touchBlob(digest);
+    return found;
+  }
+
   private async verifyReferences(repo: RepoName, parsed: ParsedManifest): Promise<void> {
+    // Use is recorded before presence is checked: a sweep running meanwhile (garbage collection,
+    // maybe in another process) sees it and puts back what it set aside (lifecycle/sweep.ts).
+    this.metadata.markUsed([...parsed.blobs, ...parsed.manifests].map((d) => d.digest));
     const missing: string[] = [];
     await Promise.all([
-      ...parsed.blobs.map(async (d) => { if ((await this.blobs.sizeIn(repo, d.digest)) === undefined) missing.push(d.digest); }),
-      ...parsed.manifests.map(async (d) => { if (!(await this.resolve(repo, { kind: 'digest', digest: d.digest }))) missing.push(d.digest); }),
+      ...parsed.blobs.map(async (d) => { if ((await this.blobs.sizeInUncached(repo, d.digest)) === undefined) missing.push(d.digest); }),
+      ...parsed.manifests.map(async (d) => { if (!(await this.presentUncached(repo, d.digest))) missing.push(d.digest); }),
     ]);
     if (missing.length > 0) {
       throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'manifest references unknown blobs or manifests', { detail: { missing: missing.sort() } });
     }
   }
+
 }
 
 const isGenericJson = (t: string): boolean => t === 'application/json' || t === 'application/octet-stream' || t === 'text/plain';

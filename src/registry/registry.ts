@@ -91,7 +91,11 @@ export class LocalRegistry {
   /** Links a blob of `from` into `repo`; false if `from` does not have it. */
   async mount(repo: RepoName, from: RepoName, digest: Digest): Promise<boolean> {
     this.local.mark(repo);
-    if ((await this.blobs.sizeIn(from, digest)) === undefined) return false;
+    const size = await this.blobs.sizeIn(from, digest);
+    if (size === undefined) return false;
+    // Linked into a repository that holds pushed content: pushed content from now on, so the
+    // cache budget never evicts it (even if it was first fetched from an upstream).
+    this.metadata.recordBlob(digest, size, 'local');
     await this.blobs.link(repo, digest);
     return true;
   }
