@@ -52,6 +52,15 @@ function trickle(port: number, head: string, body: Buffer): Socket {
   return sock;
 }
 
+/** Bytes in every upload session under `sessions`. */
+async function partialBytes(sessions: string): Promise<number> {
+  let partial = 0;
+  for (const u of await readdir(sessions).catch(() => [] as string[])) {
+    partial += (await stat(join(sessions, u, 'data')).catch(() => ({ size: 0 }))).size;
+  }
+  return partial;
+}
+
 /** `start` starts stowage on the data directory `dataDir` (the same one every time). */
 export async function crashRounds(t: Test, dataDir: string, start: () => Promise<Proc>): Promise<void> {
   const acknowledged: Array<{ repo: string; tag: string; image: Image }> = [];
@@ -76,6 +85,10 @@ export async function crashRounds(t: Test, dataDir: string, start: () => Promise
     const mono = prngBytes(round * 104729, 64 * 1024 * 1024);
     inflight.push(sha256(mono));
     const s2 = trickle(s.port, `POST /v2/crash/mono/blobs/uploads/?digest=${sha256(mono)} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: ${mono.length}\r\n\r\n`, mono);
+    // The kill must land mid-upload: wait until the monolithic upload has bytes on disk (a loaded
+    // machine can take longer than killAfterMs to get there), then give it killAfterMs more.
+    const sessions = join(dataDir, 'docker/registry/v2/repositories/crash/mono/_uploads');
+    for (const end = Date.now() + 15_000; Date.now() < end && (await partialBytes(sessions)) === 0;) await sleep(20);
     await sleep(killAfterMs);
     await s.kill9();
     s1.destroy();
@@ -99,11 +112,7 @@ export async function crashRounds(t: Test, dataDir: string, start: () => Promise
     }
     t.same(await corruptBlobs(dataDir), [], `round ${round}: every blob file hashes to its name`);
     // proof that the kill really came mid-upload: partial sessions exist (and stay invisible)
-    const sessions = join(dataDir, 'docker/registry/v2/repositories/crash/mono/_uploads');
-    let partial = 0;
-    for (const u of await readdir(sessions).catch(() => [] as string[])) {
-      partial += (await stat(join(sessions, u, 'data')).catch(() => ({ size: 0 }))).size;
-    }
+    const partial = await partialBytes(sessions);
     t.ok(partial > 0, `round ${round}: ${partial} bytes of the interrupted upload were on disk, none visible`);
   }
   await s.stop();
