@@ -4,6 +4,7 @@
  *   stowage serve [--config FILE | FILE]     run the registry (registry:2 style: `serve CONFIG`)
  *   stowage reindex [--config FILE | FILE]   rebuild the metadata index from storage
  *   stowage prefetch | export | import | gc --config FILE ...   see `stowage <command> --help`
+ *   stowage config reference | check [--config FILE]   (src/config/command.ts)
  *   stowage version
  */
 import { UsageError } from './cli/common.js';
@@ -17,6 +18,8 @@ commands:
   export     write images to an OCI image layout bundle (directory or .tar) for the air gap
   import     load a bundle (ours, or any OCI image layout) into storage
   gc         remove blobs no manifest references (and untagged pushed manifests), while serving
+  config     config reference: print the configuration reference (markdown)
+             config check [--config FILE]: validate, print the effective config (secrets redacted)
   version    print the version
 
 Run 'stowage <command> --help' for a command's options.`;
@@ -30,6 +33,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   export: async () => (await import('./cli/export.js')).run,
   import: async () => (await import('./cli/import.js')).run,
   gc: async () => (await import('./cli/gc.js')).run,
+  config: async () => (await import('./cli/config.js')).run,
   version: async () => (await import('./cli/version.js')).run,
   '--version': async () => (await import('./cli/version.js')).run,
 };

@@ -5,7 +5,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { pino, type Logger } from 'pino';
-import { ConfigError, loadConfig } from '../config/load.js';
+import { ConfigError, loadConfigDetailed, type LoadedConfig } from '../config/load.js';
 import type { Config, LogLevel } from '../config/schema.js';
 import { createLogger } from '../log.js';
 import { createServices, type Services } from '../main.js';
@@ -24,13 +24,18 @@ export function parse<O extends Options>(args: string[], options: O, allowPositi
   }
 }
 
-export function readConfig(file: string | undefined): Config {
+/** The config with the warnings about keys that have no effect (serve logs them). */
+export function readConfigDetailed(file: string | undefined): LoadedConfig {
   try {
-    return loadConfig(file === undefined ? { env: process.env } : { file, env: process.env });
+    return loadConfigDetailed(file === undefined ? { env: process.env } : { file, env: process.env });
   } catch (e) {
     if (e instanceof ConfigError) throw new UsageError(e.message);
     throw e;
   }
+}
+
+export function readConfig(file: string | undefined): Config {
+  return readConfigDetailed(file).config;
 }
 
 /** Tools log to stderr (stdout carries their results), warnings and worse unless asked. */

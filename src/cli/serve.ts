@@ -1,7 +1,7 @@
 /** stowage serve [--config FILE | FILE]: run the registry (registry:2 style: `serve CONFIG`). */
 import { createLogger } from '../log.js';
 import { startServer } from '../main.js';
-import { readConfig, UsageError } from './common.js';
+import { readConfigDetailed, UsageError } from './common.js';
 
 /**
  * The config file: the last `--config FILE` / `--config=FILE` wins (so `npm start -- --config X`
@@ -26,8 +26,9 @@ export function configFileArg(args: readonly string[]): string | undefined {
 }
 
 export async function run(args: string[]): Promise<number | undefined> {
-  const config = readConfig(configFileArg(args));
+  const { config, warnings } = readConfigDetailed(configFileArg(args));
   const log = createLogger(config.log);
+  for (const w of warnings) log.warn(`config: ${w}`);
   const server = await startServer(config, log).catch((err: unknown) => {
     log.fatal({ err }, 'start-up failed');
     throw new UsageError(err instanceof Error ? err.message : String(err));

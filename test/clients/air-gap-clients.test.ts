@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
 import { makeImage, makeIndex, pushImageHttp } from '../helpers/image.js';
-import { LoopbackNamespace, mirrorRegistriesConf, until } from '../helpers/netns.js';
+import { LoopbackNamespace, mirrorRegistriesConf, until } from '../helpers/loopback-ns.js';
 import { runCli, startRegistry2, startStowage, writeStowageConfig } from '../helpers/procs.js';
 import { missingTools } from '../helpers/tools.js';
 
