@@ -229,7 +229,7 @@ t.test('stowage config check and reference, as the CLI', async (t) => {
   writeFileSync(join(dir, 'ok.yml'), 'storage: inmemory\nproxy: {remoteurl: "https://quay.io", password: hunter2}\nhealth: {storagedriver: {enabled: true}}\n');
   const ok = await run(process.execPath, [cli, 'config', 'check', '--config', join(dir, 'ok.yml')], { env });
   const shown = parseYaml(ok.stdout);
-  t.same([shown.http.addr, shown.proxy.password, shown.metadata.path, shown.storage], ['127.0.0.1:5999', '[redacted]', ':memory:', { inmemory: {}, delete: { enabled: false }, maintenance: { uploadpurging: { enabled: true, age: '168h', interval: '24h', dryrun: false } } }]);
+  t.same([shown.http.addr, shown.proxy.password, shown.metadata.path, shown.storage], ['127.0.0.1:5999', '[redacted]', ':memory:', { inmemory: {}, delete: { enabled: false }, maintenance: { uploadpurging: { enabled: true, age: '168h', interval: '24h', dryrun: false }, gc: { enabled: false, interval: '24h', grace: '10m', delete_untagged: false } } }]);
   t.notMatch(ok.stdout, /hunter2/);
   t.equal(ok.stderr, 'stowage: warning: config: health: ignored (registry:2 health checks; not implemented yet)\n');
 
