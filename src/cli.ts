@@ -3,7 +3,7 @@
  * The `stowage` command: one file per command under cli/, loaded when that command runs.
  *   stowage serve [--config FILE | FILE]     run the registry (registry:2 style: `serve CONFIG`)
  *   stowage reindex [--config FILE | FILE]   rebuild the metadata index from storage
- *   stowage prefetch | export | import | gc --config FILE ...   see `stowage <command> --help`
+ *   stowage prefetch | export | import | gc | status --config FILE ...   see `stowage <command> --help`
  *   stowage config reference | check [--config FILE]   (src/config/command.ts)
  *   stowage version
  */
@@ -18,6 +18,7 @@ commands:
   export     write images to an OCI image layout bundle (directory or .tar) for the air gap
   import     load a bundle (ours, or any OCI image layout) into storage
   gc         remove blobs no manifest references (and untagged pushed manifests), while serving
+  status     storage usage per upstream, the cache budget, largest and least recently used images
   config     config reference: print the configuration reference (markdown)
              config check [--config FILE]: validate, print the effective config (secrets redacted)
   version    print the version
@@ -33,6 +34,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   export: async () => (await import('./cli/export.js')).run,
   import: async () => (await import('./cli/import.js')).run,
   gc: async () => (await import('./cli/gc.js')).run,
+  status: async () => (await import('./cli/status.js')).run,
   config: async () => (await import('./cli/config.js')).run,
   version: async () => (await import('./cli/version.js')).run,
   '--version': async () => (await import('./cli/version.js')).run,

@@ -10,7 +10,7 @@ import { Metrics } from './metrics.js';
 import { PullThrough } from './proxy/pull-through.js';
 import { UpstreamRouter, type Upstream } from './proxy/routing.js';
 import { CacheExpiry } from './proxy/expiry.js';
-import { UploadPurger } from './lifecycle/upload-purge.js';
+import { Maintenance } from './lifecycle/maintenance.js';
 import { UpstreamClient } from './upstream/client.js';
 
 export interface Services {
@@ -21,14 +21,18 @@ export interface Services {
   /** The configured upstreams and routes, when there are any. */
   router?: UpstreamRouter;
   expiry: CacheExpiry;
+  /** Cache budget, garbage collection, upload purging (started by the server only). */
+  maintenance: Maintenance;
   close(): Promise<void>;
 }
 
 export function createServices(config: Config, log: Logger): Services {
-  const storage = createDriver(config.storage.backend);
+  let maintenance: Maintenance | undefined;
+  const storage = createDriver(config.storage.backend, { onFull: () => maintenance?.diskFull() });
   const metadata = new MetadataIndex(config.metadata.path);
   const registry = new LocalRegistry(storage, metadata, log);
   const metrics = new Metrics({ defaults: true });
+  maintenance = new Maintenance(config, registry, metadata, log, metrics);
   const upstreams: Upstream[] = config.upstreams.map((cfg) => ({
     config: cfg,
     client: new UpstreamClient(cfg, { log: log.child({ upstream: cfg.name }) }),
@@ -42,10 +46,12 @@ export function createServices(config: Config, log: Logger): Services {
     metadata,
     metrics,
     expiry,
+    maintenance,
     ...(proxy ? { proxy } : {}),
     ...(router ? { router } : {}),
     async close() {
       expiry.stop();
+      maintenance?.stop();
       await Promise.all(upstreams.map((u) => u.client.close()));
       metadata.close();
       await storage.close?.();
@@ -68,11 +74,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const timers: NodeJS.Timeout[] = [];
   timers.push(setInterval(() => services.metadata.flushAccessTimes(), ACCESS_FLUSH_MS).unref());
   services.expiry.start();
-  const purger = new UploadPurger({
-    storage: services.registry.storage, metadata: services.metadata, uploads: services.registry.uploads, log,
-    onPurged: (n) => services.metrics.uploadsPurged.inc(n),
-  }, config.storage.maintenance.uploadpurging);
-  purger.start();
+  services.maintenance.start();
   const address = await app.listen({ host: config.http.host, port: config.http.port });
   log.info({
     address, storage: config.storage.backend, metadata: config.metadata.path,
@@ -86,7 +88,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       if (closed) return;
       closed = true;
       for (const t of timers) clearInterval(t);
-      purger.stop();
+      services.maintenance.stop();
       await app.close();
       await services.close();
     },

@@ -1,7 +1,6 @@
 /** stowage gc --config FILE [--dry-run] [--delete-untagged] [--grace DURATION] [--json] */
 import { parseGoDuration } from '../config/duration.js';
-import { DEFAULT_GC_GRACE_MS, GarbageCollector } from '../lifecycle/gc.js';
-import { BlobSweeper } from '../lifecycle/sweep.js';
+import { DEFAULT_GC_GRACE_MS } from '../lifecycle/gc.js';
 import { openServices, parse, readConfig, toolLogger, UsageError } from './common.js';
 import { formatBytes, formatSeconds, table } from './progress.js';
 
@@ -32,8 +31,7 @@ export async function run(args: string[]): Promise<number> {
   const log = toolLogger(config);
   const services = await openServices(config, log);
   try {
-    const gc = new GarbageCollector(services.registry, services.metadata, new BlobSweeper(services.registry, services.metadata, log), log);
-    const report = await gc.run({ dryRun: values['dry-run'] === true, deleteUntagged: values['delete-untagged'] === true, graceMs });
+    const report = await services.maintenance.gc.run({ dryRun: values['dry-run'] === true, deleteUntagged: values['delete-untagged'] === true, graceMs });
     if (values.json) {
       process.stdout.write(`${JSON.stringify(report)}\n`);
     } else {

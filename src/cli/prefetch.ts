@@ -13,13 +13,14 @@ index (the index is always stored whole), every layer. What is cached already is
   --file LIST          more names, one a line (# comments)
   --platform LIST      only these platforms' manifests and layers (linux/amd64,linux/arm64)
   -j N                 images in parallel (default 2)
+  --pin                never evict these images (cache budget); recorded in the index, like cache.pin
   --json               a JSON report on stdout instead of progress and tables`;
 
 interface Row { name: string; digest?: string; status: 'fetched' | 'cached' | 'failed'; fetched: number; cached: number; blobs: number; reason?: string }
 
 export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
-    file: { type: 'string' }, platform: { type: 'string' }, jobs: { type: 'string', short: 'j' },
+    file: { type: 'string' }, platform: { type: 'string' }, jobs: { type: 'string', short: 'j' }, pin: { type: 'boolean' },
     json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   });
   if (values.help) { process.stdout.write(`${HELP}\n`); return 0; }
@@ -59,6 +60,7 @@ export async function run(args: string[]): Promise<number> {
             onTotal: (n) => reporter.grow(row.name, n),
             onBytes: (n) => reporter.advance(row.name, n),
           });
+          if (values.pin) services.maintenance.pins.add(row.name);
           Object.assign(row, { digest: r.digest, fetched: r.fetched, cached: r.cached, blobs: r.blobs, status: r.fetched > 0 ? 'fetched' : 'cached' });
           reporter.end(row.name, r.fetched > 0 ? 'done' : 'skipped');
         } catch (e) {

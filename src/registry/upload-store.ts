@@ -11,7 +11,7 @@ import { RegistryError } from '../errors.js';
 import type { MetadataIndex } from '../metadata/index.js';
 import { createDigester, digestAlgorithm, digestFromHash, type Digest } from '../oci/digest.js';
 import type { RepoName } from '../oci/reference.js';
-import { isPathNotFound, type StorageDriver } from '../storage/driver.js';
+import { isPathNotFound, StorageFullError, type StorageDriver } from '../storage/driver.js';
 import { uploadDataPath, uploadDir, uploadStartedAtPath } from '../storage/layout.js';
 import type { BlobStore } from './blob-store.js';
 import type { LocalRepositories } from './local-repositories.js';
@@ -99,6 +99,12 @@ export class UploadStore {
       await pipeline(body, counter, writer.stream);
       await writer.commit();
     } catch (e) {
+      if (e instanceof StorageFullError) {
+        // A full disk: nothing partial stays behind to fill it further; the client starts over.
+        await writer.cancel().catch(() => undefined);
+        await this.remove(repo, uuid).catch(() => undefined);
+        throw e;
+      }
       // The file may hold part of this chunk: keep it (the client can ask for the offset and
       // resume), but the running hash no longer matches, so completion will re-read the file.
       this.live.delete(uuid);

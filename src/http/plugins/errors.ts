@@ -6,11 +6,14 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RegistryError } from '../../errors.js';
-import { InvalidPathError } from '../../storage/driver.js';
+import { InvalidPathError, StorageFullError } from '../../storage/driver.js';
 
 export function toRegistryError(err: unknown): RegistryError | undefined {
   if (err instanceof RegistryError) return err;
   if (err instanceof InvalidPathError) return new RegistryError('NAME_INVALID', 'invalid name');
+  if (err instanceof StorageFullError) {
+    return new RegistryError('UNAVAILABLE', 'storage is full; the cache is making room, retry shortly', { status: 503, headers: { 'Retry-After': '5' } });
+  }
   const fe = err as Partial<FastifyError> & { code?: string };
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
     if (fe.statusCode === 413) return new RegistryError('SIZE_INVALID', 'request body too large', { status: 413 });

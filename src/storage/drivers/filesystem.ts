@@ -8,7 +8,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promis
 import { dirname, join } from 'node:path';
 import { addAbortSignal, type Readable, Writable } from 'node:stream';
 import {
-  checkPath, DriverError, InvalidOffsetError, PathNotFoundError,
+  checkPath, DriverError, InvalidOffsetError, PathNotFoundError, StorageFullError,
   type FileInfo, type FileWriter, type ReadOptions, type StorageDriver,
 } from '../driver.js';
 import { blobChunkPool, CHUNK_SIZE } from '../chunk-pool.js';
@@ -29,8 +29,11 @@ export class FilesystemDriver implements StorageDriver {
   readonly name = 'filesystem';
   private readonly root: string;
 
-  constructor(options: { rootDirectory: string }) {
+  private readonly onFull: (() => void) | undefined;
+
+  constructor(options: { rootDirectory: string; onFull?: () => void }) {
     this.root = options.rootDirectory;
+    this.onFull = options.onFull;
   }
 
   private full(path: string): string {
@@ -42,6 +45,10 @@ export class FilesystemDriver implements StorageDriver {
     const code = (e as NodeJS.ErrnoException)?.code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return new PathNotFoundError('path not found', path, { cause: e });
     if (e instanceof PathNotFoundError || e instanceof InvalidOffsetError || e instanceof DriverError) return e;
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      this.onFull?.();
+      return new StorageFullError('filesystem: no space left on device', path, { cause: e });
+    }
     return new DriverError(`filesystem: ${(e as Error)?.message ?? String(e)}`, path, { cause: e });
   }
 
@@ -115,6 +122,7 @@ export class FilesystemDriver implements StorageDriver {
     }
     const fh = await open(full, options.append ? 'a' : 'w').catch((e: unknown) => { throw this.wrap(e, path); });
     let written = 0;
+    const wrap = (e: unknown) => this.wrap(e, path);
     // Our own Writable over the FileHandle: every write is a positional fs write, the callback
     // fires once the bytes are in the file (readers may rely on that), backpressure is honoured.
     const stream = new Writable({
@@ -123,14 +131,14 @@ export class FilesystemDriver implements StorageDriver {
         fh.write(chunk, 0, chunk.length, options.append ? null : written).then(() => {
           written += chunk.length;
           cb();
-        }, cb);
+        }, (e: unknown) => cb(wrap(e)));
       },
       writev(chunks, cb) {
         const bufs = chunks.map((c) => c.chunk as Buffer);
         fh.writev(bufs, options.append ? undefined : written).then((r) => {
           written += r.bytesWritten;
           cb();
-        }, cb);
+        }, (e: unknown) => cb(wrap(e)));
       },
     });
     let finished: Promise<void> | undefined;

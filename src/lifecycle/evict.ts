@@ -1,0 +1,195 @@
+/**
+ * The cache budget: cached content (never pushed content) is kept under max_size. Once usage
+ * passes it, images are evicted least recently used first until usage is below low_watermark of
+ * max_size, in the background while serving, at start-up, and when the disk fills up (ENOSPC).
+ *
+ * An image is a cached manifest that is not a child (or referrer) of another manifest of its
+ * cache repository: an index goes with its children, its referrers and its tags (tag-cache
+ * entries included). Then its blobs go unless something else still needs them: a manifest of any
+ * repository referencing them (a kept, pinned or pushed image: registry:2's proxy.ttl deletes blobs
+ * other repositories still use, its issue #2367), pushed content (never evicted), a read in
+ * progress, or a use within min_age. An image used within min_age is not evicted at all, so a
+ * pull in progress keeps everything it is pulling. Removal itself is sweep.ts's.
+ */
+import type { Logger } from 'pino';
+import type { MetadataIndex } from '../metadata/index.js';
+import type { Digest } from '../oci/digest.js';
+import type { RepoName, Tag } from '../oci/reference.js';
+import { RegistryError } from '../errors.js';
+import type { LocalRegistry } from '../registry/registry.js';
+import type { Pins } from './pins.js';
+import type { BlobSweeper } from './sweep.js';
+
+export interface BudgetOptions {
+  /** Bytes of cached content allowed (0: no budget; eviction still runs when the disk is full). */
+  maxBytes: number;
+  /** Fraction of maxBytes eviction goes down to. */
+  lowWatermark: number;
+  minAgeMs: number;
+  intervalMs: number;
+}
+
+export interface CachedImage {
+  repo: string;
+  digest: string;
+  tags: string[];
+  lastAccess: number;
+  bytes: number;
+  pinned: boolean;
+}
+
+export interface EvictionReport {
+  reason: string;
+  images: Array<{ repo: string; digest: string; tags: string[] }>;
+  bytesFreed: number;
+  usageBefore: number;
+  usageAfter: number;
+}
+
+export interface EvictorEvents {
+  onEvicted?: (images: number, bytes: number) => void;
+}
+
+export class CacheEvictor {
+  private running: Promise<EvictionReport | undefined> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly registry: LocalRegistry,
+    private readonly metadata: MetadataIndex,
+    private readonly sweeper: BlobSweeper,
+    private readonly pins: Pins,
+    private readonly log: Logger,
+    readonly options: BudgetOptions,
+    private readonly events: EvictorEvents = {},
+  ) {}
+
+  usage(): number { return this.metadata.cachedBytes(); }
+
+  start(): void {
+    if (this.options.maxBytes > 0) void this.check('start-up');
+    if (this.options.maxBytes > 0 && this.options.intervalMs > 0) {
+      this.timer = setInterval(() => void this.check('over budget'), this.options.intervalMs);
+      this.timer.unref();
+    }
+  }
+
+  stop(): void { if (this.timer) clearInterval(this.timer); }
+
+  /** Evicts if usage is over the budget; resolves when done (or at once when within it). */
+  check(reason: string): Promise<EvictionReport | undefined> {
+    if (this.options.maxBytes <= 0 || this.usage() <= this.options.maxBytes) return Promise.resolve(undefined);
+    return this.enforce(reason, this.options.maxBytes * this.options.lowWatermark);
+  }
+
+  /** The disk is full: free a share of the cache whatever the budget says. */
+  diskFull(): Promise<EvictionReport | undefined> {
+    const usage = this.usage();
+    const budget = this.options.maxBytes > 0 ? Math.min(usage, this.options.maxBytes) : usage;
+    return this.enforce('disk full', budget * Math.min(this.options.lowWatermark, 0.9));
+  }
+
+  /** Evicts until cached usage is at most `target` bytes; one pass at a time. */
+  enforce(reason: string, target: number): Promise<EvictionReport | undefined> {
+    this.running ??= this.evict(reason, target)
+      .catch((err: unknown) => { this.log.error({ err }, 'eviction failed'); return undefined; })
+      .finally(() => { this.running = undefined; });
+    return this.running;
+  }
+
+  /** Every cached image, with what it holds and when it was last used. */
+  images(): CachedImage[] {
+    const pinned = this.pins.matcher();
+    return this.metadata.cachedImages().map(({ repo, digest }) => {
+      const tags = this.metadata.tagsOf(repo).filter((t) => t.digest === digest).map((t) => t.tag);
+      const { lastAccess, bytes } = this.measure(digest);
+      return { repo, digest, tags, lastAccess, bytes, pinned: pinned(repo, tags, digest) };
+    });
+  }
+
+  /** Last use of the image (its manifests: a client pulling one platform touches the child) and its bytes. */
+  private measure(top: string): { lastAccess: number; bytes: number } {
+    let lastAccess = 0;
+    let bytes = 0;
+    const seen = new Set<string>();
+    const queue = [top];
+    while (queue.length > 0) {
+      const d = queue.pop()!;
+      if (seen.has(d)) continue;
+      seen.add(d);
+      const rec = this.metadata.blobRecord(d);
+      if (rec) { lastAccess = Math.max(lastAccess, rec.lastAccess); bytes += rec.size; }
+      for (const r of this.metadata.manifestRefs(d)) {
+        if (r.kind === 'manifest') queue.push(r.digest);
+        else if (r.kind !== 'subject' && !seen.has(r.digest)) {
+          seen.add(r.digest);
+          bytes += this.metadata.blobRecord(r.digest)?.size ?? 0;
+        }
+      }
+    }
+    return { lastAccess, bytes };
+  }
+
+  private async evict(reason: string, target: number): Promise<EvictionReport | undefined> {
+    this.metadata.flushAccessTimes();
+    const usageBefore = this.usage();
+    if (usageBefore <= target) return undefined;
+    const report: EvictionReport = { reason, images: [], bytesFreed: 0, usageBefore, usageAfter: usageBefore };
+    const notAfter = Date.now() - this.options.minAgeMs;
+    // Cached blobs nothing references any more (an image evicted while a layer was being read,
+    // a fill whose manifest went meanwhile) are the cheapest to free.
+    for (const b of this.metadata.unreferencedBlobs(notAfter, 10_000)) {
+      if (b.origin === 'cached') report.bytesFreed += await this.sweeper.remove(b.digest as Digest, { notAfter, onlyCached: true });
+    }
+    let usage = this.usage();
+    const candidates = this.images().filter((i) => !i.pinned && i.lastAccess <= notAfter).sort((a, b) => a.lastAccess - b.lastAccess);
+    for (const image of candidates) {
+      if (usage <= target) break;
+      report.bytesFreed += await this.evictImage(image.repo as RepoName, image.digest as Digest, notAfter);
+      report.images.push({ repo: image.repo, digest: image.digest, tags: image.tags });
+      usage = this.usage();
+    }
+    report.usageAfter = usage;
+    const level = usage > target ? 'warn' : 'info';
+    this.log[level]({ reason, evicted: report.images.length, bytesFreed: report.bytesFreed, usageBefore, usageAfter: usage, target: Math.round(target) },
+      usage > target ? 'cache eviction could not reach its target: the rest is pinned, pushed, or used within min_age' : 'cache eviction');
+    this.events.onEvicted?.(report.images.length, report.bytesFreed);
+    return report;
+  }
+
+  /** Removes one cached image from its repository, then the blobs nothing else needs; bytes freed. */
+  async evictImage(repo: RepoName, top: Digest, notAfter: number): Promise<number> {
+    const { registry, metadata } = this;
+    const upstream = repo.slice(0, repo.indexOf('/'));
+    for (const t of metadata.tagsOf(repo)) {
+      if (t.digest !== top) continue;
+      await registry.manifests.delete(repo, { kind: 'tag', tag: t.tag as Tag }).catch((e: unknown) => {
+        if (!(e instanceof RegistryError && e.code === 'MANIFEST_UNKNOWN')) throw e;
+      });
+    }
+    metadata.deleteTagCacheOf(upstream, repo.slice(upstream.length + 1), top);
+    const removed: string[] = [];
+    const candidates = new Set<string>();
+    const queue: string[] = [top];
+    while (queue.length > 0) {
+      const d = queue.shift()!;
+      if (removed.includes(d)) continue;
+      // A child another manifest of this repository still has stays, with what it references.
+      if (d !== top && metadata.isReferencedIn(repo, d)) continue;
+      const refs = metadata.manifestRefs(d);
+      const referrers = metadata.referrerDigests(repo, d);
+      await registry.manifests.removeRevision(repo, d as Digest);
+      removed.push(d);
+      candidates.add(d);
+      for (const r of refs) {
+        if (r.kind === 'manifest') queue.push(r.digest);
+        else if (r.kind !== 'subject') candidates.add(r.digest);
+      }
+      queue.push(...referrers);
+    }
+    let freed = 0;
+    for (const d of candidates) freed += await this.sweeper.remove(d as Digest, { notAfter, onlyCached: true });
+    this.log.debug({ repo, digest: top, manifests: removed.length, bytesFreed: freed }, 'evicted cached image');
+    return freed;
+  }
+}
