@@ -8,8 +8,9 @@
  * entries included). Then its blobs go unless something else still needs them: a manifest of any
  * repository referencing them (a kept, pinned or pushed image: registry:2's proxy.ttl deletes blobs
  * other repositories still use, its issue #2367), pushed content (never evicted), a read in
- * progress, or a use within min_age. An image used within min_age is not evicted at all, so a
- * pull in progress keeps everything it is pulling. Removal itself is sweep.ts's.
+ * progress, or a use within min_age. An image is not evicted at all while its manifests or its
+ * repository were read within min_age, so a pull in progress keeps everything it is pulling, even
+ * between two layers. Removal itself is sweep.ts's.
  */
 import type { Logger } from 'pino';
 import type { MetadataIndex } from '../metadata/index.js';
@@ -19,6 +20,8 @@ import { RegistryError } from '../errors.js';
 import type { LocalRegistry } from '../registry/registry.js';
 import type { Pins } from './pins.js';
 import type { BlobSweeper } from './sweep.js';
+
+const SHORTFALL_LOG_MS = 60_000;
 
 export interface BudgetOptions {
   /** Bytes of cached content allowed (0: no budget; eviction still runs when the disk is full). */
@@ -52,6 +55,7 @@ export interface EvictorEvents {
 
 export class CacheEvictor {
   private running: Promise<EvictionReport | undefined> | undefined;
+  private lastShortfallLog = 0;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -142,19 +146,31 @@ export class CacheEvictor {
       if (b.origin === 'cached') report.bytesFreed += await this.sweeper.remove(b.digest as Digest, { notAfter, onlyCached: true });
     }
     let usage = this.usage();
-    const candidates = this.images().filter((i) => !i.pinned && i.lastAccess <= notAfter).sort((a, b) => a.lastAccess - b.lastAccess);
+    const candidates = this.images().filter((i) => !i.pinned && this.idle(i.repo, i.lastAccess, notAfter)).sort((a, b) => a.lastAccess - b.lastAccess);
     for (const image of candidates) {
       if (usage <= target) break;
+      // Looked at again right before: a pull may have started on it since the list was made.
+      this.metadata.flushAccessTimes();
+      if (!this.idle(image.repo, this.measure(image.digest).lastAccess, notAfter)) continue;
       report.bytesFreed += await this.evictImage(image.repo as RepoName, image.digest as Digest, notAfter);
       report.images.push({ repo: image.repo, digest: image.digest, tags: image.tags });
       usage = this.usage();
     }
     report.usageAfter = usage;
-    const level = usage > target ? 'warn' : 'info';
-    this.log[level]({ reason, evicted: report.images.length, bytesFreed: report.bytesFreed, usageBefore, usageAfter: usage, target: Math.round(target) },
-      usage > target ? 'cache eviction could not reach its target: the rest is pinned, pushed, or used within min_age' : 'cache eviction');
+    const facts = { reason, evicted: report.images.length, bytesFreed: report.bytesFreed, usageBefore, usageAfter: usage, target: Math.round(target) };
+    if (usage <= target) this.log.info(facts, 'cache eviction');
+    else if (report.images.length > 0 || Date.now() - this.lastShortfallLog > SHORTFALL_LOG_MS) {
+      // Checked every interval while over budget: said once a minute, not every time.
+      this.lastShortfallLog = Date.now();
+      this.log.warn(facts, 'cache eviction could not reach its target: the rest is pinned, pushed, or used within min_age');
+    }
     this.events.onEvicted?.(report.images.length, report.bytesFreed);
     return report;
+  }
+
+  /** Neither the image's manifests nor anything in its repository were read after notAfter. */
+  private idle(repo: string, lastAccess: number, notAfter: number): boolean {
+    return lastAccess <= notAfter && !this.registry.usedSince(repo, notAfter);
   }
 
   /** Removes one cached image from its repository, then the blobs nothing else needs; bytes freed. */

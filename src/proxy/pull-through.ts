@@ -94,6 +94,7 @@ export class PullThrough {
       if (local) return { ...local, outcome: 'local' };
       if (!route) throw manifestUnknown(ref.kind === 'tag' ? ref.tag : ref.digest);
     }
+    registry.noteUse(route.cacheRepo);
     const answer = ref.kind === 'digest'
       ? await this.manifestByDigest(route, ref.digest)
       : await this.manifestByTag(route, ref.tag, acceptFor(clientAccept));
@@ -196,6 +197,7 @@ export class PullThrough {
       if (!route) throw blobUnknown(digest);
     }
     const namespace = route.upstream.config.name;
+    registry.noteUse(route.cacheRepo);
     let size = await registry.blobs.sizeIn(route.cacheRepo, digest);
     if (size === undefined) {
       // Upstream eligibility: only a digest that a manifest cached in this repository references

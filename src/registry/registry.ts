@@ -26,6 +26,11 @@ export class LocalRegistry {
   readonly manifests: ManifestStore;
   /** Repositories that hold pushed content (never routed to the default upstream). */
   readonly local: LocalRepositories;
+  /**
+   * When each repository was last read in this process: a pull in progress (between two layers
+   * of a big image, say) keeps its images from eviction even while no manifest is being read.
+   */
+  private readonly lastUse = new Map<string, number>();
 
   constructor(readonly storage: StorageDriver, readonly metadata: MetadataIndex, private readonly log: Logger) {
     this.local = new LocalRepositories(metadata);
@@ -53,6 +58,14 @@ export class LocalRegistry {
    */
   isReferencedIn(repo: RepoName, digest: Digest): boolean {
     return this.metadata.isReferencedIn(repo, digest);
+  }
+
+  noteUse(repo: RepoName): void {
+    this.lastUse.set(repo, Date.now());
+  }
+
+  usedSince(repo: string, time: number): boolean {
+    return (this.lastUse.get(repo) ?? 0) > time;
   }
 
   tags(repo: RepoName, n: number, last: string): Page<string> {

@@ -167,3 +167,14 @@ export function makeReferrer(subject: Blob & { mediaType: string }, seed: number
   }));
   return { config, layers: [sig], manifest: { ...blob(bytes), mediaType: OCI_MANIFEST } };
 }
+
+/** An OCI image made of the given layers (its config from the seed): for images that share layers. */
+export function imageFromLayers(seed: number, layers: Blob[]): Image {
+  const base = makeImage({ seed, layers: 1, layerSize: 1000 });
+  const bytes = Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: OCI_MANIFEST,
+    config: { mediaType: OCI_CONFIG, digest: base.config.digest, size: base.config.bytes.length },
+    layers: layers.map((l) => ({ mediaType: OCI_LAYER_GZIP, digest: l.digest, size: l.bytes.length })),
+  }));
+  return { ...base, layers, manifest: { ...blob(bytes), mediaType: OCI_MANIFEST } };
+}

@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { makeImage, makeReferrer, pushBlobHttp, pushManifestHttp, sha256, ALL_ACCEPT, type Blob, type Image } from '../helpers/image.js';
+import { imageFromLayers, makeImage, makeReferrer, pushBlobHttp, pushManifestHttp, sha256, ALL_ACCEPT, type Blob, type Image } from '../helpers/image.js';
 import { loadConfig } from '../../src/config/load.js';
 import { GarbageCollector } from '../../src/lifecycle/gc.js';
 import { BlobSweeper } from '../../src/lifecycle/sweep.js';
@@ -21,16 +21,7 @@ const skip = missingTools('skopeo');
 const json = (s: string) => JSON.parse(s) as any;
 const blobFile = (p: Proc, digest: string) => join(p.rootDir, 'docker/registry/v2/blobs/sha256', digest.slice(7, 9), digest.slice(7), 'data');
 
-/** An image made of the given layers (config from the seed). */
-function imageOf(seed: number, layers: Blob[]): Image {
-  const base = makeImage({ seed, layers: 1, layerSize: 1000 });
-  const bytes = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: base.config.digest, size: base.config.bytes.length },
-    layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: l.digest, size: l.bytes.length })),
-  }));
-  return { ...base, layers, manifest: { bytes, digest: sha256(bytes), mediaType: 'application/vnd.oci.image.manifest.v1+json' } };
-}
+const imageOf = imageFromLayers;
 
 /** A client's push: blobs the registry says it has are not sent again; then the manifest. */
 async function push(base: string, repo: string, tag: string, img: Image): Promise<number> {
