@@ -70,6 +70,9 @@ export class CacheEvictor {
 
   usage(): number { return this.metadata.cachedBytes(); }
 
+  /** An eviction pass is running. */
+  get busy(): boolean { return this.running !== undefined; }
+
   start(): void {
     if (this.options.maxBytes > 0) void this.check('start-up');
     if (this.options.maxBytes > 0 && this.options.intervalMs > 0) {

@@ -15,9 +15,6 @@ import { Pins } from './pins.js';
 import { BlobSweeper } from './sweep.js';
 import { UploadPurger } from './upload-purge.js';
 
-/** A full disk triggers at most one eviction this often (every failing write reports it). */
-const DISK_FULL_COOLDOWN_MS = 2_000;
-
 export class Maintenance {
   readonly sweeper: BlobSweeper;
   readonly pins: Pins;
@@ -25,7 +22,6 @@ export class Maintenance {
   readonly gc: GarbageCollector;
   readonly purger: UploadPurger;
   private gcTimer: NodeJS.Timeout | undefined;
-  private lastDiskFull = 0;
 
   constructor(private readonly config: Config, registry: LocalRegistry, metadata: MetadataIndex, private readonly log: Logger, metrics?: Metrics) {
     const cache = config.cache;
@@ -46,11 +42,9 @@ export class Maintenance {
     metrics?.setCacheSource(() => ({ usage: metadata.cachedBytes(), budget: cache?.max_size ?? 0 }));
   }
 
-  /** The storage driver ran out of space. */
+  /** The storage driver ran out of space (every failing write says so: one eviction pass at a time). */
   diskFull(): void {
-    const now = Date.now();
-    if (now - this.lastDiskFull < DISK_FULL_COOLDOWN_MS) return;
-    this.lastDiskFull = now;
+    if (this.evictor.busy) return;
     this.log.warn('storage is full: evicting cached images');
     void this.evictor.diskFull();
   }

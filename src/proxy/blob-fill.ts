@@ -88,8 +88,13 @@ export class BlobFill {
     const { log } = this.deps;
     const hash = createDigester(digestAlgorithm(this.digest));
     let received = 0;
+    // A failed write (a full disk) must end the fill, not leave it waiting for a 'drain' that never comes.
+    let writeError: Error | undefined;
+    const writeFailed = new Promise<never>((_resolve, reject) => writer.stream.once('error', (e: Error) => { writeError = e; reject(e); }));
+    writeFailed.catch(() => undefined);
     try {
       for await (const chunk of source.body as AsyncIterable<Buffer>) {
+        if (writeError) throw writeError;
         received += chunk.length;
         if (this.size !== undefined && received > this.size) throw new FillError('upstream sent more bytes than announced');
         hash.update(chunk);
@@ -99,7 +104,7 @@ export class BlobFill {
           this.written += len;
           this.signalChange();
         });
-        if (!ok) await new Promise<void>((r) => writer.stream.once('drain', r));
+        if (!ok) await Promise.race([new Promise<void>((r) => writer.stream.once('drain', r)), writeFailed]);
       }
       await writer.commit();
       if (this.size !== undefined && received !== this.size) {

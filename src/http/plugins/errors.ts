@@ -39,6 +39,9 @@ export function sendError(req: FastifyRequest, reply: FastifyReply, err: unknown
     re = new RegistryError('UNKNOWN', 'internal server error');
   }
   reply.code(re.status).headers(re.headers).type('application/json');
+  // A request body left unread (an upload that failed midway): the connection cannot carry another
+  // request, so say so and close it instead of leaving the client's next request stuck behind it.
+  if (!req.raw.complete) reply.header('Connection', 'close');
   return reply.send(JSON.stringify(re.toJSON()));
 }
 

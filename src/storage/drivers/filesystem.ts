@@ -125,20 +125,30 @@ export class FilesystemDriver implements StorageDriver {
     const wrap = (e: unknown) => this.wrap(e, path);
     // Our own Writable over the FileHandle: every write is a positional fs write, the callback
     // fires once the bytes are in the file (readers may rely on that), backpressure is honoured.
+    // A write may store fewer bytes than asked (a disk filling up): the rest is written again, so
+    // the file always holds exactly the bytes in order, or the write fails (ENOSPC) and says so.
+    const writeAll = async (buf: Buffer): Promise<void> => {
+      let done = 0;
+      while (done < buf.length) {
+        const { bytesWritten } = await fh.write(buf, done, buf.length - done, options.append ? null : written);
+        if (bytesWritten === 0) throw Object.assign(new Error('no space left on device (short write)'), { code: 'ENOSPC' });
+        done += bytesWritten;
+        written += bytesWritten;
+      }
+    };
     const stream = new Writable({
       highWaterMark: CHUNK_SIZE,
       write(chunk: Buffer, _enc, cb) {
-        fh.write(chunk, 0, chunk.length, options.append ? null : written).then(() => {
-          written += chunk.length;
-          cb();
-        }, (e: unknown) => cb(wrap(e)));
+        writeAll(chunk).then(() => cb(), (e: unknown) => cb(wrap(e)));
       },
       writev(chunks, cb) {
         const bufs = chunks.map((c) => c.chunk as Buffer);
-        fh.writev(bufs, options.append ? undefined : written).then((r) => {
+        const total = bufs.reduce((n, b) => n + b.length, 0);
+        fh.writev(bufs, options.append ? undefined : written).then(async (r) => {
           written += r.bytesWritten;
+          if (r.bytesWritten < total) await writeAll(Buffer.concat(bufs).subarray(r.bytesWritten));
           cb();
-        }, (e: unknown) => cb(wrap(e)));
+        }).catch((e: unknown) => cb(wrap(e)));
       },
     });
     let finished: Promise<void> | undefined;
