@@ -9,7 +9,6 @@ import { createDriver } from './storage/drivers/index.js';
 import { Metrics } from './metrics.js';
 import { PullThrough } from './proxy/pull-through.js';
 import { UpstreamRouter, type Upstream } from './proxy/routing.js';
-import { CacheExpiry } from './proxy/expiry.js';
 import { Maintenance } from './lifecycle/maintenance.js';
 import { UpstreamClient } from './upstream/client.js';
 
@@ -20,7 +19,6 @@ export interface Services {
   proxy?: PullThrough;
   /** The configured upstreams and routes, when there are any. */
   router?: UpstreamRouter;
-  expiry: CacheExpiry;
   /** Cache budget, garbage collection, upload purging (started by the server only). */
   maintenance: Maintenance;
   close(): Promise<void>;
@@ -40,17 +38,14 @@ export function createServices(config: Config, log: Logger): Services {
   const router = upstreams.length > 0 ? new UpstreamRouter(upstreams, config.defaultUpstream) : undefined;
   const proxy = router ? new PullThrough({ registry, metadata, log, metrics, router }) : undefined;
   if (proxy) registry.local.onNewLocal((repo) => proxy.noteNewLocal(repo));
-  const expiry = new CacheExpiry(config.upstreams, registry, metadata, log);
   return {
     registry,
     metadata,
     metrics,
-    expiry,
     maintenance,
     ...(proxy ? { proxy } : {}),
     ...(router ? { router } : {}),
     async close() {
-      expiry.stop();
       maintenance?.stop();
       await Promise.all(upstreams.map((u) => u.client.close()));
       metadata.close();
@@ -73,7 +68,6 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const app = buildApp({ config, registry: services.registry, log, metrics: services.metrics, ...(services.proxy ? { proxy: services.proxy } : {}) });
   const timers: NodeJS.Timeout[] = [];
   timers.push(setInterval(() => services.metadata.flushAccessTimes(), ACCESS_FLUSH_MS).unref());
-  services.expiry.start();
   services.maintenance.start();
   const address = await app.listen({ host: config.http.host, port: config.http.port });
   log.info({

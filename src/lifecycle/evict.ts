@@ -149,12 +149,12 @@ export class CacheEvictor {
       if (b.origin === 'cached') report.bytesFreed += await this.sweeper.remove(b.digest as Digest, { notAfter, onlyCached: true });
     }
     let usage = this.usage();
-    const candidates = this.images().filter((i) => !i.pinned && this.idle(i.repo, i.lastAccess, notAfter)).sort((a, b) => a.lastAccess - b.lastAccess);
+    const candidates = this.images().filter((i) => !i.pinned && this.isIdle(i.repo, i.lastAccess, notAfter)).sort((a, b) => a.lastAccess - b.lastAccess);
     for (const image of candidates) {
       if (usage <= target) break;
       // Looked at again right before: a pull may have started on it since the list was made.
       this.metadata.flushAccessTimes();
-      if (!this.idle(image.repo, this.measure(image.digest).lastAccess, notAfter)) continue;
+      if (!this.isIdle(image.repo, this.measure(image.digest).lastAccess, notAfter)) continue;
       report.bytesFreed += await this.evictImage(image.repo as RepoName, image.digest as Digest, notAfter);
       report.images.push({ repo: image.repo, digest: image.digest, tags: image.tags });
       usage = this.usage();
@@ -172,7 +172,7 @@ export class CacheEvictor {
   }
 
   /** Neither the image's manifests nor anything in its repository were read after notAfter. */
-  private idle(repo: string, lastAccess: number, notAfter: number): boolean {
+  isIdle(repo: string, lastAccess: number, notAfter: number): boolean {
     return lastAccess <= notAfter && !this.registry.usedSince(repo, notAfter);
   }
 

@@ -10,6 +10,7 @@ import type { MetadataIndex } from '../metadata/index.js';
 import type { Metrics } from '../metrics.js';
 import type { LocalRegistry } from '../registry/registry.js';
 import { CacheEvictor } from './evict.js';
+import { CacheExpiry } from './expiry.js';
 import { GarbageCollector } from './gc.js';
 import { Pins } from './pins.js';
 import { BlobSweeper } from './sweep.js';
@@ -21,6 +22,7 @@ export class Maintenance {
   readonly evictor: CacheEvictor;
   readonly gc: GarbageCollector;
   readonly purger: UploadPurger;
+  readonly expiry: CacheExpiry;
   private gcTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly config: Config, registry: LocalRegistry, metadata: MetadataIndex, private readonly log: Logger, metrics?: Metrics) {
@@ -39,6 +41,7 @@ export class Maintenance {
     this.purger = new UploadPurger({
       storage: registry.storage, metadata, uploads: registry.uploads, log, onPurged: (n) => metrics?.uploadsPurged.inc(n),
     }, config.storage.maintenance.uploadpurging);
+    this.expiry = new CacheExpiry(config.upstreams, this.evictor, this.sweeper, metadata, log);
     metrics?.setCacheSource(() => ({ usage: metadata.cachedBytes(), budget: cache?.max_size ?? 0 }));
   }
 
@@ -52,6 +55,7 @@ export class Maintenance {
   start(): void {
     this.evictor.start();
     this.purger.start();
+    this.expiry.start();
     const gc = this.config.storage.maintenance.gc;
     if (gc.enabled && gc.intervalMs > 0) {
       this.gcTimer = setInterval(() => {
@@ -65,6 +69,7 @@ export class Maintenance {
   stop(): void {
     this.evictor.stop();
     this.purger.stop();
+    this.expiry.stop();
     if (this.gcTimer) clearInterval(this.gcTimer);
   }
 }
