@@ -6,3 +6,4 @@ npm run build >/dev/null
 node bench/registry.mjs "$@"
 if [ -f bench/proxy.mjs ]; then node bench/proxy.mjs "$@"; fi
 node bench/bundle.mjs "$@"
+node bench/eviction.mjs "$@"

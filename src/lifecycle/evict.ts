@@ -141,6 +141,7 @@ export class CacheEvictor {
     this.metadata.flushAccessTimes();
     const usageBefore = this.usage();
     if (usageBefore <= target) return undefined;
+    const started = Date.now();
     const report: EvictionReport = { reason, images: [], bytesFreed: 0, usageBefore, usageAfter: usageBefore };
     const notAfter = Date.now() - this.options.minAgeMs;
     // Cached blobs nothing references any more (an image evicted while a layer was being read,
@@ -160,7 +161,7 @@ export class CacheEvictor {
       usage = this.usage();
     }
     report.usageAfter = usage;
-    const facts = { reason, evicted: report.images.length, bytesFreed: report.bytesFreed, usageBefore, usageAfter: usage, target: Math.round(target) };
+    const facts = { reason, evicted: report.images.length, bytesFreed: report.bytesFreed, usageBefore, usageAfter: usage, target: Math.round(target), ms: Date.now() - started };
     if (usage <= target) this.log.info(facts, 'cache eviction');
     else if (report.images.length > 0 || Date.now() - this.lastShortfallLog > SHORTFALL_LOG_MS) {
       // Checked every interval while over budget: said once a minute, not every time.
