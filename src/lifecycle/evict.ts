@@ -10,7 +10,8 @@
  * other repositories still use, its issue #2367), pushed content (never evicted), a read in
  * progress, or a use within min_age. An image is not evicted at all while its manifests or its
  * repository were read within min_age, so a pull in progress keeps everything it is pulling, even
- * between two layers. Removal itself is sweep.ts's.
+ * between two layers; and an image goes in two steps (evictImages), so a pull that started just
+ * before is not cut off either. Removal of bytes itself is sweep.ts's.
  */
 import type { Logger } from 'pino';
 import type { MetadataIndex } from '../metadata/index.js';
@@ -22,6 +23,9 @@ import type { Pins } from './pins.js';
 import type { BlobSweeper } from './sweep.js';
 
 const SHORTFALL_LOG_MS = 60_000;
+/** Between untagging images and removing them: requests already under way show up in this time. */
+const DRAIN_MS = 1_000;
+const MAX_ROUNDS = 4;
 
 export interface BudgetOptions {
   /** Bytes of cached content allowed (0: no budget; eviction still runs when the disk is full). */
@@ -150,15 +154,22 @@ export class CacheEvictor {
       if (b.origin === 'cached') report.bytesFreed += await this.sweeper.remove(b.digest as Digest, { notAfter, onlyCached: true });
     }
     let usage = this.usage();
-    const candidates = this.images().filter((i) => !i.pinned && this.isIdle(i.repo, i.lastAccess, notAfter)).sort((a, b) => a.lastAccess - b.lastAccess);
-    for (const image of candidates) {
-      if (usage <= target) break;
-      // Looked at again right before: a pull may have started on it since the list was made.
-      this.metadata.flushAccessTimes();
-      if (!this.isIdle(image.repo, this.measure(image.digest).lastAccess, notAfter)) continue;
-      report.bytesFreed += await this.evictImage(image.repo as RepoName, image.digest as Digest, notAfter);
-      report.images.push({ repo: image.repo, digest: image.digest, tags: image.tags });
+    // In rounds: untag enough images, let requests already under way show up, then remove those
+    // nobody touched meanwhile (evictImages); an image a pull reached in between stays.
+    for (let round = 0; round < MAX_ROUNDS && usage > target; round++) {
+      const victims: CachedImage[] = [];
+      let planned = usage;
+      for (const image of this.images().filter((i) => !i.pinned && this.isIdle(i.repo, i.lastAccess, notAfter)).sort((a, b) => a.lastAccess - b.lastAccess)) {
+        if (planned <= target) break;
+        victims.push(image);
+        planned -= image.bytes;
+      }
+      if (victims.length === 0) break;
+      const result = await this.evictImages(victims, notAfter);
+      report.bytesFreed += result.bytesFreed;
+      report.images.push(...result.evicted.map((i) => ({ repo: i.repo, digest: i.digest, tags: i.tags })));
       usage = this.usage();
+      if (result.evicted.length === 0) break;
     }
     report.usageAfter = usage;
     const facts = { reason, evicted: report.images.length, bytesFreed: report.bytesFreed, usageBefore, usageAfter: usage, target: Math.round(target), ms: Date.now() - started };
@@ -177,39 +188,76 @@ export class CacheEvictor {
     return lastAccess <= notAfter && !this.registry.usedSince(repo, notAfter);
   }
 
-  /** Removes one cached image from its repository, then the blobs nothing else needs; bytes freed. */
-  async evictImage(repo: RepoName, top: Digest, notAfter: number): Promise<number> {
-    const { registry, metadata } = this;
+  /**
+   * Evicts images in two steps. First their tags go (tag-cache entries included): a new pull by
+   * tag now goes to the upstream and stores the manifest again. After DRAIN_MS, an image whose
+   * repository was read meanwhile (a client that had the manifest just before, now fetching its
+   * layers) stays; the others lose their manifests, checked once more around that, and then the
+   * blobs nothing else needs (sweep.ts).
+   */
+  async evictImages(images: CachedImage[], notAfter: number): Promise<{ evicted: CachedImage[]; bytesFreed: number }> {
+    const untagged = Date.now();
+    const chosen: CachedImage[] = [];
+    for (const image of images) {
+      // Looked at again right before: a pull may have started on it since the list was made.
+      this.metadata.flushAccessTimes();
+      if (!this.isIdle(image.repo, this.measure(image.digest).lastAccess, notAfter)) continue;
+      await this.untag(image.repo as RepoName, image.digest as Digest);
+      chosen.push(image);
+    }
+    if (chosen.length > 0) await new Promise((r) => setTimeout(r, DRAIN_MS));
+    const evicted: CachedImage[] = [];
+    let bytesFreed = 0;
+    for (const image of chosen) {
+      const freed = await this.removeImage(image.repo as RepoName, image.digest as Digest, notAfter, untagged);
+      if (freed === undefined) continue;
+      evicted.push(image);
+      bytesFreed += freed;
+    }
+    return { evicted, bytesFreed };
+  }
+
+  private async untag(repo: RepoName, top: Digest): Promise<void> {
     const upstream = repo.slice(0, repo.indexOf('/'));
-    for (const t of metadata.tagsOf(repo)) {
+    for (const t of this.metadata.tagsOf(repo)) {
       if (t.digest !== top) continue;
-      await registry.manifests.delete(repo, { kind: 'tag', tag: t.tag as Tag }).catch((e: unknown) => {
+      await this.registry.manifests.delete(repo, { kind: 'tag', tag: t.tag as Tag }).catch((e: unknown) => {
         if (!(e instanceof RegistryError && e.code === 'MANIFEST_UNKNOWN')) throw e;
       });
     }
-    metadata.deleteTagCacheOf(upstream, repo.slice(upstream.length + 1), top);
-    const removed: string[] = [];
+    this.metadata.deleteTagCacheOf(upstream, repo.slice(upstream.length + 1), top);
+  }
+
+  /** Removes an untagged image's manifests, then its blobs; undefined when it was used since `since`. */
+  private async removeImage(repo: RepoName, top: Digest, notAfter: number, since: number): Promise<number | undefined> {
+    const { registry, metadata } = this;
+    if (registry.usedSince(repo, since)) return undefined;
+    const manifests: Digest[] = [];
     const candidates = new Set<string>();
     const queue: string[] = [top];
     while (queue.length > 0) {
       const d = queue.shift()!;
-      if (removed.includes(d)) continue;
+      if (manifests.includes(d as Digest)) continue;
       // A child another manifest of this repository still has stays, with what it references.
-      if (d !== top && metadata.isReferencedIn(repo, d)) continue;
-      const refs = metadata.manifestRefs(d);
-      const referrers = metadata.referrerDigests(repo, d);
-      await registry.manifests.removeRevision(repo, d as Digest);
-      removed.push(d);
+      if (d !== top && metadata.repositoryManifests(repo).some((m) => !manifests.includes(m.digest as Digest) && m.digest !== d
+        && metadata.manifestRefs(m.digest).some((r) => r.digest === d && r.kind === 'manifest'))) continue;
+      manifests.push(d as Digest);
       candidates.add(d);
-      for (const r of refs) {
+      for (const r of metadata.manifestRefs(d)) {
         if (r.kind === 'manifest') queue.push(r.digest);
         else if (r.kind !== 'subject') candidates.add(r.digest);
       }
-      queue.push(...referrers);
+      queue.push(...metadata.referrerDigests(repo, d));
     }
+    for (const m of manifests) await registry.manifests.unlinkRevision(repo, m);
+    if (registry.usedSince(repo, since)) {
+      for (const m of manifests) await registry.manifests.relinkRevision(repo, m);
+      return undefined;
+    }
+    for (const m of manifests) registry.manifests.forgetRevision(repo, m);
     let freed = 0;
     for (const d of candidates) freed += await this.sweeper.remove(d as Digest, { notAfter, onlyCached: true });
-    this.log.debug({ repo, digest: top, manifests: removed.length, bytesFreed: freed }, 'evicted cached image');
+    this.log.debug({ repo, digest: top, manifests: manifests.length, bytesFreed: freed }, 'evicted cached image');
     return freed;
   }
 }

@@ -9,7 +9,6 @@ import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/schema.js';
 import type { MetadataIndex } from '../metadata/index.js';
 import type { Digest } from '../oci/digest.js';
-import type { RepoName } from '../oci/reference.js';
 import type { CacheEvictor } from './evict.js';
 import type { BlobSweeper } from './sweep.js';
 
@@ -49,11 +48,16 @@ export class CacheExpiry {
     this.metadata.flushAccessTimes();
     let images = 0;
     let bytes = 0;
-    for (const image of this.evictor.images()) {
+    const expired = this.evictor.images().filter((image) => {
       const limit = ttl.get(image.repo.slice(0, image.repo.indexOf('/')));
-      if (limit === undefined || image.pinned || !this.evictor.isIdle(image.repo, image.lastAccess, now - limit)) continue;
-      bytes += await this.evictor.evictImage(image.repo as RepoName, image.digest as Digest, now - limit);
-      images++;
+      return limit !== undefined && !image.pinned && this.evictor.isIdle(image.repo, image.lastAccess, now - limit);
+    });
+    // Grouped by TTL: each group is evicted with its own "not used since".
+    for (const limit of new Set(expired.map((i) => ttl.get(i.repo.slice(0, i.repo.indexOf('/')))!))) {
+      const group = expired.filter((i) => ttl.get(i.repo.slice(0, i.repo.indexOf('/'))) === limit);
+      const result = await this.evictor.evictImages(group, now - limit);
+      images += result.evicted.length;
+      bytes += result.bytesFreed;
     }
     // Cached blobs of those upstreams that no image references any more.
     const shortest = Math.min(...ttl.values());

@@ -159,8 +159,23 @@ export class ManifestStore {
    * a concurrent push just wrote). The bytes stay in blobs/ for the blob sweep.
    */
   async removeRevision(repo: RepoName, digest: Digest): Promise<void> {
+    await this.unlinkRevision(repo, digest);
+    this.forgetRevision(repo, digest);
+  }
+
+  /** The storage half of removeRevision: clients no longer find the manifest in repo. */
+  async unlinkRevision(repo: RepoName, digest: Digest): Promise<void> {
     this.links.delete(`${repo}@${digest}`);
     await deleteIfExists(this.storage, revisionLinkDir(repo, digest));
+  }
+
+  /** Undoes unlinkRevision (the index still has the manifest in repo). */
+  async relinkRevision(repo: RepoName, digest: Digest): Promise<void> {
+    await writeLink(this.storage, revisionLinkPath(repo, digest), digest);
+  }
+
+  /** The index half of removeRevision: what repo held no longer keeps its blobs referenced. */
+  forgetRevision(repo: RepoName, digest: Digest): void {
     this.metadata.transaction(() => {
       this.metadata.deleteReferrer(repo, digest);
       this.metadata.removeManifestFrom(repo, digest);

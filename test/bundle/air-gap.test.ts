@@ -75,10 +75,13 @@ t.test('export on a connected stowage, import on an isolated one, pull with skop
     t.match(r1, { name: 'docker.io/library/node:20', digest: NODE.digest, status: 'fetched', blobs: 8 });
     const layerGets = () => NODE.images.flatMap((i) => [i.config, ...i.layers]).map((b) => countRegistry2Requests(upstream, 'GET', `/v2/library/node/blobs/${b.digest}`));
     t.same(layerGets(), Array(8).fill(1), 'each blob of both platforms came from the upstream once');
-    const again = await runCli(['prefetch', '--config', a, 'docker.io/library/node:20', '--json']);
+    const again = await runCli(['prefetch', '--config', a, 'docker.io/library/node:20', '--pin', '--json']);
     t.equal(again.code, 0, again.stderr);
     t.match(json(again.stdout).images[0], { status: 'cached', fetched: 0 });
     t.same(layerGets(), Array(8).fill(1), 'nothing fetched again');
+    const status = await runCli(['status', '--config', a, '--json']);
+    t.match(json(status.stdout), { pins: ['docker.io/library/node:20'] }, '--pin is recorded');
+    t.match(json(status.stdout).largest.find((i: any) => i.repo === 'docker.io/library/node'), { pinned: true });
   });
 
   const bundle = join(work, 'out', 'bundle.tar');
