@@ -119,6 +119,7 @@ export class ManifestStore {
     if (opts.verifyReferences) await this.verifyReferences(repo, parsed);
 
     if (opts.origin === 'local') this.local.mark(repo);
+    const previousTag = ref.kind === 'tag' && opts.verifyReferences ? await readLink(this.storage, tagCurrentLinkPath(repo, ref.tag)) : undefined;
     // Order matters for crash safety: content, then revision link, then tag links, then index.
     await this.blobs.putVerified(digest, bytes, opts.origin, opts.upstream);
     await writeLink(this.storage, revisionLinkPath(repo, digest), digest);
@@ -136,10 +137,39 @@ export class ManifestStore {
         });
       }
     });
+    if (opts.verifyReferences) await this.checkAfterCommit(repo, ref, digest, bytes, parsed, previousTag);
     const stored: StoredManifest = { digest, mediaType, bytes };
     if (parsed.subject) stored.subject = parsed.subject.digest;
     this.content.set(digest, stored);
     return parsed.subject ? { digest, subject: parsed.subject.digest } : { digest };
+  }
+
+  /**
+   * Looks again once the index holds the manifest. A garbage collection (maybe in another process)
+   * that decided about these blobs before this push was in the index removes them only after
+   * checking the index again (lifecycle/sweep.ts): so either it sees this push now and puts
+   * everything back, or it was done before this look, which then finds the gap. The manifest's own
+   * bytes and link are put back here; a missing blob fails the push and the tag goes back to what
+   * it was, so no acknowledged image is ever incomplete.
+   */
+  private async checkAfterCommit(repo: RepoName, ref: Reference, digest: Digest, bytes: Buffer, parsed: ParsedManifest, previousTag: Digest | undefined): Promise<void> {
+    if ((await this.blobs.dataSize(digest)) === undefined) await this.blobs.putVerified(digest, bytes, 'local');
+    if ((await readLink(this.storage, revisionLinkPath(repo, digest))) !== digest) await writeLink(this.storage, revisionLinkPath(repo, digest), digest);
+    const missing: string[] = [];
+    for (const d of parsed.blobs) if ((await this.blobs.sizeInUncached(repo, d.digest)) === undefined) missing.push(d.digest);
+    for (const d of parsed.manifests) if (!(await this.presentUncached(repo, d.digest))) missing.push(d.digest);
+    if (missing.length === 0) return;
+    if (ref.kind === 'tag') {
+      if (previousTag) {
+        await this.writeTag(repo, ref.tag, previousTag);
+        this.metadata.setTag(repo, ref.tag, previousTag);
+      } else {
+        this.links.delete(`${repo}:${ref.tag}`);
+        await deleteIfExists(this.storage, tagDir(repo, ref.tag));
+        this.metadata.deleteTag(repo, ref.tag);
+      }
+    }
+    throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'manifest references blobs removed while it was pushed; push them again', { detail: { missing: missing.sort() } });
   }
 
   async writeTag(repo: RepoName, tag: Tag, digest: Digest): Promise<void> {
