@@ -194,9 +194,10 @@ export class BlobFill {
     if (pos >= limit) return this.state === 'verified' || this.state === 'committed' ? 'end' : 'wait';
     // Committed: everything is in place, one plain read to the end.
     if (this.state === 'committed') return this.openAt(pos, limit - pos);
-    // Behind the window: what lies before it is in the staging file.
+    // Behind the window: what lies before it is in the staging file, where the driver can read
+    // a file while it is written; elsewhere (object stores) the reader waits for the commit.
     const windowStart = this.windowStart();
-    if (pos < windowStart) return this.openAt(pos, windowStart - pos);
+    if (pos < windowStart) return this.deps.storage.readsWhileWriting === false ? 'wait' : this.openAt(pos, windowStart - pos);
     return this.sliceWindow(pos, limit);
   }
 
