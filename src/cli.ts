@@ -3,6 +3,7 @@
  * The `stowage` command.
  *   stowage serve [--config FILE | FILE]     run the registry (registry:2 style: `serve CONFIG`)
  *   stowage reindex [--config FILE | FILE]   rebuild the metadata index from storage
+ *   stowage healthcheck [--config FILE | FILE]  probe the running registry (exit 0 if healthy)
  *   stowage version
  */
 import { readFileSync } from 'node:fs';
@@ -16,6 +17,7 @@ const USAGE = `usage: stowage <command> [--config FILE]
 commands:
   serve     run the registry (default config: embedded defaults; npm start uses config/config.yml)
   reindex   rebuild the SQLite metadata index from storage
+  healthcheck  exit 0 if the registry this config describes answers healthy (container HEALTHCHECK)
   version   print the version`;
 
 function configFile(args: string[]): string | undefined {
@@ -74,6 +76,12 @@ async function main(argv: string[]): Promise<void> {
       await services.close();
       process.stdout.write(`${JSON.stringify(result)}\n`);
       return;
+    }
+    case 'healthcheck': {
+      const { probeHealth } = await import('./health/probe.js');
+      const result = await probeHealth(readConfig(args));
+      process.stdout.write(`${result.ok ? 'healthy' : 'unhealthy'}: ${result.detail}\n`);
+      process.exit(result.ok ? 0 : 1);
     }
     case 'version':
     case '--version': {

@@ -20,6 +20,7 @@ const ALLOWED: Record<string, string[]> = {
   registry: ['errors.ts', 'oci', 'storage', 'metadata', 'config'],
   upstream: ['errors.ts', 'oci', 'config', 'metrics.ts'],
   proxy: ['errors.ts', 'oci', 'config', 'registry', 'upstream', 'metadata', 'storage', 'metrics.ts'],
+  health: ['errors.ts', 'config', 'storage', 'metrics.ts'],
   http: ['errors.ts', 'oci', 'config', 'registry', 'proxy', 'storage', 'metrics.ts'],
   'app.ts': ['errors.ts', 'oci', 'config', 'registry', 'proxy', 'upstream', 'http', 'metrics.ts', 'log.ts'],
   'main.ts': ['*'],
