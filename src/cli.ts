@@ -57,15 +57,22 @@ async function main(argv: string[]): Promise<void> {
         log.fatal({ err }, 'start-up failed');
         fail(err instanceof Error ? err.message : String(err));
       });
-      const shutdown = (signal: string) => {
+      // The first SIGTERM/SIGINT drains (http.draintimeout); a second one exits at once.
+      let stopping = false;
+      const onSignal = (signal: NodeJS.Signals) => {
+        if (stopping) {
+          log.warn({ signal }, 'second signal: exiting without draining');
+          process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+        }
+        stopping = true;
         log.info({ signal }, 'shutting down');
         server.close().then(() => process.exit(0), (err: unknown) => {
           log.error({ err }, 'shutdown failed');
           process.exit(1);
         });
       };
-      process.once('SIGTERM', () => shutdown('SIGTERM'));
-      process.once('SIGINT', () => shutdown('SIGINT'));
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
       return;
     }
     case 'reindex': {

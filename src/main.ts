@@ -52,10 +52,18 @@ export function createServices(config: Config, log: Logger): Services {
 export interface RunningServer {
   app: FastifyInstance;
   address: string;
-  close(): Promise<void>;
+  /**
+   * Graceful stop: stop accepting; let in-flight requests (uploads, blob bodies) and upstream
+   * fills finish for up to drainMs, then cut what is left (nothing partial is ever committed);
+   * flush the access records; close SQLite. drainMs 0 cuts at once, as registry:2 does without
+   * http.draintimeout.
+   */
+  close(options?: { drainMs?: number }): Promise<void>;
 }
 
 const ACCESS_FLUSH_MS = 30_000;
+/** Drain time when none is given (registry:2's http.draintimeout). */
+export const DEFAULT_DRAIN_MS = 30_000;
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   const services = createServices(config, log);
@@ -82,16 +90,45 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     address, storage: config.storage.backend, metadata: config.metadata.path,
     upstreams: config.upstreams.map((u) => `${u.name}=${u.url}`), defaultUpstream: config.defaultUpstream,
   }, 'stowage listening');
-  let closed = false;
+  let closing: Promise<void> | undefined;
+  const close = async (drainMs: number): Promise<void> => {
+    for (const t of timers) clearInterval(t);
+    await drain(app, services, drainMs, log);
+    await services.close();
+    log.info('stopped');
+  };
   return {
     app,
     address,
-    async close() {
-      if (closed) return;
-      closed = true;
-      for (const t of timers) clearInterval(t);
-      await app.close();
-      await services.close();
+    close(options = {}) {
+      closing ??= close(options.drainMs ?? DEFAULT_DRAIN_MS);
+      return closing;
     },
   };
+}
+
+/**
+ * Stops accepting (fastify answers requests on kept-alive connections with 503 and closes idle
+ * ones) and waits for open connections and upstream fills; at the deadline, cuts both.
+ */
+async function drain(app: FastifyInstance, services: Services, drainMs: number, log: Logger): Promise<void> {
+  const started = Date.now();
+  const connections = new Promise<void>((resolve) => app.server.getConnections((_e, n) => {
+    log.info({ connections: n, drainMs }, 'draining: no new connections; waiting for in-flight requests and fills');
+    resolve();
+  }));
+  await connections;
+  const closed = app.close();
+  const work = Promise.all([closed, services.proxy?.fillsSettled()]);
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), drainMs); });
+  const outcome = await Promise.race([work.then(() => 'drained' as const), deadline]);
+  clearTimeout(timer);
+  if (outcome === 'timeout') {
+    log.warn({ drainMs }, 'drain time is up: closing the remaining connections and stopping upstream fills');
+    app.server.closeAllConnections();
+    services.proxy?.abortFills();
+    await work;
+  }
+  log.info({ ms: Date.now() - started, outcome }, 'drained');
 }

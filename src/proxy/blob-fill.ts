@@ -55,6 +55,8 @@ export class BlobFill {
   readonly done: Promise<void>;
   private settle!: { resolve: () => void; reject: (e: Error) => void };
   private readonly uuid = randomUUID();
+  /** Set while run() pumps the upstream body (see abort()). */
+  private body: Readable | undefined;
 
   constructor(
     readonly digest: Digest,
@@ -88,6 +90,7 @@ export class BlobFill {
     const { log } = this.deps;
     const hash = createDigester(digestAlgorithm(this.digest));
     let received = 0;
+    this.body = source.body;
     try {
       for await (const chunk of source.body as AsyncIterable<Buffer>) {
         received += chunk.length;
@@ -129,6 +132,14 @@ export class BlobFill {
       this.signalChange();
       this.settle.reject(this.error);
     }
+  }
+
+  /**
+   * Shutdown past the drain time: cuts the upstream body, so run() fails the usual way (nothing
+   * partial is committed, the staging file goes, readers' connections break).
+   */
+  abort(): void {
+    if (this.state === 'filling') this.body?.destroy(new FillError('stopped: the server is shutting down'));
   }
 
   /** A client's view of the blob: bytes as they land, the last one only after verification. */

@@ -285,6 +285,18 @@ export class PullThrough {
     return this.route(name, ns)?.cacheRepo ?? name;
   }
 
+  // ---------------------------------------------------------------- shutdown (main.ts)
+
+  /** Resolves once no upstream blob fill is starting or running (each committed or failed). */
+  async fillsSettled(): Promise<void> {
+    while (this.fills.size > 0) await Promise.allSettled([...this.fills.values()].map((p) => p.then((f) => f.done)));
+  }
+
+  /** Cuts every running fill (the drain time is up); nothing partial is committed. */
+  abortFills(): void {
+    for (const p of this.fills.values()) p.then((f) => f.abort(), () => undefined);
+  }
+
   // ---------------------------------------------------------------- helpers
 
   private singleFlight(key: string, fn: () => Promise<ManifestAnswer>): Promise<ManifestAnswer> {
