@@ -77,7 +77,7 @@ if [ -z "$tarball" ]; then
   fi
 fi
 
-docker import \
+"${DOCKER:-docker}" import \
   -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   -c 'ENV npm_config_nodedir=/usr/local' \
   -c 'CMD ["node"]' \
