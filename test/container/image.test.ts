@@ -5,7 +5,7 @@
  * built on it with `--build-arg NODE_IMAGE=`. The container is driven as users drive it: skopeo
  * pushes and pulls through it, REGISTRY_* variables and a mounted config.yml configure it, a
  * named volume keeps its data, Docker's HEALTHCHECK reports it healthy, and `docker stop` lets a
- * slow download finish and exits 0.
+ * slow download finish and exits 0. deploy/compose.yaml runs the same image with docker-compose.
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,7 +20,7 @@ import { freePort, missingTools, sleep, waitForHttp } from '../helpers/tools.js'
 
 const skip = process.getuid?.() !== 0 && process.env.CI !== 'true'
   ? 'needs root (dockerd, debootstrap)'
-  : missingTools('dockerd', 'docker', 'debootstrap', 'skopeo', 'npm');
+  : missingTools('dockerd', 'docker', 'debootstrap', 'skopeo', 'npm', 'docker-compose');
 
 // Building takes minutes: lift tap's per-file timeout (package.json) for this file.
 t.setTimeout(1_800_000);
@@ -188,4 +188,24 @@ http:
     t.equal((await d.docker(['inspect', '--format', '{{.State.ExitCode}}', name2])).trim(), '0', 'exited 0');
   });
   await d.dockerResult(['volume', 'rm', '-f', volume]);
+
+  await t.test('deploy/compose.yaml runs it: published port, read-only root, exit 0 on stop', async (t) => {
+    const port3 = await freePort();
+    const project = `stowage${process.pid}`;
+    const compose = (...args: string[]) => run('docker-compose', ['-p', project, '-f', join(REPO_ROOT, 'deploy/compose.yaml'), ...args], {
+      env: { ...d.env, STOWAGE_IMAGE: IMAGE, STOWAGE_PORT: String(port3) }, timeoutMs: 300_000,
+    });
+    t.teardown(async () => { await compose('down', '-v'); });
+    const up = await compose('up', '-d', '--no-build');
+    t.equal(up.code, 0, `docker-compose up${up.code === 0 ? '' : `: ${up.stderr}`}`);
+    await waitForHttp(`http://127.0.0.1:${port3}/v2/`, 60_000, () => 'the compose service did not answer on its published port');
+    await skopeo(['copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:1.0`, `docker://127.0.0.1:${port3}/team/app:1.0`]);
+    const res = await fetch(`http://127.0.0.1:${port3}/v2/team/app/manifests/1.0`, { headers: { accept: img.manifest.mediaType } });
+    t.equal(res.headers.get('docker-content-digest'), img.manifest.digest, 'push and pull through the published port');
+    await res.arrayBuffer();
+    const container = (await compose('ps', '-q', 'registry')).stdout.trim();
+    t.equal((await d.docker(['inspect', '--format', '{{.HostConfig.ReadonlyRootfs}}', container])).trim(), 'true', 'read-only root file system');
+    t.equal((await compose('stop')).code, 0, 'docker-compose stop');
+    t.equal((await d.docker(['inspect', '--format', '{{.State.ExitCode}}', container])).trim(), '0', 'the service exited 0');
+  });
 });
