@@ -11,6 +11,9 @@ import { PullThrough } from './proxy/pull-through.js';
 import { UpstreamRouter, type Upstream } from './proxy/routing.js';
 import { CacheExpiry } from './proxy/expiry.js';
 import { UpstreamClient } from './upstream/client.js';
+import { buildDebugApp } from './http/debug-server.js';
+import type { HealthMonitor } from './health/monitor.js';
+import { createHealthMonitor, type HealthOptions } from './health/options.js';
 
 export interface Services {
   registry: LocalRegistry;
@@ -18,7 +21,19 @@ export interface Services {
   metrics: Metrics;
   proxy?: PullThrough;
   expiry: CacheExpiry;
+  health: HealthMonitor;
   close(): Promise<void>;
+}
+
+/** config.health as the health module's options. */
+function healthOptions(h: Config['health']): HealthOptions {
+  return {
+    storagedriver: { enabled: h.storagedriver.enabled, intervalMs: h.storagedriver.interval, threshold: h.storagedriver.threshold },
+    file: h.file.map((f) => ({ file: f.file, intervalMs: f.interval })),
+    http: h.http.map((c) => ({ uri: c.uri, headers: c.headers, statuscode: c.statuscode, timeoutMs: c.timeout, intervalMs: c.interval, threshold: c.threshold })),
+    tcp: h.tcp.map((c) => ({ addr: c.addr, timeoutMs: c.timeout, intervalMs: c.interval, threshold: c.threshold })),
+    upstreams: { enabled: h.upstreams.enabled, intervalMs: h.upstreams.interval, timeoutMs: h.upstreams.timeout },
+  };
 }
 
 export function createServices(config: Config, log: Logger): Services {
@@ -35,14 +50,19 @@ export function createServices(config: Config, log: Logger): Services {
     : undefined;
   if (proxy) registry.local.onNewLocal((repo) => proxy.noteNewLocal(repo));
   const expiry = new CacheExpiry(config.upstreams, registry, metadata, log);
+  const health = createHealthMonitor(healthOptions(config.health), {
+    storage, upstreams: config.upstreams.map((u) => ({ name: u.name, url: u.url })), log, registry: metrics.registry,
+  });
   return {
     registry,
     metadata,
     metrics,
     expiry,
+    health,
     ...(proxy ? { proxy } : {}),
     async close() {
       expiry.stop();
+      health.stop();
       await Promise.all(upstreams.map((u) => u.client.close()));
       metadata.close();
       await storage.close?.();
@@ -53,23 +73,25 @@ export function createServices(config: Config, log: Logger): Services {
 export interface RunningServer {
   app: FastifyInstance;
   address: string;
+  /** The debug server's address (http.debug.addr), if one is configured. */
+  debugAddress?: string;
   /**
    * Graceful stop: stop accepting; let in-flight requests (uploads, blob bodies) and upstream
-   * fills finish for up to drainMs, then cut what is left (nothing partial is ever committed);
-   * flush the access records; close SQLite. drainMs 0 cuts at once, as registry:2 does without
-   * http.draintimeout.
+   * fills finish for up to drainMs (default http.draintimeout), then cut what is left (nothing
+   * partial is ever committed); flush the access records; close SQLite. drainMs 0 cuts at once.
    */
   close(options?: { drainMs?: number }): Promise<void>;
 }
 
 const ACCESS_FLUSH_MS = 30_000;
-/** Drain time when none is given (registry:2's http.draintimeout). */
-export const DEFAULT_DRAIN_MS = 30_000;
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   const services = createServices(config, log);
   await services.registry.ensureIndexed(config.upstreams.map((u) => u.name));
-  const app = buildApp({ config, registry: services.registry, log, metrics: services.metrics, ...(services.proxy ? { proxy: services.proxy } : {}) });
+  const app = buildApp({
+    config, registry: services.registry, log, metrics: services.metrics, health: services.health, ...(services.proxy ? { proxy: services.proxy } : {}),
+  });
+  services.health.start();
   const timers: NodeJS.Timeout[] = [];
   timers.push(setInterval(() => services.metadata.flushAccessTimes(), ACCESS_FLUSH_MS).unref());
   services.expiry.start();
@@ -91,18 +113,25 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     address, storage: config.storage.backend, metadata: config.metadata.path,
     upstreams: config.upstreams.map((u) => `${u.name}=${u.url}`), defaultUpstream: config.defaultUpstream,
   }, 'stowage listening');
+  const debug = config.http.debug;
+  const debugApp = debug && buildDebugApp({ health: services.health, metrics: services.metrics, prometheus: debug.prometheus, log: log.child({ server: 'debug' }) });
+  const debugAddress = debug && debugApp ? await debugApp.listen({ host: debug.addr.host, port: debug.addr.port }) : undefined;
+  if (debug && debugAddress) log.info({ address: debugAddress, health: '/debug/health', metrics: debug.prometheus.enabled ? debug.prometheus.path : false }, 'debug server listening');
   let closing: Promise<void> | undefined;
   const close = async (drainMs: number): Promise<void> => {
     for (const t of timers) clearInterval(t);
+    services.health.setDraining(); // readiness probes on the debug server fail from now on
     await drain(app, services, drainMs, log);
     await services.close();
+    await debugApp?.close();
     log.info('stopped');
   };
   return {
     app,
     address,
+    ...(debugAddress ? { debugAddress } : {}),
     close(options = {}) {
-      closing ??= close(options.drainMs ?? DEFAULT_DRAIN_MS);
+      closing ??= close(options.drainMs ?? config.http.draintimeout);
       return closing;
     },
   };
@@ -120,11 +149,15 @@ async function drain(app: FastifyInstance, services: Services, drainMs: number, 
   }));
   await connections;
   const closed = app.close();
+  // A kept-alive connection whose request finishes during the drain would otherwise stay open
+  // until the client or keepAliveTimeout closes it: close each one as soon as it is idle.
+  const idleSweep = setInterval(() => app.server.closeIdleConnections(), 100);
   const work = Promise.all([closed, services.proxy?.fillsSettled()]);
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), drainMs); });
   const outcome = await Promise.race([work.then(() => 'drained' as const), deadline]);
   clearTimeout(timer);
+  clearInterval(idleSweep);
   if (outcome === 'timeout') {
     log.warn({ drainMs }, 'drain time is up: closing the remaining connections and stopping upstream fills');
     app.server.closeAllConnections();

@@ -21,8 +21,8 @@ const ALLOWED: Record<string, string[]> = {
   upstream: ['errors.ts', 'oci', 'config', 'metrics.ts'],
   proxy: ['errors.ts', 'oci', 'config', 'registry', 'upstream', 'metadata', 'storage', 'metrics.ts'],
   health: ['errors.ts', 'config', 'storage', 'metrics.ts'],
-  http: ['errors.ts', 'oci', 'config', 'registry', 'proxy', 'storage', 'metrics.ts'],
-  'app.ts': ['errors.ts', 'oci', 'config', 'registry', 'proxy', 'upstream', 'http', 'metrics.ts', 'log.ts'],
+  http: ['errors.ts', 'oci', 'config', 'registry', 'proxy', 'storage', 'metrics.ts', 'health'],
+  'app.ts': ['errors.ts', 'oci', 'config', 'registry', 'proxy', 'upstream', 'http', 'metrics.ts', 'log.ts', 'health'],
   'main.ts': ['*'],
   'cli.ts': ['*'],
 };

@@ -15,12 +15,14 @@ import { parse } from 'yaml';
 import { run } from '../helpers/image-dockerd.js';
 import { childEnv } from '../helpers/procs.js';
 import { freePort, missingTools, waitForHttp } from '../helpers/tools.js';
-import { DEFAULT_DRAIN_MS } from '../../src/main.js';
+import { parseConfig } from '../../src/config/load.js';
 import { parseGoDuration } from '../../src/config/duration.js';
 
 const REPO_ROOT = resolve(import.meta.dirname, '../..');
 const UNIT = join(REPO_ROOT, 'deploy/stowage.service');
 const COMPOSE = join(REPO_ROOT, 'deploy/compose.yaml');
+/** http.draintimeout's default, from the schema. */
+const DEFAULT_DRAIN_MS = parseConfig('storage: inmemory', {}, 'defaults', REPO_ROOT).http.draintimeout;
 
 /** [Service] settings of the unit, each key with all its values in order. */
 function serviceSettings(): Map<string, string[]> {

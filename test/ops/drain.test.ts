@@ -195,3 +195,22 @@ t.test('a second signal exits at once', { timeout: 120_000 }, async (t) => {
   t.ok(Date.now() - before < 3000, 'within moments');
   patch.destroy();
 });
+
+t.test('http.draintimeout: what is still running then is cut, and stowage exits 0', { timeout: 120_000 }, async (t) => {
+  const s = await startStowage({ config: { http: { draintimeout: '1s' } } });
+  t.teardown(() => s.kill9());
+  const post = await fetch(`${s.url}/v2/team/app/blobs/uploads/`, { method: 'POST' });
+  await post.arrayBuffer();
+  const patch = request(new URL(post.headers.get('location')!, s.url), { method: 'PATCH', headers: { 'content-type': 'application/octet-stream', 'content-length': String(64 * MiB) } });
+  const cut = new Promise<string>((resolve) => patch.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message)));
+  patch.write(Buffer.alloc(MiB));
+  await sleep(300);
+  const before = Date.now();
+  s.proc.kill('SIGTERM');
+  const { code } = await exited(s);
+  const took = Date.now() - before;
+  t.equal(code, 0, 'exit 0');
+  t.ok(took >= 900 && took < 5000, `after the drain time (${took} ms)`);
+  t.match(await cut, /ECONNRESET|EPIPE|socket hang up/, 'the unfinished upload\'s connection was closed');
+  t.ok(s.logs().some((l) => l.msg === 'drain time is up: closing the remaining connections and stopping upstream fills'), 'and logged');
+});
