@@ -13,6 +13,7 @@ import type { PullThrough } from './proxy/pull-through.js';
 import type { LocalRegistry } from './registry/registry.js';
 import { registerErrorHandling } from './http/plugins/errors.js';
 import { registerRequestLog } from './http/plugins/request-log.js';
+import { registerEventContext } from './http/plugins/event-context.js';
 import { registerV2 } from './http/v2.js';
 
 export interface AppDeps {
@@ -48,6 +49,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     reply.header('Docker-Distribution-API-Version', 'registry/2.0');
     for (const [name, values] of extraHeaders) reply.header(name, values.length === 1 ? values[0] : values);
   });
+  if (config.notifications.endpoints.some((e) => !e.disabled)) registerEventContext(app, config);
   registerRequestLog(app, deps.metrics);
   registerErrorHandling(app);
   const health = deps.health;

@@ -14,6 +14,9 @@ import { UpstreamClient } from './upstream/client.js';
 import { buildDebugApp } from './http/debug-server.js';
 import type { HealthMonitor } from './health/monitor.js';
 import { createHealthMonitor, type HealthOptions } from './health/options.js';
+import { Notifier, type NotifyOptions } from './notify/notifier.js';
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
 
 export interface Services {
   registry: LocalRegistry;
@@ -22,7 +25,22 @@ export interface Services {
   proxy?: PullThrough;
   expiry: CacheExpiry;
   health: HealthMonitor;
+  notifier: Notifier;
   close(): Promise<void>;
+}
+
+/** config.notifications as notify's options; the source record names this host and port, as registry:2's does. */
+function notifyOptions(config: Config): NotifyOptions {
+  const n = config.notifications;
+  return {
+    includeReferences: n.events.includereferences,
+    source: { addr: `${hostname()}:${config.http.port}`, instanceID: randomUUID() },
+    endpoints: n.endpoints.map((e) => ({
+      name: e.name, url: e.url, headers: e.headers, timeoutMs: e.timeout, threshold: e.threshold, backoffMs: e.backoff,
+      disabled: e.disabled, ignoredMediaTypes: [...e.ignoredmediatypes, ...e.ignore.mediatypes], ignoredActions: e.ignore.actions,
+      maxPending: e.maxpending, batch: e.batch,
+    })),
+  };
 }
 
 /** config.health as the health module's options. */
@@ -39,8 +57,9 @@ function healthOptions(h: Config['health']): HealthOptions {
 export function createServices(config: Config, log: Logger): Services {
   const storage = createDriver(config.storage.backend);
   const metadata = new MetadataIndex(config.metadata.path);
-  const registry = new LocalRegistry(storage, metadata, log);
   const metrics = new Metrics({ defaults: true });
+  const notifier = new Notifier(notifyOptions(config), metadata.outbox, log.child({ component: 'notify' }), metrics.registry);
+  const registry = new LocalRegistry(storage, metadata, log, notifier.sink);
   const upstreams: Upstream[] = config.upstreams.map((cfg) => ({
     config: cfg,
     client: new UpstreamClient(cfg, { log: log.child({ upstream: cfg.name }) }),
@@ -59,10 +78,12 @@ export function createServices(config: Config, log: Logger): Services {
     metrics,
     expiry,
     health,
+    notifier,
     ...(proxy ? { proxy } : {}),
     async close() {
       expiry.stop();
       health.stop();
+      await notifier.flushAndStop(0);
       await Promise.all(upstreams.map((u) => u.client.close()));
       metadata.close();
       await storage.close?.();
@@ -92,6 +113,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     config, registry: services.registry, log, metrics: services.metrics, health: services.health, ...(services.proxy ? { proxy: services.proxy } : {}),
   });
   services.health.start();
+  services.notifier.start();
   const timers: NodeJS.Timeout[] = [];
   timers.push(setInterval(() => services.metadata.flushAccessTimes(), ACCESS_FLUSH_MS).unref());
   services.expiry.start();
@@ -121,7 +143,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const close = async (drainMs: number): Promise<void> => {
     for (const t of timers) clearInterval(t);
     services.health.setDraining(); // readiness probes on the debug server fail from now on
+    const started = Date.now();
     await drain(app, services, drainMs, log);
+    // Deliver what the endpoints will take in what is left of the drain time (at least a second).
+    await services.notifier.flushAndStop(drainMs === 0 ? 0 : Math.max(1000, drainMs - (Date.now() - started)));
     await services.close();
     await debugApp?.close();
     log.info('stopped');

@@ -16,7 +16,8 @@ import { RegistryError } from '../errors.js';
 import type { MetadataIndex } from '../metadata/index.js';
 import { createDigester, digestAlgorithm, digestFromHash, type Digest } from '../oci/digest.js';
 import type { RepoName } from '../oci/reference.js';
-import type { BlobStore } from '../registry/blob-store.js';
+import { BLOB_MEDIA_TYPE, type BlobStore } from '../registry/blob-store.js';
+import type { EventSink } from '../notify/events.js';
 import { isPathNotFound, type FileWriter, type StorageDriver } from '../storage/driver.js';
 import { blobDataPath, uploadDataPath, uploadDir, uploadStartedAtPath } from '../storage/layout.js';
 
@@ -37,6 +38,8 @@ export interface FillDeps {
   log: Logger;
   onUpstreamBytes?: (n: number) => void;
   onMismatch?: () => void;
+  /** Reports the fill as a `fetch` event, committed with the blob's index record. */
+  events?: EventSink;
 }
 
 type FillState = 'filling' | 'verified' | 'failed';
@@ -113,7 +116,10 @@ export class BlobFill {
         this.deps.onMismatch?.();
         throw new FillError(`digest mismatch: upstream sent ${actual}`);
       }
-      await this.deps.blobs.commitVerified(this.path, this.digest, received, 'cached', this.upstreamName);
+      await this.deps.blobs.commitVerified(this.path, this.digest, received, 'cached', this.upstreamName, () => this.deps.events?.record({
+        action: 'fetch', upstream: this.upstreamName,
+        target: { kind: 'blob', repository: this.cacheRepo, digest: this.digest, size: received, mediaType: BLOB_MEDIA_TYPE },
+      }));
       this.path = blobDataPath(this.digest);
       await this.deps.blobs.link(this.cacheRepo, this.digest);
       this.written = received;

@@ -260,7 +260,7 @@ export class PullThrough {
       const length = res.headers['content-length'];
       const size = typeof length === 'string' && /^\d+$/.test(length) ? Number(length) : undefined;
       const fill = new BlobFill(digest, route.cacheRepo, upstream.name, size, {
-        storage: registry.storage, blobs: registry.blobs, metadata, log,
+        storage: registry.storage, blobs: registry.blobs, metadata, log, events: registry.events,
         onUpstreamBytes: (n) => metrics?.upstreamBytes.inc({ upstream: upstream.name }, n),
         onMismatch: () => metrics?.digestMismatch.inc({ upstream: upstream.name }),
       });

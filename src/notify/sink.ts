@@ -1,0 +1,66 @@
+/**
+ * The event sink the registry and the cache write to: builds registry:2's event JSON once and adds
+ * it to the outbox of every endpoint that wants it. Synchronous, so inside the caller's SQLite
+ * transaction the event commits together with the content it reports (see README, Notifications).
+ */
+import { randomUUID } from 'node:crypto';
+import type { Endpoint } from './endpoint.js';
+import type { EventInput, EventSink } from './events.js';
+import { requestContext } from './request-context.js';
+
+/** registry:2's envelope media type (distribution 2.x). */
+export const EVENTS_MEDIA_TYPE = 'application/vnd.docker.distribution.events.v1+json';
+
+export interface SourceRecord { addr: string; instanceID: string }
+
+export class OutboxSink implements EventSink {
+  constructor(
+    private readonly endpoints: readonly Endpoint[],
+    private readonly source: SourceRecord,
+    private readonly includeReferences: boolean,
+  ) {}
+
+  record(input: EventInput): void {
+    const wanting = this.endpoints.filter((e) => e.accepts(input));
+    if (wanting.length === 0) return;
+    const event = JSON.stringify(this.event(input));
+    for (const e of wanting) e.add(event);
+  }
+
+  private event(input: EventInput): Record<string, unknown> {
+    const req = requestContext.getStore();
+    const t = input.target;
+    const path = t.digest === undefined ? undefined : t.kind === 'blob' ? 'blobs' : 'manifests';
+    const target = dropUndefined({
+      mediaType: t.mediaType,
+      size: t.size,
+      digest: t.digest,
+      length: t.size,
+      repository: t.repository,
+      fromRepository: t.fromRepository,
+      url: req && path ? `${req.baseUrl}/v2/${t.repository}/${path}/${t.digest}` : undefined,
+      tag: t.tag,
+      references: this.includeReferences ? nonEmpty(typeof t.references === 'function' ? t.references() : t.references) : undefined,
+    });
+    const user = req?.user();
+    return dropUndefined({
+      id: randomUUID(),
+      timestamp: new Date().toISOString(),
+      action: input.action,
+      target,
+      request: req ? { id: req.id, addr: req.addr, host: req.host, method: req.method, useragent: req.useragent } : undefined,
+      actor: user !== undefined ? { name: user } : {},
+      source: this.source,
+      stowage: input.cache !== undefined || input.upstream !== undefined ? dropUndefined({ cache: input.cache, upstream: input.upstream }) : undefined,
+    });
+  }
+}
+
+function nonEmpty<T>(list: T[] | undefined): T[] | undefined {
+  return list && list.length > 0 ? list : undefined;
+}
+
+function dropUndefined(o: Record<string, unknown>): Record<string, unknown> {
+  for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
+  return o;
+}
