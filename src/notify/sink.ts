@@ -30,7 +30,8 @@ export class OutboxSink implements EventSink {
   private event(input: EventInput): Record<string, unknown> {
     const req = requestContext.getStore();
     const t = input.target;
-    const path = t.digest === undefined ? undefined : t.kind === 'blob' ? 'blobs' : 'manifests';
+    // registry:2 links to the content, except for deletes (it is gone).
+    const path = t.digest === undefined || input.action === 'delete' ? undefined : t.kind === 'blob' ? 'blobs' : 'manifests';
     const target = dropUndefined({
       mediaType: t.mediaType,
       size: t.size,
