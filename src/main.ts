@@ -58,7 +58,7 @@ export function createServices(config: Config, log: Logger): Services {
   const storage = createDriver(config.storage.backend);
   const metadata = new MetadataIndex(config.metadata.path);
   const metrics = new Metrics({ defaults: true });
-  const notifier = new Notifier(notifyOptions(config), metadata.outbox, log.child({ component: 'notify' }), metrics.registry);
+  const notifier = new Notifier(notifyOptions(config), metadata.outbox, log.child({ component: 'notify' }), metrics.registry, (fn) => metadata.transaction(fn));
   const registry = new LocalRegistry(storage, metadata, log, notifier.sink);
   const upstreams: Upstream[] = config.upstreams.map((cfg) => ({
     config: cfg,

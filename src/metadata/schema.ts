@@ -45,10 +45,12 @@ export const MIGRATIONS: readonly string[] = [
   DELETE FROM meta WHERE key = 'indexed_at';
   `,
   // 3: the notification outbox (operational state, not rebuilt by reindex): one row per event and
-  // endpoint, delivered in id order. Written in the transaction that records the content.
+  // endpoint, delivered in id order (a new rowid is always above every row still there, so
+  // AUTOINCREMENT's extra write per insert is not needed). Written in the transaction that
+  // records the content.
   `
   CREATE TABLE notify_outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, endpoint TEXT NOT NULL, created_at INTEGER NOT NULL, event TEXT NOT NULL);
+    id INTEGER PRIMARY KEY, endpoint TEXT NOT NULL, created_at INTEGER NOT NULL, event TEXT NOT NULL);
   CREATE INDEX notify_outbox_by_endpoint ON notify_outbox (endpoint, id);
   `,
 ];

@@ -19,13 +19,16 @@ export interface NotifyOptions {
 
 export class Notifier {
   readonly sink: EventSink;
+  private readonly outboxSink: OutboxSink | undefined;
   readonly endpoints: Endpoint[];
   private readonly loops: DeliveryLoop[];
 
-  constructor(options: NotifyOptions, private readonly outbox: Outbox, private readonly log: Logger, registry?: Registry) {
+  constructor(options: NotifyOptions, private readonly outbox: Outbox, private readonly log: Logger, registry?: Registry,
+    transaction: (fn: () => void) => void = (fn) => fn()) {
     this.endpoints = options.endpoints.map((o) => new Endpoint(o, outbox, log));
     const active = this.endpoints.filter((e) => !e.options.disabled);
-    this.sink = active.length > 0 ? new OutboxSink(active, options.source, options.includeReferences) : NO_EVENTS;
+    this.outboxSink = active.length > 0 ? new OutboxSink(active, options.source, options.includeReferences, transaction) : undefined;
+    this.sink = this.outboxSink ?? NO_EVENTS;
 
     const registers = registry ? [registry] : [];
     const delivered = new Counter({ name: 'stowage_notifications_delivered_total', help: 'Events delivered to each webhook endpoint', labelNames: ['endpoint'] as const, registers });
@@ -62,6 +65,7 @@ export class Notifier {
    * events; then stops them. What is left stays in the outbox for the next start.
    */
   async flushAndStop(ms: number): Promise<void> {
+    this.outboxSink?.flushPulls();
     const end = Date.now() + ms;
     const settled = () => this.endpoints.every((e) => e.options.disabled || e.pending === 0 || e.failures > 0);
     while (!settled() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));

@@ -13,18 +13,47 @@ export const EVENTS_MEDIA_TYPE = 'application/vnd.docker.distribution.events.v1+
 
 export interface SourceRecord { addr: string; instanceID: string }
 
+/** How long pull events wait in memory to be written together (see record()). */
+export const PULL_BATCH_MS = 20;
+
 export class OutboxSink implements EventSink {
+  private pulls: Array<{ endpoints: Endpoint[]; event: string }> = [];
+  private pullTimer: NodeJS.Timeout | undefined;
+
   constructor(
     private readonly endpoints: readonly Endpoint[],
     private readonly source: SourceRecord,
     private readonly includeReferences: boolean,
+    private readonly transaction: (fn: () => void) => void,
   ) {}
 
+  /**
+   * Push, mount, delete and fetch events go to the outbox at once, inside the caller's
+   * transaction. Pull events change nothing to commit with, and come by the thousand per second:
+   * they are written together every PULL_BATCH_MS (one SQLite commit each costs ~100 µs here),
+   * or just before the next other event, which keeps the outbox in the order events happened.
+   */
   record(input: EventInput): void {
     const wanting = this.endpoints.filter((e) => e.accepts(input));
     if (wanting.length === 0) return;
     const event = JSON.stringify(this.event(input));
+    if (input.action === 'pull') {
+      this.pulls.push({ endpoints: wanting, event });
+      this.pullTimer ??= setTimeout(() => this.flushPulls(), PULL_BATCH_MS);
+      return;
+    }
+    this.flushPulls();
     for (const e of wanting) e.add(event);
+  }
+
+  /** Writes the waiting pull events (also at shutdown). */
+  flushPulls(): void {
+    clearTimeout(this.pullTimer);
+    this.pullTimer = undefined;
+    const pulls = this.pulls;
+    if (pulls.length === 0) return;
+    this.pulls = [];
+    this.transaction(() => { for (const p of pulls) for (const e of p.endpoints) e.add(p.event); });
   }
 
   private event(input: EventInput): Record<string, unknown> {
