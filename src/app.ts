@@ -6,11 +6,14 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { randomUUID } from 'node:crypto';
 import type { Config } from './config/schema.js';
+import { RegistryError } from './errors.js';
+import type { HealthStatus } from './health/monitor.js';
 import type { Metrics } from './metrics.js';
 import type { PullThrough } from './proxy/pull-through.js';
 import type { LocalRegistry } from './registry/registry.js';
 import { registerErrorHandling } from './http/plugins/errors.js';
 import { registerRequestLog } from './http/plugins/request-log.js';
+import { registerEventContext } from './http/plugins/event-context.js';
 import { registerV2 } from './http/v2.js';
 
 export interface AppDeps {
@@ -19,6 +22,8 @@ export interface AppDeps {
   log: Logger;
   proxy?: PullThrough;
   metrics?: Metrics;
+  /** While it reports unhealthy, every request but /metrics is 503 (registry:2's health.Handler). */
+  health?: HealthStatus;
 }
 
 export function buildApp(deps: AppDeps): FastifyInstance {
@@ -44,8 +49,17 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     reply.header('Docker-Distribution-API-Version', 'registry/2.0');
     for (const [name, values] of extraHeaders) reply.header(name, values.length === 1 ? values[0] : values);
   });
+  if (config.notifications.endpoints.some((e) => !e.disabled)) registerEventContext(app, config);
   registerRequestLog(app, deps.metrics);
   registerErrorHandling(app);
+  const health = deps.health;
+  if (health) {
+    app.addHook('onRequest', async (req) => {
+      if (!health.healthy() && req.url !== '/metrics') {
+        throw new RegistryError('UNAVAILABLE', 'service unavailable', { detail: 'health check failed: please see /debug/health' });
+      }
+    });
+  }
   registerV2(app, { config, registry: deps.registry, ...(deps.proxy ? { proxy: deps.proxy } : {}), ...(deps.metrics ? { metrics: deps.metrics } : {}) });
   const metrics = deps.metrics;
   if (metrics) {

@@ -23,7 +23,8 @@ import { RegistryError } from '../errors.js';
 import type { MetadataIndex } from '../metadata/index.js';
 import { createDigester, digestAlgorithm, digestFromHash, type Digest } from '../oci/digest.js';
 import type { RepoName } from '../oci/reference.js';
-import type { BlobStore } from '../registry/blob-store.js';
+import { BLOB_MEDIA_TYPE, type BlobStore } from '../registry/blob-store.js';
+import type { EventSink } from '../notify/events.js';
 import { isPathNotFound, type FileWriter, type StorageDriver } from '../storage/driver.js';
 import { blobDataPath, uploadDataPath, uploadDir, uploadStartedAtPath } from '../storage/layout.js';
 
@@ -45,6 +46,8 @@ export interface FillDeps {
   log: Logger;
   onUpstreamBytes?: (n: number) => void;
   onMismatch?: () => void;
+  /** Reports the fill as a `fetch` event, committed with the blob's index record. */
+  events?: EventSink;
 }
 
 /** filling -> verified (every byte may be served) -> committed (in blobs/); or failed. */
@@ -71,6 +74,8 @@ export class BlobFill {
   readonly done: Promise<void>;
   private settle!: { resolve: () => void; reject: (e: Error) => void };
   private readonly uuid = randomUUID();
+  /** Set while run() pumps the upstream body (see abort()). */
+  private body: Readable | undefined;
 
   constructor(
     readonly digest: Digest,
@@ -108,6 +113,7 @@ export class BlobFill {
   async run(source: FillSource, writer: FileWriter): Promise<void> {
     const { log } = this.deps;
     const hash = createDigester(digestAlgorithm(this.digest));
+    this.body = source.body;
     try {
       for await (const chunk of source.body as AsyncIterable<Buffer>) {
         const start = this.received;
@@ -139,7 +145,11 @@ export class BlobFill {
       this.signalChange();
       await writer.commit();
       this.writtenToFile = this.received;
-      await this.deps.blobs.commitVerified(this.path, this.digest, this.received, 'cached', this.upstreamName);
+      const size = this.received;
+      await this.deps.blobs.commitVerified(this.path, this.digest, size, 'cached', this.upstreamName, () => this.deps.events?.record({
+        action: 'fetch', upstream: this.upstreamName,
+        target: { kind: 'blob', repository: this.cacheRepo, digest: this.digest, size, mediaType: BLOB_MEDIA_TYPE },
+      }));
       this.path = blobDataPath(this.digest);
       await this.deps.blobs.link(this.cacheRepo, this.digest);
       await this.removeStaging();
@@ -161,6 +171,14 @@ export class BlobFill {
       this.signalChange();
       this.settle.reject(this.error);
     }
+  }
+
+  /**
+   * Shutdown past the drain time: cuts the upstream body, so run() fails the usual way (nothing
+   * partial is committed, the staging file goes, readers' connections break).
+   */
+  abort(): void {
+    if (this.state === 'filling') this.body?.destroy(new FillError('stopped: the server is shutting down'));
   }
 
   /** Drops the oldest chunks that are in the file once the window is over its budget. */

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Agent, request as httpRequest } from 'node:http';
 import { buildApp } from '../../src/app.js';
+import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { createLogger } from '../../src/log.js';
 import { MetadataIndex } from '../../src/metadata/index.js';
@@ -10,15 +11,17 @@ import type { StorageDriver } from '../../src/storage/driver.js';
 import { MemoryDriver } from '../../src/storage/drivers/memory.js';
 
 export function testConfig(overrides: { deleteEnabled?: boolean } = {}): Config {
+  // The schema's defaults for everything not named here.
+  const defaults = parseConfig('storage: inmemory', {}, 'test', process.cwd());
   return {
-    version: '0.1',
+    ...defaults,
     log: { level: 'silent', fields: {} },
     storage: {
       backend: { driver: 'inmemory' },
       delete: { enabled: overrides.deleteEnabled ?? true },
       maintenance: { uploadpurging: { enabled: false, ageMs: 0, intervalMs: 0, dryrun: false } },
     },
-    http: { host: '127.0.0.1', port: 0, relativeUrls: false, headers: { 'X-Content-Type-Options': ['nosniff'] } },
+    http: { ...defaults.http, host: '127.0.0.1', port: 0, relativeUrls: false, headers: { 'X-Content-Type-Options': ['nosniff'] } },
     metadata: { path: ':memory:' },
     upstreams: [],
   };

@@ -59,7 +59,11 @@ export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
-export interface StowageOptions { rootDir?: string; config?: Record<string, unknown>; env?: NodeJS.ProcessEnv; port?: number }
+export interface StowageOptions {
+  rootDir?: string; config?: Record<string, unknown>; env?: NodeJS.ProcessEnv; port?: number;
+  /** Run as this uid/gid (via setpriv; needs root), e.g. so file permissions apply to stowage. */
+  uid?: number;
+}
 
 export async function startStowage(options: StowageOptions = {}): Promise<Proc> {
   if (!existsSync(CLI)) throw new Error('dist/cli.js is missing: run `npm run build` (npm test does)');
@@ -75,7 +79,10 @@ export async function startStowage(options: StowageOptions = {}): Promise<Proc> 
   await writeFile(file, stringify(config));
   const env = childEnv(options.env);
   for (const k of Object.keys(env)) if (k.startsWith('REGISTRY_') && !options.env?.[k]) delete env[k];
-  const proc = spawn(process.execPath, [CLI, 'serve', '--config', file], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [CLI, 'serve', '--config', file];
+  const proc = options.uid === undefined
+    ? spawn(process.execPath, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn('setpriv', [`--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups', process.execPath, ...argv], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const { output } = track(proc);
   const url = `http://127.0.0.1:${port}`;
   await waitForHttp(`${url}/v2/`, 20_000, output, () => proc.exitCode !== null);
