@@ -5,11 +5,16 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { randomUUID } from 'node:crypto';
+import type { AccessPolicy } from './auth/access.js';
+import type { Authenticator } from './auth/authenticator.js';
 import type { Config } from './config/schema.js';
 import type { Metrics } from './metrics.js';
 import type { PullThrough } from './proxy/pull-through.js';
 import type { LocalRegistry } from './registry/registry.js';
+import type { Gate } from './http/context.js';
+import { createAuthGate } from './http/plugins/auth.js';
 import { registerErrorHandling } from './http/plugins/errors.js';
+import { createUploadLimit } from './http/plugins/limits.js';
 import { registerRequestLog } from './http/plugins/request-log.js';
 import { registerV2 } from './http/v2.js';
 
@@ -19,6 +24,11 @@ export interface AppDeps {
   log: Logger;
   proxy?: PullThrough;
   metrics?: Metrics;
+  /** Who may do what (auth.htpasswd / auth.token, access rules); absent: open, as registry:2 without auth. */
+  authenticator?: Authenticator;
+  policy?: AccessPolicy;
+  /** Request bodies received at once (uploads, manifest PUTs); 0 or absent: no cap. */
+  maxConcurrentUploads?: number;
 }
 
 export function buildApp(deps: AppDeps): FastifyInstance {
@@ -46,10 +56,21 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
   registerRequestLog(app, deps.metrics);
   registerErrorHandling(app);
-  registerV2(app, { config, registry: deps.registry, ...(deps.proxy ? { proxy: deps.proxy } : {}), ...(deps.metrics ? { metrics: deps.metrics } : {}) });
+  const gates = [
+    createAuthGate({ registry: deps.registry, log, ...pick(deps, 'authenticator', 'policy', 'proxy', 'metrics') }),
+    createUploadLimit(deps.maxConcurrentUploads ?? 0, deps.metrics),
+  ].filter((g): g is Gate => g !== undefined);
+  registerV2(app, { config, registry: deps.registry, ...pick(deps, 'proxy', 'metrics') }, gates);
   const metrics = deps.metrics;
   if (metrics) {
     app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   }
   return app;
+}
+
+/** The keys of `deps` that are set, for exactOptionalPropertyTypes. */
+function pick<K extends keyof AppDeps>(deps: AppDeps, ...keys: K[]): { [P in K]?: NonNullable<AppDeps[P]> } {
+  const out: { [P in K]?: NonNullable<AppDeps[P]> } = {};
+  for (const k of keys) if (deps[k] !== undefined) out[k] = deps[k] as NonNullable<AppDeps[K]>;
+  return out;
 }

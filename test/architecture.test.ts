@@ -20,8 +20,9 @@ const ALLOWED: Record<string, string[]> = {
   registry: ['errors.ts', 'oci', 'storage', 'metadata', 'config'],
   upstream: ['errors.ts', 'oci', 'config', 'metrics.ts'],
   proxy: ['errors.ts', 'oci', 'config', 'registry', 'upstream', 'metadata', 'storage', 'metrics.ts'],
-  http: ['errors.ts', 'oci', 'config', 'registry', 'proxy', 'storage', 'metrics.ts'],
-  'app.ts': ['errors.ts', 'oci', 'config', 'registry', 'proxy', 'upstream', 'http', 'metrics.ts', 'log.ts'],
+  auth: ['errors.ts', 'oci', 'config'],
+  http: ['errors.ts', 'oci', 'config', 'registry', 'proxy', 'storage', 'metrics.ts', 'auth'],
+  'app.ts': ['errors.ts', 'oci', 'config', 'registry', 'proxy', 'upstream', 'http', 'metrics.ts', 'log.ts', 'auth'],
   'main.ts': ['*'],
   'cli.ts': ['*'],
 };

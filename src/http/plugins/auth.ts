@@ -1,0 +1,128 @@
+/**
+ * Authentication and authorization of /v2 requests. The dispatcher (v2.ts) calls the gate with
+ * the parsed endpoint before the handler runs: the gate works out the scopes the request needs
+ * (`repository:<name>:pull,push`, `registry:catalog:*`), authenticates the Authorization header,
+ * asks auth/decide.ts, and refuses with 401 + challenge or 403 DENIED.
+ *
+ * Access rules are checked on the repository whose content is served: for cached content that is
+ * its cache repository (`docker.io/library/alpine`) whichever route the client used (prefix, ?ns=,
+ * default upstream, short name), so one rule covers every route. A name that also holds pushed
+ * content can be answered from either, so both must allow the read.
+ */
+import type { FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { AccessPolicy } from '../../auth/access.js';
+import type { Authenticator } from '../../auth/authenticator.js';
+import { decide, rulesAllow, type Need } from '../../auth/decide.js';
+import type { Principal } from '../../auth/principal.js';
+import { CATALOG_SCOPE, grantsCover, repositoryScope, type Action, type Scope } from '../../auth/scope.js';
+import { RegistryError } from '../../errors.js';
+import type { Metrics } from '../../metrics.js';
+import type { RepoName } from '../../oci/reference.js';
+import type { PullThrough } from '../../proxy/pull-through.js';
+import type { LocalRegistry } from '../../registry/registry.js';
+import { queryParam, type Gate } from '../context.js';
+import type { V2Endpoint } from '../v2-path.js';
+
+export interface AuthDeps {
+  authenticator?: Authenticator;
+  policy?: AccessPolicy;
+  registry: LocalRegistry;
+  proxy?: PullThrough;
+  metrics?: Metrics;
+  log: Logger;
+}
+
+/** What a handler may ask after the gate let a request through. */
+export interface RequestAccess {
+  principal: Principal;
+  /** May the caller pull `name` as it is stored (catalog entries, a mount's `from`)? */
+  mayPull(name: string): boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by the auth gate when auth or access rules are configured. */
+    access?: RequestAccess;
+  }
+}
+
+/** The actions an endpoint and method need on the endpoint's repository. */
+function actionsFor(endpoint: V2Endpoint, method: string): Action[] {
+  switch (endpoint.kind) {
+    case 'manifest':
+      return method === 'PUT' ? ['pull', 'push'] : method === 'DELETE' ? ['delete'] : ['pull'];
+    case 'blob':
+      return method === 'DELETE' ? ['delete'] : ['pull'];
+    case 'uploads':
+    case 'upload':
+      return ['pull', 'push'];
+    default:
+      return ['pull'];
+  }
+}
+
+export function createAuthGate(deps: AuthDeps): Gate | undefined {
+  const { authenticator, policy, registry, proxy, metrics, log } = deps;
+  if (!authenticator && !policy) return undefined;
+  const ctx = { scheme: authenticator?.scheme, policy };
+
+  /** Names the rules check for a read of `name` (see the header comment). */
+  const readNames = async (name: RepoName, ns: string | undefined): Promise<string[]> => {
+    const route = proxy?.route(name, ns);
+    if (!route || route.cacheRepo === name) return [name];
+    return (await registry.repositoryExists(name)) ? [name, route.cacheRepo] : [route.cacheRepo];
+  };
+
+  const mayPullAs = (principal: Principal) => (name: string): boolean => {
+    if (ctx.scheme === 'token' && !grantsCover(principal.grants ?? [], repositoryScope(name, 'pull'))) return false;
+    return !policy || rulesAllow(policy, principal, [name], ['pull']);
+  };
+
+  return async (req, _reply, endpoint) => {
+    const needs: Need[] = [];
+    const challengeScopes: Scope[] = [];
+    if (endpoint.kind === 'catalog') {
+      needs.push({ scope: CATALOG_SCOPE, ruleNames: [] });
+      challengeScopes.push(CATALOG_SCOPE);
+    } else if (endpoint.kind !== 'base') {
+      const actions = actionsFor(endpoint, req.method);
+      const scope = repositoryScope(endpoint.name, ...actions);
+      const writes = actions.includes('push') || actions.includes('delete');
+      const ruleNames = writes ? [endpoint.name] : await readNames(endpoint.name, queryParam(req, 'ns'));
+      needs.push({ scope, ruleNames });
+      challengeScopes.push(scope);
+      const from = endpoint.kind === 'uploads' ? queryParam(req, 'from') : undefined;
+      // A mount's source is optional: without pull on it the upload simply starts (202).
+      if (from !== undefined && queryParam(req, 'mount') !== undefined) challengeScopes.push(repositoryScope(from, 'pull'));
+    }
+
+    const authn = authenticator ? await authenticator.authenticate(req.headers.authorization) : { ok: true as const, principal: undefined };
+    if (!authn.ok) {
+      metrics?.authFailures.inc({ scheme: authenticator!.scheme });
+      req.log.warn({ user: authn.user?.slice(0, 100), address: req.ip, reason: authn.reason }, 'authentication failed');
+      throw refusal(401, authenticator!.challenge({ scopes: challengeScopes, origin: originOf(req), ...(authenticator!.scheme === 'token' ? { error: 'invalid_token' as const } : {}) }));
+    }
+    const principal = authn.principal ?? { user: undefined, credentials: false };
+    if (principal.user !== undefined) req.facts.user = principal.user;
+    const verdict = decide(principal, needs, ctx, endpoint.kind === 'base');
+    if (!verdict.allowed) {
+      if (verdict.status === 403 || !authenticator) {
+        log.debug({ user: principal.user, needs: needs.map((n) => n.ruleNames) }, 'access denied');
+        throw new RegistryError('DENIED', 'requested access to the resource is denied', { status: 403 });
+      }
+      throw refusal(401, authenticator.challenge({ scopes: challengeScopes, origin: originOf(req), ...(verdict.error ? { error: verdict.error } : {}) }));
+    }
+    req.access = { principal, mayPull: mayPullAs(principal) };
+  };
+}
+
+function refusal(status: 401, challenge: string): RegistryError {
+  return new RegistryError('UNAUTHORIZED', 'authentication required', { status, headers: { 'WWW-Authenticate': challenge } });
+}
+
+/** scheme://host the client used, for auth.token.autoredirect. */
+function originOf(req: FastifyRequest): string {
+  const proto = (req.headers['x-forwarded-proto'] as string | undefined)?.split(',')[0]?.trim() || req.protocol;
+  return `${proto}://${req.headers.host ?? 'localhost'}`;
+}
