@@ -3,6 +3,7 @@
  * builds the dependencies (storage driver, metadata index, registry) and listens.
  */
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import type { ServerOptions } from 'node:https';
 import type { Logger } from 'pino';
 import { randomUUID } from 'node:crypto';
 import type { AccessPolicy } from './auth/access.js';
@@ -14,7 +15,7 @@ import type { LocalRegistry } from './registry/registry.js';
 import type { Gate } from './http/context.js';
 import { createAuthGate } from './http/plugins/auth.js';
 import { registerErrorHandling } from './http/plugins/errors.js';
-import { createUploadLimit } from './http/plugins/limits.js';
+import { createBodyLimits, type BodyLimits } from './http/plugins/limits.js';
 import { registerRequestLog } from './http/plugins/request-log.js';
 import { registerV2 } from './http/v2.js';
 
@@ -27,12 +28,38 @@ export interface AppDeps {
   /** Who may do what (auth.htpasswd / auth.token, access rules); absent: open, as registry:2 without auth. */
   authenticator?: Authenticator;
   policy?: AccessPolicy;
-  /** Request bodies received at once (uploads, manifest PUTs); 0 or absent: no cap. */
-  maxConcurrentUploads?: number;
+  /** https.createServer options (http.tls, see http/tls.ts); absent: plain HTTP. */
+  https?: ServerOptions;
+  /** Slow-client limits; absent: SERVER_DEFAULTS. */
+  limits?: Partial<ServerLimits>;
 }
+
+/** How long a slow client may take, and how many uploads run at once. */
+export interface ServerLimits extends BodyLimits {
+  /** The request line and headers must arrive within this (Node's headersTimeout). */
+  headersTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** Requests served on one connection before it is closed; 0: no limit. */
+  maxRequestsPerSocket: number;
+}
+
+export const SERVER_DEFAULTS: ServerLimits = {
+  headersTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 75_000,
+  maxRequestsPerSocket: 0,
+  maxConcurrent: 128,
+  idleMs: 60_000,
+};
 
 export function buildApp(deps: AppDeps): FastifyInstance {
   const { config, log } = deps;
+  const limits = { ...SERVER_DEFAULTS, ...deps.limits };
+  // headersTimeout is enforced by a sweep every connectionsCheckingInterval (30 s by default).
+  const serverOptions = {
+    headersTimeout: limits.headersTimeoutMs,
+    connectionsCheckingInterval: Math.max(250, Math.min(5000, limits.headersTimeoutMs / 4)),
+  };
   const app = Fastify({
     loggerInstance: log,
     // request-log.ts writes the one line per request; fastify's own pair of lines is off.
@@ -41,7 +68,11 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     genReqId: () => randomUUID(),
     forceCloseConnections: 'idle',
     return503OnClosing: true,
-    keepAliveTimeout: 75_000,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    maxRequestsPerSocket: limits.maxRequestsPerSocket,
+    // Whole-request deadlines would cut long uploads; bodies have their own idle limit.
+    requestTimeout: 0,
+    ...(deps.https ? { https: { ...deps.https, ...serverOptions } } : { http: serverOptions }),
     // Upload bodies are streamed by the routes, never parsed or buffered by fastify.
     bodyLimit: Number.MAX_SAFE_INTEGER,
   }) as unknown as FastifyInstance;
@@ -58,7 +89,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   registerErrorHandling(app);
   const gates = [
     createAuthGate({ registry: deps.registry, log, ...pick(deps, 'authenticator', 'policy', 'proxy', 'metrics') }),
-    createUploadLimit(deps.maxConcurrentUploads ?? 0, deps.metrics),
+    createBodyLimits(limits, deps.metrics),
   ].filter((g): g is Gate => g !== undefined);
   registerV2(app, { config, registry: deps.registry, ...pick(deps, 'proxy', 'metrics') }, gates);
   const metrics = deps.metrics;
