@@ -15,7 +15,7 @@ import type { LocalRegistry } from './registry/registry.js';
 import type { Gate } from './http/context.js';
 import { createAuthGate } from './http/plugins/auth.js';
 import { registerErrorHandling } from './http/plugins/errors.js';
-import { createBodyLimits, type BodyLimits } from './http/plugins/limits.js';
+import { createBodyLimits } from './http/plugins/limits.js';
 import { registerRequestLog } from './http/plugins/request-log.js';
 import { registerV2 } from './http/v2.js';
 
@@ -30,35 +30,15 @@ export interface AppDeps {
   policy?: AccessPolicy;
   /** https.createServer options (http.tls, see http/tls.ts); absent: plain HTTP. */
   https?: ServerOptions;
-  /** Slow-client limits; absent: SERVER_DEFAULTS. */
-  limits?: Partial<ServerLimits>;
 }
-
-/** How long a slow client may take, and how many uploads run at once. */
-export interface ServerLimits extends BodyLimits {
-  /** The request line and headers must arrive within this (Node's headersTimeout). */
-  headersTimeoutMs: number;
-  /** An idle keep-alive connection is closed after this. */
-  keepAliveTimeoutMs: number;
-  /** Requests served on one connection before it is closed; 0: no limit. */
-  maxRequestsPerSocket: number;
-}
-
-export const SERVER_DEFAULTS: ServerLimits = {
-  headersTimeoutMs: 30_000,
-  keepAliveTimeoutMs: 75_000,
-  maxRequestsPerSocket: 0,
-  maxConcurrent: 128,
-  idleMs: 60_000,
-};
 
 export function buildApp(deps: AppDeps): FastifyInstance {
   const { config, log } = deps;
-  const limits = { ...SERVER_DEFAULTS, ...deps.limits };
+  const { timeouts } = config.http;
   // headersTimeout is enforced by a sweep every connectionsCheckingInterval (30 s by default).
   const serverOptions = {
-    headersTimeout: limits.headersTimeoutMs,
-    connectionsCheckingInterval: Math.max(250, Math.min(5000, limits.headersTimeoutMs / 4)),
+    headersTimeout: timeouts.headers,
+    connectionsCheckingInterval: Math.max(250, Math.min(5000, timeouts.headers / 4)),
   };
   const app = Fastify({
     loggerInstance: log,
@@ -68,8 +48,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     genReqId: () => randomUUID(),
     forceCloseConnections: 'idle',
     return503OnClosing: true,
-    keepAliveTimeout: limits.keepAliveTimeoutMs,
-    maxRequestsPerSocket: limits.maxRequestsPerSocket,
+    keepAliveTimeout: timeouts.keepalive,
+    maxRequestsPerSocket: config.http.max_requests_per_connection,
     // Whole-request deadlines would cut long uploads; bodies have their own idle limit.
     requestTimeout: 0,
     ...(deps.https ? { https: { ...deps.https, ...serverOptions } } : { http: serverOptions }),
@@ -89,7 +69,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   registerErrorHandling(app);
   const gates = [
     createAuthGate({ registry: deps.registry, log, ...pick(deps, 'authenticator', 'policy', 'proxy', 'metrics') }),
-    createBodyLimits(limits, deps.metrics),
+    createBodyLimits({ maxConcurrent: config.http.max_concurrent_uploads, idleMs: timeouts.body_idle }, deps.metrics),
   ].filter((g): g is Gate => g !== undefined);
   registerV2(app, { config, registry: deps.registry, ...pick(deps, 'proxy', 'metrics') }, gates);
   const metrics = deps.metrics;

@@ -11,6 +11,8 @@ import { PullThrough } from './proxy/pull-through.js';
 import { UpstreamRouter, type Upstream } from './proxy/routing.js';
 import { CacheExpiry } from './proxy/expiry.js';
 import { UpstreamClient } from './upstream/client.js';
+import { openSecurity } from './security.js';
+import type { Server as TlsServer } from 'node:tls';
 
 export interface Services {
   registry: LocalRegistry;
@@ -59,9 +61,15 @@ export interface RunningServer {
 const ACCESS_FLUSH_MS = 30_000;
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  const security = openSecurity(config, log);
   const services = createServices(config, log);
   await services.registry.ensureIndexed(config.upstreams.map((u) => u.name));
-  const app = buildApp({ config, registry: services.registry, log, metrics: services.metrics, ...(services.proxy ? { proxy: services.proxy } : {}) });
+  const app = buildApp({
+    config, registry: services.registry, log, metrics: services.metrics, ...(services.proxy ? { proxy: services.proxy } : {}),
+    ...(security.authenticator ? { authenticator: security.authenticator } : {}),
+    ...(security.policy ? { policy: security.policy } : {}),
+    ...(security.https ? { https: security.https } : {}),
+  });
   const timers: NodeJS.Timeout[] = [];
   timers.push(setInterval(() => services.metadata.flushAccessTimes(), ACCESS_FLUSH_MS).unref());
   services.expiry.start();
@@ -79,7 +87,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     timers.push(setInterval(() => void purge(), purging.intervalMs).unref());
   }
   const address = await app.listen({ host: config.http.host, port: config.http.port });
+  if (security.https) security.watch(app.server as unknown as TlsServer);
   log.info({
+    ...security.summary,
     address, storage: config.storage.backend, metadata: config.metadata.path,
     upstreams: config.upstreams.map((u) => `${u.name}=${u.url}`), defaultUpstream: config.defaultUpstream,
   }, 'stowage listening');
@@ -92,6 +102,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       closed = true;
       for (const t of timers) clearInterval(t);
       await app.close();
+      security.close();
       await services.close();
     },
   };

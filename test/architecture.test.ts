@@ -23,6 +23,7 @@ const ALLOWED: Record<string, string[]> = {
   auth: ['errors.ts', 'oci', 'config'],
   http: ['errors.ts', 'oci', 'config', 'registry', 'proxy', 'storage', 'metrics.ts', 'auth'],
   'app.ts': ['errors.ts', 'oci', 'config', 'registry', 'proxy', 'upstream', 'http', 'metrics.ts', 'log.ts', 'auth'],
+  'security.ts': ['auth', 'http', 'config'],
   'main.ts': ['*'],
   'cli.ts': ['*'],
 };

@@ -55,6 +55,7 @@ async function upstreamWith(images: Record<string, Image>): Promise<{ url: strin
 
 async function serve(options: { authenticator?: Authenticator; policy?: AccessPolicy; upstream?: string; maxConcurrentUploads?: number }): Promise<Server> {
   const config = testConfig();
+  if (options.maxConcurrentUploads) config.http.max_concurrent_uploads = options.maxConcurrentUploads;
   const logs: string[] = [];
   const log = pino({ level: 'debug', redact: ['req.headers.authorization'] }, { write: (l: string) => { logs.push(l); } });
   const metadata = new MetadataIndex(':memory:');
@@ -67,7 +68,6 @@ async function serve(options: { authenticator?: Authenticator; policy?: AccessPo
     ...(proxy ? { proxy } : {}),
     ...(options.authenticator ? { authenticator: options.authenticator } : {}),
     ...(options.policy ? { policy: options.policy } : {}),
-    ...(options.maxConcurrentUploads ? { limits: { maxConcurrent: options.maxConcurrentUploads } } : {}),
   });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   return {

@@ -6,17 +6,20 @@
 import { connect, type Socket } from 'node:net';
 import t from 'tap';
 import { pino } from 'pino';
-import { buildApp, type ServerLimits } from '../../src/app.js';
+import { buildApp } from '../../src/app.js';
+import type { Config } from '../../src/config/schema.js';
 import { MetadataIndex } from '../../src/metadata/index.js';
 import { LocalRegistry } from '../../src/registry/registry.js';
 import { MemoryDriver } from '../../src/storage/drivers/memory.js';
 import { testConfig } from '../helpers/app.js';
 import { sleep } from '../helpers/tools.js';
 
-async function serve(limits: Partial<ServerLimits>) {
+async function serve(timeouts: Partial<Config['http']['timeouts']>) {
   const log = pino({ level: 'silent' });
   const metadata = new MetadataIndex(':memory:');
-  const app = buildApp({ config: testConfig(), log, registry: new LocalRegistry(new MemoryDriver(), metadata, log), limits });
+  const config = testConfig();
+  config.http.timeouts = { ...config.http.timeouts, ...timeouts };
+  const app = buildApp({ config, log, registry: new LocalRegistry(new MemoryDriver(), metadata, log) });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   return { url, port: Number(new URL(url).port), close: async () => { await app.close(); metadata.close(); } };
 }
@@ -24,7 +27,7 @@ async function serve(limits: Partial<ServerLimits>) {
 interface Slow { socket: Socket; closedAt?: number; received: string }
 
 t.test('slowloris: trickled headers are cut, other clients are served meanwhile', async (t) => {
-  const s = await serve({ headersTimeoutMs: 1500 });
+  const s = await serve({ headers: 1500 });
   t.teardown(() => s.close());
   const started = Date.now();
   const crowd: Slow[] = [];
@@ -57,7 +60,7 @@ t.test('slowloris: trickled headers are cut, other clients are served meanwhile'
 });
 
 t.test('an upload body that goes silent is cut; the session survives', async (t) => {
-  const s = await serve({ idleMs: 500 });
+  const s = await serve({ body_idle: 500 });
   t.teardown(() => s.close());
   const start = await fetch(`${s.url}/v2/quiet/blobs/uploads/`, { method: 'POST' });
   const location = new URL(start.headers.get('location')!);
@@ -81,7 +84,7 @@ t.test('an upload body that goes silent is cut; the session survives', async (t)
 });
 
 t.test('a body that keeps flowing is not cut, however long it takes', async (t) => {
-  const s = await serve({ idleMs: 400 });
+  const s = await serve({ body_idle: 400 });
   t.teardown(() => s.close());
   const start = await fetch(`${s.url}/v2/steady/blobs/uploads/`, { method: 'POST' });
   const location = new URL(start.headers.get('location')!);

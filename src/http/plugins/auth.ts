@@ -6,8 +6,8 @@
  *
  * Access rules are checked on the repository whose content is served: for cached content that is
  * its cache repository (`docker.io/library/alpine`) whichever route the client used (prefix, ?ns=,
- * default upstream, short name), so one rule covers every route. A name that also holds pushed
- * content can be answered from either, so both must allow the read.
+ * default upstream, short name), so one rule covers every route. A pushed repository is its own
+ * name (the default upstream never serves it: "Local stays local").
  */
 import type { FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -67,11 +67,15 @@ export function createAuthGate(deps: AuthDeps): Gate | undefined {
   if (!authenticator && !policy) return undefined;
   const ctx = { scheme: authenticator?.scheme, policy };
 
-  /** Names the rules check for a read of `name` (see the header comment). */
-  const readNames = async (name: RepoName, ns: string | undefined): Promise<string[]> => {
+  /**
+   * Names the rules check for a read of `name` (see the header comment). proxy.route already
+   * keeps pushed repositories off the default upstream; on the prefix and ?ns= routes a name
+   * that holds pushed content is asked locally first, so both names must allow the read.
+   */
+  const readNames = (name: RepoName, ns: string | undefined): string[] => {
     const route = proxy?.route(name, ns);
     if (!route || route.cacheRepo === name) return [name];
-    return (await registry.repositoryExists(name)) ? [name, route.cacheRepo] : [route.cacheRepo];
+    return registry.local.has(name) ? [name, route.cacheRepo] : [route.cacheRepo];
   };
 
   const mayPullAs = (principal: Principal) => (name: string): boolean => {
@@ -89,7 +93,7 @@ export function createAuthGate(deps: AuthDeps): Gate | undefined {
       const actions = actionsFor(endpoint, req.method);
       const scope = repositoryScope(endpoint.name, ...actions);
       const writes = actions.includes('push') || actions.includes('delete');
-      const ruleNames = writes ? [endpoint.name] : await readNames(endpoint.name, queryParam(req, 'ns'));
+      const ruleNames = writes ? [endpoint.name] : readNames(endpoint.name, queryParam(req, 'ns'));
       needs.push({ scope, ruleNames });
       challengeScopes.push(scope);
       const from = endpoint.kind === 'uploads' ? queryParam(req, 'from') : undefined;
