@@ -51,7 +51,7 @@ declare module 'fastify' {
 export function locationFor(req: FastifyRequest, config: Config, path: string): string {
   if (config.http.relativeUrls) return path;
   if (config.http.externalUrl) return `${config.http.externalUrl}${path}`;
-  const proto = (req.headers['x-forwarded-proto'] as string | undefined)?.split(',')[0]?.trim() || 'http';
+  const proto = (req.headers['x-forwarded-proto'] as string | undefined)?.split(',')[0]?.trim() || req.protocol;
   const host = (req.headers['x-forwarded-host'] as string | undefined) ?? req.headers.host ?? 'localhost';
   return `${proto}://${host}${path}`;
 }
