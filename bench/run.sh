@@ -5,3 +5,5 @@ cd "$(dirname "$0")/.."
 npm run build >/dev/null
 node bench/registry.mjs "$@"
 if [ -f bench/proxy.mjs ]; then node bench/proxy.mjs "$@"; fi
+node bench/security.mjs "$@"
+node bench/http2.mjs

@@ -166,6 +166,14 @@ access:
   const bobPull = docker('pull', `${HOST}/team-a/app:1.0`);
   t.notOk(bobPull.ok, 'nor pull from it');
 
+  // A documented limitation (README): Docker answers a Basic challenge only with a login, so it
+  // pulls nothing anonymously from an htpasswd registry, whatever the access rules allow.
+  t.ok(docker('logout', HOST).ok);
+  docker('rmi', '-f', `${HOST}/library/hello:latest`);
+  const anonymous = docker('pull', `${HOST}/library/hello:latest`);
+  t.notOk(anonymous.ok, 'without a login docker pulls nothing, not even what the rules give anonymous');
+  t.match(anonymous.output, /no basic auth credentials/, anonymous.output.trim().slice(-160));
+
   const noCa = docker('pull', `${NOCA_HOST}/library/hello:latest`);
   t.notOk(noCa.ok, 'a registry name without a CA in certs.d is not trusted');
   t.match(noCa.output, /x509|certificate/i, noCa.output.trim().slice(-200));

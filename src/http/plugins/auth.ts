@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import type { AccessPolicy } from '../../auth/access.js';
 import type { Authenticator } from '../../auth/authenticator.js';
 import { decide, rulesAllow, type Need } from '../../auth/decide.js';
-import type { Principal } from '../../auth/principal.js';
+import { ANONYMOUS, type Principal } from '../../auth/principal.js';
 import { CATALOG_SCOPE, grantsCover, repositoryScope, type Action, type Scope } from '../../auth/scope.js';
 import { RegistryError } from '../../errors.js';
 import type { Metrics } from '../../metrics.js';
@@ -85,29 +85,34 @@ export function createAuthGate(deps: AuthDeps): Gate | undefined {
 
   return async (req, _reply, endpoint) => {
     const needs: Need[] = [];
-    const challengeScopes: Scope[] = [];
     if (endpoint.kind === 'catalog') {
       needs.push({ scope: CATALOG_SCOPE, ruleNames: [] });
-      challengeScopes.push(CATALOG_SCOPE);
     } else if (endpoint.kind !== 'base') {
       const actions = actionsFor(endpoint, req.method);
-      const scope = repositoryScope(endpoint.name, ...actions);
       const writes = actions.includes('push') || actions.includes('delete');
-      const ruleNames = writes ? [endpoint.name] : readNames(endpoint.name, queryParam(req, 'ns'));
-      needs.push({ scope, ruleNames });
-      challengeScopes.push(scope);
+      // Only rules look at names; without them (registry:2's semantics) no routing is needed.
+      const ruleNames = !policy ? [] : writes ? [endpoint.name] : readNames(endpoint.name, queryParam(req, 'ns'));
+      needs.push({ scope: repositoryScope(endpoint.name, ...actions), ruleNames });
+    }
+    /** What a 401 challenge asks for: the request's scopes, and pull on a mount's source. */
+    const challenge = (error?: 'insufficient_scope' | 'invalid_token') => {
+      const scopes: Scope[] = needs.map((n) => n.scope);
       const from = endpoint.kind === 'uploads' ? queryParam(req, 'from') : undefined;
       // A mount's source is optional: without pull on it the upload simply starts (202).
-      if (from !== undefined && queryParam(req, 'mount') !== undefined) challengeScopes.push(repositoryScope(from, 'pull'));
-    }
+      if (from !== undefined && queryParam(req, 'mount') !== undefined) scopes.push(repositoryScope(from, 'pull'));
+      return refusal(authenticator!.challenge({ scopes, origin: originOf(req), ...(error ? { error } : {}) }));
+    };
 
-    const authn = authenticator ? await authenticator.authenticate(req.headers.authorization) : { ok: true as const, principal: undefined };
-    if (!authn.ok) {
-      metrics?.authFailures.inc({ scheme: authenticator!.scheme });
-      req.log.warn({ user: authn.user?.slice(0, 100), address: req.ip, reason: authn.reason }, 'authentication failed');
-      throw refusal(401, authenticator!.challenge({ scopes: challengeScopes, origin: originOf(req), ...(authenticator!.scheme === 'token' ? { error: 'invalid_token' as const } : {}) }));
+    let principal: Principal = ANONYMOUS;
+    if (authenticator) {
+      const authn = await authenticator.authenticate(req.headers.authorization);
+      if (!authn.ok) {
+        metrics?.authFailures.inc({ scheme: authenticator.scheme });
+        req.log.warn({ user: authn.user?.slice(0, 100), address: req.ip, reason: authn.reason }, 'authentication failed');
+        throw challenge(authenticator.scheme === 'token' ? 'invalid_token' : undefined);
+      }
+      principal = authn.principal;
     }
-    const principal = authn.principal ?? { user: undefined, credentials: false };
     if (principal.user !== undefined) req.facts.user = principal.user;
     const verdict = decide(principal, needs, ctx, endpoint.kind === 'base');
     if (!verdict.allowed) {
@@ -115,14 +120,14 @@ export function createAuthGate(deps: AuthDeps): Gate | undefined {
         log.debug({ user: principal.user, needs: needs.map((n) => n.ruleNames) }, 'access denied');
         throw new RegistryError('DENIED', 'requested access to the resource is denied', { status: 403 });
       }
-      throw refusal(401, authenticator.challenge({ scopes: challengeScopes, origin: originOf(req), ...(verdict.error ? { error: verdict.error } : {}) }));
+      throw challenge(verdict.error);
     }
     req.access = { principal, mayPull: mayPullAs(principal) };
   };
 }
 
-function refusal(status: 401, challenge: string): RegistryError {
-  return new RegistryError('UNAUTHORIZED', 'authentication required', { status, headers: { 'WWW-Authenticate': challenge } });
+function refusal(challenge: string): RegistryError {
+  return new RegistryError('UNAUTHORIZED', 'authentication required', { status: 401, headers: { 'WWW-Authenticate': challenge } });
 }
 
 /** scheme://host the client used, for auth.token.autoredirect. */
