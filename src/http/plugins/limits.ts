@@ -42,7 +42,8 @@ export function createBodyLimits(limits: BodyLimits, metrics?: Metrics): Gate | 
       reply.raw.once('close', () => { running--; });
     }
     const socket = req.raw.socket;
-    if (limits.idleMs > 0 && socket) {
+    // (fastify.inject's stand-in socket has no timers)
+    if (limits.idleMs > 0 && typeof socket?.setTimeout === 'function') {
       // Node destroys a socket whose timeout fires when nobody listens for it.
       socket.setTimeout(limits.idleMs);
       req.raw.once('end', () => socket.setTimeout(0));
