@@ -13,7 +13,7 @@ import type { Metrics } from './metrics.js';
 import type { PullThrough } from './proxy/pull-through.js';
 import type { LocalRegistry } from './registry/registry.js';
 import type { Gate } from './http/context.js';
-import { createAuthGate } from './http/plugins/auth.js';
+import { createAuthGate, registerTokenEndpoint } from './http/plugins/auth.js';
 import { registerErrorHandling } from './http/plugins/errors.js';
 import { createBodyLimits } from './http/plugins/limits.js';
 import { registerRequestLog } from './http/plugins/request-log.js';
@@ -72,6 +72,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     createBodyLimits({ maxConcurrent: config.http.max_concurrent_uploads, idleMs: timeouts.body_idle }, deps.metrics),
   ].filter((g): g is Gate => g !== undefined);
   registerV2(app, { config, registry: deps.registry, ...pick(deps, 'proxy', 'metrics') }, gates);
+  if (deps.authenticator) registerTokenEndpoint(app, deps.authenticator, deps.metrics);
   const metrics = deps.metrics;
   if (metrics) {
     app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));

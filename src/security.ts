@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { AccessPolicy } from './auth/access.js';
 import { BasicAuthenticator, TokenAuthenticator, type Authenticator } from './auth/authenticator.js';
 import { HtpasswdFile } from './auth/htpasswd.js';
+import { TokenIssuer } from './auth/issuer.js';
 import { TokenVerifier } from './auth/token.js';
 import type { Config } from './config/schema.js';
 import { tlsServerOptions, watchCertificates } from './http/tls.js';
@@ -19,7 +20,7 @@ export interface Security {
   policy?: AccessPolicy;
   https?: ServerOptions;
   /** For the start-up log line. */
-  summary: { tls: boolean; mutualTls: boolean; auth: 'htpasswd' | 'token' | 'none'; accessRules: number | 'none' };
+  summary: { tls: boolean; mutualTls: boolean; auth: 'htpasswd' | 'htpasswd+tokens' | 'token' | 'none'; accessRules: number | 'none' };
   /** Starts reloading the certificate into the listening server when its files change. */
   watch(server: TlsServer): void;
   close(): void;
@@ -31,8 +32,11 @@ export function openSecurity(config: Config, log: Logger): Security {
   if (auth?.htpasswd && auth.token) throw new Error('auth: give htpasswd or token, not both');
   const https = tls ? tlsServerOptions(tls) : undefined;
   let authenticator: Authenticator | undefined;
+  // Rules that let anonymous users in need a challenge Docker can answer without a login.
+  const anonymousRules = (access ?? []).some((r) => [r.pull, r.push, r.delete].some((who) => who?.includes('anonymous')));
   if (auth?.htpasswd) {
-    authenticator = new BasicAuthenticator(new HtpasswdFile(auth.htpasswd, log.child({ component: 'htpasswd' })));
+    const file = new HtpasswdFile(auth.htpasswd, log.child({ component: 'htpasswd' }));
+    authenticator = new BasicAuthenticator(file, anonymousRules ? new TokenIssuer() : undefined);
   } else if (auth?.token) {
     const { signingalgorithms, ...token } = auth.token;
     authenticator = new TokenAuthenticator(new TokenVerifier({ ...token, ...(signingalgorithms.length > 0 ? { signingalgorithms } : {}) }));
@@ -47,7 +51,7 @@ export function openSecurity(config: Config, log: Logger): Security {
     summary: {
       tls: tls !== undefined,
       mutualTls: (tls?.clientcas.length ?? 0) > 0,
-      auth: auth?.htpasswd ? 'htpasswd' : auth?.token ? 'token' : 'none',
+      auth: auth?.htpasswd ? (authenticator?.issueToken ? 'htpasswd+tokens' : 'htpasswd') : auth?.token ? 'token' : 'none',
       accessRules: access ? access.length : 'none',
     },
     watch(server) {

@@ -10,7 +10,7 @@
  *   groups:
  *     ci: [runner-1, runner-2]
  *
- * Subjects: `anonymous` (everyone), `authenticated` (any request with valid credentials),
+ * Subjects: `anonymous` (everyone), `authenticated` (any user whose credentials verified),
  * `group:<name>`, or a user name. No matching rule, or an action the rule does not list: denied.
  */
 import { compileGlob, type RepoMatcher } from './glob.js';
@@ -72,7 +72,7 @@ export class AccessPolicy {
 
 function subject(text: string, groups: Map<string, ReadonlySet<string>>, where: string): Subject {
   if (text === 'anonymous') return () => true;
-  if (text === 'authenticated') return (p) => p.credentials;
+  if (text === 'authenticated') return (p) => p.credentials && p.user !== undefined;
   if (text.startsWith('group:')) {
     const members = groups.get(text.slice('group:'.length));
     if (!members) throw new Error(`${where}: group "${text.slice('group:'.length)}" is not defined under groups`);

@@ -8,9 +8,9 @@
  *   token, no rules        the token's access claim decides (registry:2)
  *   rules                  the first matching rule decides; with a token, its claim must allow too
  *
- * A refusal is 401 (with a challenge) when credentials could help: none were sent, or a token lacks
- * the scope (registry:2 answers that with 401 insufficient_scope too). Valid credentials that the
- * rules refuse get 403 DENIED.
+ * A refusal is 401 (with a challenge) when credentials could help: no user was named, or a token
+ * lacks the scope (registry:2 answers that with 401 insufficient_scope too). A user that the rules
+ * refuse gets 403 DENIED.
  */
 import type { AccessPolicy } from './access.js';
 import type { Principal } from './principal.js';
@@ -37,15 +37,17 @@ const ALLOWED: Verdict = { allowed: true };
 /** `loginRequired`: the endpoint needs valid credentials whatever the scopes (GET /v2/). */
 export function decide(principal: Principal, needs: readonly Need[], ctx: DecisionContext, loginRequired = false): Verdict {
   const { scheme, policy } = ctx;
-  if (scheme !== undefined && !principal.credentials && (loginRequired || scheme === 'token' || !policy)) {
-    return { allowed: false, status: 401 };
-  }
+  // A user name, not just a valid token: stowage's own anonymous tokens and token servers' tokens
+  // without a subject verify, but name nobody.
+  const identified = principal.credentials && principal.user !== undefined;
+  if (scheme !== undefined && !principal.credentials && (loginRequired || scheme === 'token')) return { allowed: false, status: 401 };
+  if (scheme === 'basic' && !policy && !identified) return { allowed: false, status: 401 };
   for (const need of needs) {
     if (scheme === 'token' && !grantsCover(principal.grants ?? [], need.scope)) {
       return { allowed: false, status: 401, error: 'insufficient_scope' };
     }
     if (policy && need.scope.type === 'repository' && !rulesAllow(policy, principal, need.ruleNames, need.scope.actions)) {
-      return principal.credentials || scheme === undefined ? { allowed: false, status: 403 } : { allowed: false, status: 401 };
+      return identified || scheme === undefined ? { allowed: false, status: 403 } : { allowed: false, status: 401 };
     }
   }
   return ALLOWED;

@@ -70,6 +70,10 @@ export class HtpasswdFile {
     this.watch = watchPath(options.path, options.reloadIntervalMs ?? 1000, () => this.reload());
   }
 
+  has(user: string): boolean {
+    return this.users.has(user);
+  }
+
   get userCount(): number {
     return this.users.size;
   }

@@ -9,7 +9,7 @@ import type { AccessGrant } from './scope.js';
 export interface Principal {
   /** The user name; undefined for anonymous requests and tokens without a subject. */
   readonly user: string | undefined;
-  /** True when the request carried credentials that verified. */
+  /** True when the request carried credentials that verified (a token may name no user). */
   readonly credentials: boolean;
   /** Token auth only: the token's `access` claim. */
   readonly grants?: readonly AccessGrant[];

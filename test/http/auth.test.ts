@@ -14,6 +14,7 @@ import { buildApp } from '../../src/app.js';
 import { AccessPolicy, type AccessOptions } from '../../src/auth/access.js';
 import { BasicAuthenticator, TokenAuthenticator, type Authenticator } from '../../src/auth/authenticator.js';
 import { HtpasswdFile } from '../../src/auth/htpasswd.js';
+import { TokenIssuer } from '../../src/auth/issuer.js';
 import { TokenVerifier } from '../../src/auth/token.js';
 import type { UpstreamConfig } from '../../src/config/schema.js';
 import { MetadataIndex } from '../../src/metadata/index.js';
@@ -88,11 +89,11 @@ function upstreamConfig(url: string): UpstreamConfig {
   };
 }
 
-function htpasswdAuthenticator(): BasicAuthenticator {
+function htpasswdAuthenticator(issuer?: TokenIssuer): BasicAuthenticator {
   const dir = mkdtempSync(join(tmpdir(), 'auth-http-'));
   const path = join(dir, 'htpasswd');
   writeFileSync(path, Object.entries(PASSWORDS).map(([u, p]) => `${u}:${bcrypt.hashSync(p, 4)}`).join('\n') + '\n');
-  return new BasicAuthenticator(new HtpasswdFile({ realm: 'stowage test', path }, pino({ level: 'silent' })));
+  return new BasicAuthenticator(new HtpasswdFile({ realm: 'stowage test', path }, pino({ level: 'silent' })), issuer);
 }
 
 const call = async (url: string, init: RequestInit = {}) => {
@@ -193,6 +194,46 @@ t.test('htpasswd + access rules in front of a pull-through cache', async (t) => 
     const mounted = await call(`${s.url}/v2/team-a/copy/blobs/uploads/?mount=${layer}&from=team-a/app`, { method: 'POST', headers: basic('alice') });
     t.equal(mounted.status, 201, 'alice may read team-a: mounted');
   });
+});
+
+t.test('htpasswd with anonymous rules: stowage issues its own tokens (Docker can pull anonymously)', async (t) => {
+  const upstream = await upstreamWith({ 'library/alpine:3': alpine });
+  t.teardown(() => upstream.close());
+  const s = await serve({ authenticator: htpasswdAuthenticator(new TokenIssuer()), policy: new AccessPolicy(RULES), upstream: upstream.url });
+  t.teardown(() => s.close());
+  const realm = `${s.url}/auth/token`;
+  const ping = await call(`${s.url}/v2/`);
+  t.equal(ping.status, 401, '/v2/ still asks for credentials');
+  t.equal(ping.headers.get('www-authenticate'), `Bearer realm="${realm}",service="stowage test"`);
+  const token = async (headers: Record<string, string> = {}) => {
+    const r = await call(`${realm}?service=stowage%20test&scope=repository:team-a/app:pull,push`, { headers });
+    return { status: r.status, token: r.status === 200 ? (JSON.parse(r.body.toString()) as { token: string }).token : '', r };
+  };
+  const anon = await token();
+  t.equal(anon.status, 200, 'an anonymous token');
+  t.match(JSON.parse(anon.r.body.toString()), { expires_in: 300, access_token: anon.token, issued_at: /^\d{4}-/ });
+  const bearer = (tk: string) => ({ authorization: `Bearer ${tk}` });
+  t.equal((await call(`${s.url}/v2/`, { headers: bearer(anon.token) })).status, 200, '/v2/ with any valid token');
+  t.equal((await call(`${s.url}/v2/library/alpine/manifests/3`, { headers: bearer(anon.token) })).status, 200, 'anonymous token pulls the cache');
+  const anonPush = await call(`${s.url}/v2/team-a/app/blobs/uploads/`, { method: 'POST', headers: bearer(anon.token) });
+  t.equal(anonPush.status, 401, 'but may not push: 401, a login could help');
+  t.equal(anonPush.headers.get('www-authenticate'), `Bearer realm="${realm}",service="stowage test",scope="repository:team-a/app:pull,push"`);
+
+  const wrong = await token(basic('alice', 'wrong'));
+  t.equal(wrong.status, 401, 'the token endpoint refuses a wrong password (docker login fails)');
+  t.equal(wrong.r.headers.get('www-authenticate'), 'Basic realm="stowage test"');
+  t.match(await s.metrics.registry.metrics(), /stowage_auth_failures_total\{scheme="basic"\} 1/, 'counted');
+  const alice = await token(basic('alice'));
+  t.equal((await call(`${s.url}/v2/team-a/app/blobs/uploads/`, { method: 'POST', headers: bearer(alice.token) })).status, 202, 'alice\'s token pushes');
+  const bob = await token(basic('bob'));
+  t.equal((await call(`${s.url}/v2/team-a/app/blobs/uploads/`, { method: 'POST', headers: bearer(bob.token) })).status, 403, 'bob\'s token: 403');
+  t.equal((await call(`${s.url}/v2/team-a/app/blobs/uploads/`, { method: 'POST', headers: basic('alice') })).status, 202, 'Basic credentials still work directly');
+  const forged = `${alice.token.slice(0, -4)}AAAA`;
+  t.equal((await call(`${s.url}/v2/team-a/app/blobs/uploads/`, { method: 'POST', headers: bearer(forged) })).status, 401, 'a tampered token');
+  const foreign = new TokenIssuer();
+  const other = await foreign.issue('alice');
+  t.equal((await call(`${s.url}/v2/team-a/app/blobs/uploads/`, { method: 'POST', headers: bearer(other.token) })).status, 401, 'a token signed with another key');
+  t.notMatch(s.logs.join('\n'), /eyJ[A-Za-z0-9_-]{20,}/, 'no token in the logs');
 });
 
 t.test('rules without auth: everyone is anonymous, refusals are 403', async (t) => {

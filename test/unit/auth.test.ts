@@ -172,7 +172,7 @@ t.test('Basic authenticator', async (t) => {
   t.match(await basic.authenticate(header('alice', 'no')), { ok: false, user: 'alice' });
   t.match(await basic.authenticate('Basic bm9jb2xvbg=='), { ok: false, reason: /malformed/ });
   t.match(await basic.authenticate('Bearer abc'), { ok: false });
-  t.equal(basic.challenge(), 'Basic realm="my \\"realm\\""');
+  t.equal(basic.challenge({ scopes: [], origin: 'https://h' }), 'Basic realm="my \\"realm\\""');
 });
 
 t.test('x5c chains and libtrust key ids', { skip: missingTools('openssl') }, async (t) => {

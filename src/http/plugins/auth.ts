@@ -9,10 +9,11 @@
  * default upstream, short name), so one rule covers every route. A pushed repository is its own
  * name (the default upstream never serves it: "Local stays local").
  */
-import type { FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { AccessPolicy } from '../../auth/access.js';
 import type { Authenticator } from '../../auth/authenticator.js';
+import { TOKEN_PATH } from '../../auth/issuer.js';
 import { decide, rulesAllow, type Need } from '../../auth/decide.js';
 import { ANONYMOUS, type Principal } from '../../auth/principal.js';
 import { CATALOG_SCOPE, grantsCover, repositoryScope, type Action, type Scope } from '../../auth/scope.js';
@@ -134,4 +135,26 @@ function refusal(challenge: string): RegistryError {
 function originOf(req: FastifyRequest): string {
   const proto = (req.headers['x-forwarded-proto'] as string | undefined)?.split(',')[0]?.trim() || req.protocol;
   return `${proto}://${req.headers.host ?? 'localhost'}`;
+}
+
+/**
+ * GET /auth/token when stowage issues its own tokens (htpasswd with anonymous access rules):
+ * Basic credentials or none in, `{token, access_token, expires_in, issued_at}` out, as token
+ * servers answer. A wrong password is refused here, so `docker login` fails as it should.
+ */
+export function registerTokenEndpoint(app: FastifyInstance, authenticator: Authenticator, metrics?: Metrics): void {
+  const issue = authenticator.issueToken;
+  if (!issue) return;
+  app.get(TOKEN_PATH, async (req, reply) => {
+    const result = await issue.call(authenticator, req.headers.authorization);
+    if (!result.ok) {
+      metrics?.authFailures.inc({ scheme: authenticator.scheme });
+      req.log.warn({ user: result.user?.slice(0, 100), address: req.ip, reason: result.reason }, 'authentication failed');
+      throw new RegistryError('UNAUTHORIZED', 'authentication required', { headers: { 'WWW-Authenticate': result.challenge } });
+    }
+    if (result.user !== undefined) req.facts.user = result.user;
+    const { token, expiresIn, issuedAt } = result.token;
+    return reply.header('Cache-Control', 'no-store').type('application/json')
+      .send(JSON.stringify({ token, access_token: token, expires_in: expiresIn, issued_at: issuedAt }));
+  });
 }
