@@ -16,6 +16,7 @@ import { BasicAuthenticator, TokenAuthenticator } from '../../src/auth/authentic
 import { decide } from '../../src/auth/decide.js';
 import { compileGlob } from '../../src/auth/glob.js';
 import { HtpasswdError, HtpasswdFile, parseHtpasswd } from '../../src/auth/htpasswd.js';
+import { TokenIssuer } from '../../src/auth/issuer.js';
 import { ANONYMOUS, type Principal } from '../../src/auth/principal.js';
 import { CATALOG_SCOPE, formatScope, grantsCover, repositoryScope } from '../../src/auth/scope.js';
 import { TokenVerifier } from '../../src/auth/token.js';
@@ -105,6 +106,12 @@ t.test('the decision table', async (t) => {
   t.same(decide(granted, pushTeam, { scheme: 'token', policy }), { allowed: false, status: 403 }, 'rules narrow a token: user x is not alice');
   const alice: Principal = { ...granted, user: 'alice' };
   t.same(decide(alice, pushTeam, { scheme: 'token', policy }), { allowed: true });
+  const anonymousToken: Principal = { user: undefined, credentials: true };
+  t.same(decide(anonymousToken, [], basicRules, true), { allowed: true }, "/v2/ with stowage's anonymous token");
+  t.same(decide(anonymousToken, pullCache, basicRules), { allowed: true }, 'the anonymous token pulls what anonymous may');
+  t.same(decide(anonymousToken, pushTeam, basicRules), { allowed: false, status: 401 }, 'and is asked to log in for the rest');
+  t.same(decide(anonymousToken, pushTeam, basic), { allowed: false, status: 401 }, 'without rules it opens nothing');
+  t.notOk(new AccessPolicy({ rules: [{ repository: '**', pull: ['authenticated'] }] }).allows(anonymousToken, 'x', 'pull'), 'authenticated needs a user');
   t.same(decide(granted, [{ scope: CATALOG_SCOPE, ruleNames: [] }], token), { allowed: false, status: 401, error: 'insufficient_scope' }, 'catalog needs registry:catalog:*');
   t.ok(grantsCover([{ type: 'registry', name: 'catalog', actions: ['*'] }], CATALOG_SCOPE));
   t.ok(grantsCover([{ type: 'repository', name: 'a', actions: ['*'] }], repositoryScope('a', 'pull', 'push', 'delete')), '* covers every action');
@@ -246,4 +253,18 @@ t.test('token verification', { skip: missingTools('openssl') }, async (t) => {
     `Bearer realm="${ts.realm}",service="${ts.service}",scope="repository:a/b:pull,push repository:c:pull",error="insufficient_scope"`);
   const redirecting = new TokenAuthenticator(new TokenVerifier({ ...verifier.options, autoredirect: true }));
   t.match(redirecting.challenge({ scopes: [], origin: 'https://reg.example:5000' }), /^Bearer realm="https:\/\/reg\.example:5000\/auth\/token",service=/, 'autoredirect');
+});
+
+t.test("stowage's own tokens", async (t) => {
+  const issuer = new TokenIssuer();
+  const alice = await issuer.issue('alice');
+  t.equal(alice.expiresIn, 300);
+  t.same(await issuer.verify(alice.token), { user: 'alice' });
+  t.same(await issuer.verify((await issuer.issue(undefined)).token), { user: undefined }, 'anonymous');
+  t.equal(await issuer.verify((await issuer.issue('alice', Date.now() - 3600_000)).token), null, 'expired');
+  t.equal(await issuer.verify((await new TokenIssuer().issue('alice')).token), null, 'another process\'s key');
+  t.equal(await issuer.verify('x.y.z'), null, 'garbage');
+  const [h, , sig] = alice.token.split('.');
+  const claims = Buffer.from(JSON.stringify({ iss: 'stowage', aud: 'stowage', sub: 'root', exp: Math.floor(Date.now() / 1000) + 60 })).toString('base64url');
+  t.equal(await issuer.verify(`${h}.${claims}.${sig}`), null, 'a rewritten subject');
 });
