@@ -4,7 +4,7 @@
  * `minimumtls` and `ciphersuites` (Go's IANA names, mapped to OpenSSL's). The certificate and key
  * are re-read when their files change, so a rotated certificate is served without a restart; an
  * unusable pair (a key that does not match, a half-written file) is logged and the current one
- * stays. `letsencrypt` needs the internet (ACME), so it is refused at start-up.
+ * stays. (`letsencrypt` needs the internet; the config schema refuses it at start-up.)
  */
 import { readFileSync } from 'node:fs';
 import type { ServerOptions } from 'node:https';
@@ -49,13 +49,6 @@ const CIPHER_SUITES: Readonly<Record<string, string>> = {
   TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305: 'ECDHE-ECDSA-CHACHA20-POLY1305',
 };
 const TLS13_SUITES = 'TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256';
-
-/** Refuses registry:2's `http.tls.letsencrypt` with one line. */
-export function refuseLetsEncrypt(section: unknown): void {
-  if (section !== undefined && section !== null) {
-    throw new Error('http.tls.letsencrypt: not supported: ACME needs the internet; give http.tls.certificate and http.tls.key (e.g. from certbot or your CA)');
-  }
-}
 
 function readPem(path: string, key: string): Buffer {
   try {

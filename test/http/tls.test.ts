@@ -13,7 +13,7 @@ import { buildApp } from '../../src/app.js';
 import { MetadataIndex } from '../../src/metadata/index.js';
 import { LocalRegistry } from '../../src/registry/registry.js';
 import { MemoryDriver } from '../../src/storage/drivers/memory.js';
-import { refuseLetsEncrypt, tlsServerOptions, watchCertificates, type TlsOptions } from '../../src/http/tls.js';
+import { tlsServerOptions, watchCertificates, type TlsOptions } from '../../src/http/tls.js';
 import { testConfig } from '../helpers/app.js';
 import { issueClient, issueServer, makeCa, pem } from '../helpers/certs.js';
 import { missingTools, sleep } from '../helpers/tools.js';
@@ -86,8 +86,6 @@ t.test('TLS: minimumtls and ciphersuites', { skip }, async (t) => {
   t.throws(() => tlsServerOptions({ certificate: server.cert, key: '/nonexistent.key' }), /http\.tls\.key: cannot read \/nonexistent\.key: ENOENT/);
   const other = issueServer(ca, 'other');
   t.throws(() => tlsServerOptions({ certificate: server.cert, key: other.key }), /http\.tls: the certificate and key cannot be used together/);
-  t.throws(() => refuseLetsEncrypt({ email: 'a@b' }), /^http\.tls\.letsencrypt: not supported/);
-  t.doesNotThrow(() => refuseLetsEncrypt(undefined));
 });
 
 t.test('mutual TLS: no client certificate, no connection', { skip }, async (t) => {

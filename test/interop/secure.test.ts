@@ -6,7 +6,7 @@
  * refused and counted, mutual TLS, a certificate rotated while serving, nothing leaking.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -229,3 +229,31 @@ t.test('mutual TLS: a client certificate from clientcas, or no connection', { sk
 });
 
 
+
+t.test('start-up refuses what it cannot honour, in one line', async (t) => {
+  const work = mkdtempSync(join(tmpdir(), 'stowage-refuse-'));
+  t.teardown(() => rmSync(work, { recursive: true, force: true }));
+  const cli = join(import.meta.dirname, '../../dist/cli.js');
+  const serve = async (yaml: string) => {
+    const file = join(work, `c-${Math.random().toString(36).slice(2)}.yml`);
+    writeFileSync(file, `version: 0.1\nstorage: {inmemory: {}}\n${yaml.includes('http:') ? '' : 'http: {addr: "127.0.0.1:0"}\n'}${yaml}`);
+    try {
+      await run(process.execPath, [cli, 'serve', file], { timeout: 20_000 });
+      return { code: 0, stderr: '' };
+    } catch (e) {
+      const err = e as { code?: number; stderr?: string };
+      return { code: err.code, stderr: err.stderr ?? '' };
+    }
+  };
+  writeFileSync(join(work, 'htpasswd'), 'alice:$2y$05$abcdefghijklmnopqrstuuJ7Ws0cdRPzJY9OkvAi9ZqGZ1jC6z4Ie\nbob:$apr1$salt$0123456789abcdefghijkl\n');
+  const md5 = await serve(`auth: {htpasswd: {realm: r, path: ${join(work, 'htpasswd')}}}\n`);
+  t.equal(md5.code, 1);
+  t.match(md5.stderr, /^stowage: .*htpasswd:2: the entry for "bob" is not a bcrypt hash/m, 'an MD5 htpasswd line, by its line number');
+  const acme = await serve('http: {addr: "127.0.0.1:0", tls: {certificate: /c.pem, key: /k.pem, letsencrypt: {email: a@b.test}}}\n');
+  t.equal(acme.code, 1);
+  t.equal(acme.stderr.trim(), 'stowage: config: http.tls.letsencrypt: not supported: ACME needs the internet; give http.tls.certificate and http.tls.key', 'letsencrypt: one line');
+  const noCert = await serve('http: {addr: "127.0.0.1:0", tls: {certificate: /nonexistent.pem, key: /nonexistent.key}}\n');
+  t.match(noCert.stderr, /^stowage: http\.tls\.certificate: cannot read \/nonexistent\.pem: ENOENT$/m, 'a missing certificate');
+  const both = await serve('auth: {htpasswd: {realm: r, path: /x}, token: {realm: r, service: s, issuer: i, rootcertbundle: /y}}\n');
+  t.match(both.stderr, /^stowage: auth: give htpasswd or token, not both$/m);
+});
