@@ -2,7 +2,8 @@
  * Authentication and authorization of /v2 requests. The dispatcher (v2.ts) calls the gate with
  * the parsed endpoint before the handler runs: the gate works out the scopes the request needs
  * (`repository:<name>:pull,push`, `registry:catalog:*`), authenticates the Authorization header,
- * asks auth/decide.ts, and refuses with 401 + challenge or 403 DENIED.
+ * asks auth/decide.ts, and refuses with 401 + challenge or 403 DENIED. registerTokenEndpoint
+ * serves GET /auth/token when stowage issues its own tokens (auth/issuer.ts).
  *
  * Access rules are checked on the repository whose content is served: for cached content that is
  * its cache repository (`docker.io/library/alpine`) whichever route the client used (prefix, ?ns=,
