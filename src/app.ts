@@ -52,7 +52,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     maxRequestsPerSocket: config.http.max_requests_per_connection,
     // Whole-request deadlines would cut long uploads; bodies have their own idle limit.
     requestTimeout: 0,
-    ...(deps.https ? { https: { ...deps.https, ...serverOptions } } : { http: serverOptions }),
+    // A TLS handshake that never completes is held no longer than headers that never arrive.
+    ...(deps.https ? { https: { ...deps.https, ...serverOptions, handshakeTimeout: timeouts.headers } } : { http: serverOptions }),
     // Upload bodies are streamed by the routes, never parsed or buffered by fastify.
     bodyLimit: Number.MAX_SAFE_INTEGER,
   }) as unknown as FastifyInstance;

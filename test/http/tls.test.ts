@@ -137,3 +137,22 @@ t.test('certificate rotation while serving', { skip }, async (t) => {
   t.equal(await ask(), 200, 'the connection opened before the rotation still works');
   t.ok(logs.some((l) => l.includes('TLS certificate reloaded')), 'the reload is logged');
 });
+
+t.test('a TLS handshake that never completes is cut after the headers timeout', { skip }, async (t) => {
+  const ca = makeCa();
+  const server = issueServer(ca);
+  const config = testConfig();
+  config.http.timeouts.headers = 1000;
+  const log = pino({ level: 'silent' });
+  const metadata = new MetadataIndex(':memory:');
+  const app = buildApp({ config, log, registry: new LocalRegistry(new MemoryDriver(), metadata, log), https: tlsServerOptions({ certificate: server.cert, key: server.key }) });
+  const address = await app.listen({ host: '127.0.0.1', port: 0 });
+  t.teardown(async () => { await app.close(); metadata.close(); });
+  const { connect: tcp } = await import('node:net');
+  const socket = tcp(Number(new URL(address).port), '127.0.0.1');
+  socket.on('error', () => undefined);
+  const opened = Date.now();
+  socket.write(Buffer.from([0x16, 0x03, 0x01])); // the first bytes of a ClientHello, then nothing
+  const closedAfter = await new Promise<number>((r) => socket.once('close', () => r(Date.now() - opened)));
+  t.ok(closedAfter < 10_000, `the server closed the silent handshake (after ${closedAfter} ms, Node's default is 120 s)`);
+});
