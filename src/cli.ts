@@ -4,6 +4,7 @@
  *   stowage serve [--config FILE | FILE]     run the registry (registry:2 style: `serve CONFIG`)
  *   stowage reindex [--config FILE | FILE]   rebuild the metadata index from storage
  *   stowage prefetch | export | import | gc | status --config FILE ...   see `stowage <command> --help`
+ *   stowage healthcheck [--config FILE | FILE]  probe the running registry (exit 0 if healthy)
  *   stowage config reference | check [--config FILE]   (src/config/command.ts)
  *   stowage version
  */
@@ -19,6 +20,7 @@ commands:
   import     load a bundle (ours, or any OCI image layout) into storage
   gc         remove blobs no manifest references (and untagged pushed manifests), while serving
   status     storage usage per upstream, the cache budget, largest and least recently used images
+  healthcheck  exit 0 if the registry this config describes answers healthy (container HEALTHCHECK)
   config     config reference: print the configuration reference (markdown)
              config check [--config FILE]: validate, print the effective config (secrets redacted)
   version    print the version
@@ -35,6 +37,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   import: async () => (await import('./cli/import.js')).run,
   gc: async () => (await import('./cli/gc.js')).run,
   status: async () => (await import('./cli/status.js')).run,
+  healthcheck: async () => (await import('./cli/healthcheck.js')).run,
   config: async () => (await import('./cli/config.js')).run,
   version: async () => (await import('./cli/version.js')).run,
   '--version': async () => (await import('./cli/version.js')).run,

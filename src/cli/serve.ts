@@ -33,14 +33,21 @@ export async function run(args: string[]): Promise<number | undefined> {
     log.fatal({ err }, 'start-up failed');
     throw new UsageError(err instanceof Error ? err.message : String(err));
   });
-  const shutdown = (signal: string) => {
+  // The first SIGTERM/SIGINT drains (http.draintimeout); a second one exits at once.
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting without draining');
+      process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+    }
+    stopping = true;
     log.info({ signal }, 'shutting down');
     server.close().then(() => process.exit(0), (err: unknown) => {
       log.error({ err }, 'shutdown failed');
       process.exit(1);
     });
   };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
   return undefined; // keeps running
 }

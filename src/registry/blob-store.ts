@@ -14,6 +14,9 @@ import { deleteIfExists, readLink, writeLink } from './links.js';
 
 export interface BlobRange { start: number; end: number } // inclusive
 
+/** What registry:2 reports as a blob's media type (it does not know better either). */
+export const BLOB_MEDIA_TYPE = 'application/octet-stream';
+
 export class BlobStore {
   /** "repo@digest" -> size, for linked blobs. Blobs are immutable, so only deletes invalidate. */
   private readonly linkedSizes = new LRUCache<string, number>({ max: 100_000 });
@@ -104,10 +107,15 @@ export class BlobStore {
    * Recorded (with a fresh access time) before the existence check: a garbage collection that
    * is removing this very blob re-checks the record after moving the data away and puts it back
    * (lifecycle/sweep.ts), or it is gone before the check and the staged bytes are moved in.
+   * Recorded again once in place, with `inTransaction` (an event) in the same commit.
    */
-  async commitVerified(stagingPath: string, digest: Digest, size: number, origin: 'local' | 'cached', upstream?: string): Promise<void> {
+  async commitVerified(stagingPath: string, digest: Digest, size: number, origin: 'local' | 'cached', upstream?: string, inTransaction?: () => void): Promise<void> {
     this.metadata.recordBlob(digest, size, origin, upstream);
     if ((await this.dataSize(digest)) === undefined) await this.storage.move(stagingPath, blobDataPath(digest));
+    this.metadata.transaction(() => {
+      this.metadata.recordBlob(digest, size, origin, upstream);
+      inTransaction?.();
+    });
   }
 
   /** Writes small verified content (a manifest) straight into blobs/, atomically; recorded first as above. */

@@ -1,6 +1,7 @@
 /** Child processes for integration tests: stowage itself and Debian's docker-registry (registry:2). */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -61,7 +62,18 @@ export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
-export interface StowageOptions { rootDir?: string; config?: Record<string, unknown>; env?: NodeJS.ProcessEnv; port?: number }
+export interface StowageOptions {
+  rootDir?: string; config?: Record<string, unknown>; env?: NodeJS.ProcessEnv; port?: number;
+  /** Run as this uid/gid (via setpriv; needs root), e.g. so file permissions apply to stowage. */
+  uid?: number;
+  /** Serving HTTPS (http.tls in config): the CA to trust, and a client certificate for mutual TLS. */
+  tls?: { ca: string; cert?: string; key?: string };
+}
+
+/** An undici dispatcher trusting `ca` (and presenting a client certificate), for HTTPS tests. */
+export function tlsDispatcher(tls: { ca: string; cert?: string; key?: string }): Agent {
+  return new Agent({ connect: { ca: readFileSync(tls.ca), ...(tls.cert ? { cert: readFileSync(tls.cert), key: readFileSync(tls.key!) } : {}) } });
+}
 
 /** Writes a stowage config file (as startStowage does) without starting anything: for the CLI tools. */
 export async function writeStowageConfig(options: StowageOptions = {}): Promise<{ file: string; rootDir: string; port: number }> {
@@ -103,10 +115,16 @@ export async function startStowage(options: StowageOptions = {}): Promise<Proc> 
   const { file, rootDir, port } = await writeStowageConfig(options);
   const env = childEnv(options.env);
   for (const k of Object.keys(env)) if (k.startsWith('REGISTRY_') && !options.env?.[k]) delete env[k];
-  const proc = spawn(process.execPath, [CLI, 'serve', '--config', file], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [CLI, 'serve', '--config', file];
+  const proc = options.uid === undefined
+    ? spawn(process.execPath, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn('setpriv', [`--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups', process.execPath, ...argv], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const { output } = track(proc);
-  const url = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${url}/v2/`, 20_000, output, () => proc.exitCode !== null);
+  const url = options.tls ? `https://localhost:${port}` : `http://127.0.0.1:${port}`;
+  const dispatcher = options.tls ? tlsDispatcher(options.tls) : undefined;
+  await waitForHttp(`${url}/v2/`, 20_000, output, () => proc.exitCode !== null,
+    dispatcher ? (u) => undiciFetch(u, { dispatcher }) as unknown as Promise<Response> : undefined);
+  await dispatcher?.close();
   return {
     url, port, rootDir, proc, output, configFile: file,
     logs: () => output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>),
