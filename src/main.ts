@@ -75,7 +75,7 @@ export function createServices(config: Config, log: Logger): Services {
   const proxy = router ? new PullThrough({ registry, metadata, log, metrics, router }) : undefined;
   if (proxy) registry.local.onNewLocal((repo) => proxy.noteNewLocal(repo));
   const health = createHealthMonitor(healthOptions(config.health), {
-    storage, upstreams: config.upstreams.map((u) => ({ name: u.name, url: u.url })), log, registry: metrics.registry,
+    storage, upstreams: upstreams.map((u) => ({ name: u.config.name, url: u.config.url, breaker: u.client.breaker })), log, registry: metrics.registry,
   });
   return {
     registry,
