@@ -70,7 +70,8 @@ export function createServices(config: Config, log: Logger): Services {
   if (proxy) registry.local.onNewLocal((repo) => proxy.noteNewLocal(repo));
   const expiry = new CacheExpiry(config.upstreams, registry, metadata, log);
   const health = createHealthMonitor(healthOptions(config.health), {
-    storage, upstreams: config.upstreams.map((u) => ({ name: u.name, url: u.url })), log, registry: metrics.registry,
+    storage, log, registry: metrics.registry,
+    upstreams: upstreams.map((u) => ({ name: u.config.name, url: u.config.url, reachable: () => u.client.breaker.state() === 'closed' })),
   });
   return {
     registry,

@@ -2,7 +2,8 @@
  * The health section as typed options (durations in ms), and the monitor built from it.
  * registry:2's keys: storagedriver {enabled, interval, threshold}, file [{file, interval}],
  * http [{uri, headers, statuscode, timeout, interval, threshold}], tcp [{addr, timeout, interval,
- * threshold}]. stowage's own: upstreams {enabled, interval, timeout} (reachability, reported only).
+ * threshold}]. stowage's own: upstreams {enabled, interval, timeout}: active reachability probes
+ * (reported only); while off, each upstream's circuit breaker tells (real traffic, nothing sent).
  */
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -24,11 +25,11 @@ export const DEFAULT_HEALTH: HealthOptions = {
   file: [],
   http: [],
   tcp: [],
-  upstreams: { enabled: true, intervalMs: 60_000, timeoutMs: 5_000 },
+  upstreams: { enabled: false, intervalMs: 60_000, timeoutMs: 5_000 },
 };
 
 export function createHealthMonitor(options: HealthOptions, deps: {
-  storage: StorageDriver; upstreams: Array<{ name: string; url: string }>; log: Logger; registry?: Registry;
+  storage: StorageDriver; upstreams: Array<{ name: string; url: string; reachable(): boolean }>; log: Logger; registry?: Registry;
 }): HealthMonitor {
   const gating = [
     ...(options.storagedriver.enabled ? [storageDriverCheck(deps.storage, options.storagedriver)] : []),
@@ -39,5 +40,9 @@ export function createHealthMonitor(options: HealthOptions, deps: {
   const reported = options.upstreams.enabled
     ? deps.upstreams.map((u) => upstreamCheck(u.name, u.url, { ...options.upstreams, threshold: 1 }))
     : [];
-  return new HealthMonitor(gating, reported, { log: deps.log.child({ component: 'health' }), ...(deps.registry ? { registry: deps.registry } : {}) });
+  return new HealthMonitor(gating, reported, {
+    log: deps.log.child({ component: 'health' }),
+    passive: options.upstreams.enabled ? [] : deps.upstreams.map((u) => ({ name: u.name, reachable: u.reachable })),
+    ...(deps.registry ? { registry: deps.registry } : {}),
+  });
 }
