@@ -6,3 +6,5 @@ npm run build >/dev/null
 node bench/registry.mjs "$@"
 if [ -f bench/proxy.mjs ]; then node bench/proxy.mjs "$@"; fi
 node bench/notify.mjs "$@"
+node bench/security.mjs "$@"
+node bench/http2.mjs

@@ -17,6 +17,8 @@ import { createHealthMonitor, type HealthOptions } from './health/options.js';
 import { Notifier, type NotifyOptions } from './notify/notifier.js';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
+import { openSecurity } from './security.js';
+import type { Server as TlsServer } from 'node:tls';
 
 export interface Services {
   registry: LocalRegistry;
@@ -108,10 +110,14 @@ export interface RunningServer {
 const ACCESS_FLUSH_MS = 30_000;
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  const security = openSecurity(config, log);
   const services = createServices(config, log);
   await services.registry.ensureIndexed(config.upstreams.map((u) => u.name));
   const app = buildApp({
     config, registry: services.registry, log, metrics: services.metrics, health: services.health, ...(services.proxy ? { proxy: services.proxy } : {}),
+    ...(security.authenticator ? { authenticator: security.authenticator } : {}),
+    ...(security.policy ? { policy: security.policy } : {}),
+    ...(security.https ? { https: security.https } : {}),
   });
   services.health.start();
   services.notifier.start();
@@ -132,7 +138,9 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     timers.push(setInterval(() => void purge(), purging.intervalMs).unref());
   }
   const address = await app.listen({ host: config.http.host, port: config.http.port });
+  if (security.https) security.watch(app.server as unknown as TlsServer);
   log.info({
+    ...security.summary,
     address, storage: config.storage.backend, metadata: config.metadata.path,
     upstreams: config.upstreams.map((u) => `${u.name}=${u.url}`), defaultUpstream: config.defaultUpstream,
   }, 'stowage listening');
@@ -148,6 +156,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     await drain(app, services, drainMs, log);
     // Deliver what the endpoints will take in what is left of the drain time (at least a second).
     await services.notifier.flushAndStop(drainMs === 0 ? 0 : Math.max(1000, drainMs - (Date.now() - started)));
+    security.close();
     await services.close();
     await debugApp?.close();
     log.info('stopped');

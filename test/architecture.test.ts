@@ -22,8 +22,10 @@ const ALLOWED: Record<string, string[]> = {
   upstream: ['errors.ts', 'oci', 'config', 'metrics.ts'],
   proxy: ['errors.ts', 'oci', 'config', 'registry', 'upstream', 'metadata', 'storage', 'metrics.ts', 'notify'],
   health: ['errors.ts', 'config', 'storage', 'metrics.ts'],
-  http: ['errors.ts', 'oci', 'config', 'registry', 'proxy', 'storage', 'metrics.ts', 'health', 'notify'],
-  'app.ts': ['errors.ts', 'oci', 'config', 'registry', 'proxy', 'upstream', 'http', 'metrics.ts', 'log.ts', 'health', 'notify'],
+  auth: ['errors.ts', 'oci', 'config'],
+  http: ['errors.ts', 'oci', 'config', 'registry', 'proxy', 'storage', 'metrics.ts', 'health', 'notify', 'auth'],
+  'app.ts': ['errors.ts', 'oci', 'config', 'registry', 'proxy', 'upstream', 'http', 'metrics.ts', 'log.ts', 'health', 'notify', 'auth'],
+  'security.ts': ['auth', 'http', 'config'],
   'main.ts': ['*'],
   'cli.ts': ['*'],
 };

@@ -215,7 +215,8 @@ export class PullThrough {
     const joined = this.fills.get(digest);
     if (!joined && headOnly) return { ...(await this.peek(route, digest)), namespace };
     const fill = await (joined ?? this.startFill(route, digest));
-    const outcome: CacheOutcome = joined ? 'joined' : 'miss';
+    // A fill that already verified only has its commit to do: its bytes are a hit, not a wait.
+    const outcome: CacheOutcome = !joined ? 'miss' : fill.state === 'filling' ? 'joined' : 'hit';
     this.deps.metrics?.cache.inc({ kind: 'blob', outcome });
     return {
       size: fill.size,

@@ -36,6 +36,12 @@ export interface FileWriter {
 
 export interface StorageDriver {
   readonly name: string;
+  /**
+   * False when a file being written cannot be read until its writer commits (object stores).
+   * A pull-through fill then serves clients that fall behind its in-memory window only once the
+   * blob is committed. Default (undefined): readable while written, as on a filesystem.
+   */
+  readonly readsWhileWriting?: boolean;
   stat(path: string): Promise<FileInfo>;
   getContent(path: string): Promise<Buffer>;
   /** Atomically replaces the content at path: readers see the old bytes or the new, never a mix. */

@@ -21,9 +21,13 @@ export function testConfig(overrides: { deleteEnabled?: boolean } = {}): Config 
       delete: { enabled: overrides.deleteEnabled ?? true },
       maintenance: { uploadpurging: { enabled: false, ageMs: 0, intervalMs: 0, dryrun: false } },
     },
-    http: { ...defaults.http, host: '127.0.0.1', port: 0, relativeUrls: false, headers: { 'X-Content-Type-Options': ['nosniff'] } },
+    http: {
+      ...defaults.http, host: '127.0.0.1', port: 0, relativeUrls: false, headers: { 'X-Content-Type-Options': ['nosniff'] },
+      timeouts: { headers: 30_000, keepalive: 75_000, body_idle: 60_000 }, max_requests_per_connection: 0, max_concurrent_uploads: 128,
+    },
     metadata: { path: ':memory:' },
     upstreams: [],
+    groups: {},
   };
 }
 

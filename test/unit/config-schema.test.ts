@@ -46,9 +46,11 @@ const BASE = {
   version: '0.1',
   proxy: { remoteurl: 'https://quay.io' },
   upstreams: [{ name: 'docker.io', url: 'https://registry-1.docker.io' }],
-  http: { debug: { addr: '127.0.0.1:5001' } },
+  http: { debug: { addr: '127.0.0.1:5001' }, tls: { certificate: '/etc/stowage/cert.pem', key: '/etc/stowage/key.pem' } },
   notifications: { endpoints: [{ name: 'hook', url: 'http://127.0.0.1:8080/events' }] },
   health: { file: [{ file: '/srv/maintenance' }], http: [{ uri: 'http://127.0.0.1:8080/ok' }], tcp: [{ addr: 'redis:6379' }] },
+  auth: { htpasswd: { realm: 'r', path: '/etc/stowage/htpasswd' }, token: { realm: 'https://auth.test/token', service: 's', issuer: 'i' } },
+  access: [{ repository: '**' }],
 };
 
 t.test('every scalar key can be set by its REGISTRY_ variable, with the same effect as in the file', async (t) => {
@@ -115,7 +117,8 @@ t.test('variables naming a list or a mapping hold YAML', async (t) => {
   t.same(indexed.warnings, ['redis: ignored (registry:2 Redis cache; not used)'], 'a variable inside an ignored section is reported too');
   failsWith(t, () => load('', { REGISTRY_UPSTREAMS_2_NAME: 'x.io' }), /^config \(REGISTRY_UPSTREAMS_2_NAME\): upstreams\[2\]\.name: upstreams has 0 items: number them from 0 without gaps$/);
   failsWith(t, () => load('', { REGISTRY_UPSTREAMS_0_NAME: 'x.io' }), /^config \(REGISTRY_UPSTREAMS_0_NAME\): upstreams\[0\]\.url: required$/);
-  failsWith(t, () => load('', { REGISTRY_AUTH_HTPASSWD_PATH: '/auth/htpasswd' }), /^config \(REGISTRY_AUTH_HTPASSWD_PATH\): auth: not supported yet/);
+  failsWith(t, () => load('', { REGISTRY_AUTH_HTPASSWD_PATH: '/auth/htpasswd' }), /^config \(REGISTRY_AUTH_HTPASSWD_PATH\): auth\.htpasswd\.realm: required$/);
+  t.same(load('', { REGISTRY_AUTH_HTPASSWD_PATH: '/auth/htpasswd', REGISTRY_AUTH_HTPASSWD_REALM: 'r' }).config.auth?.htpasswd, { realm: 'r', path: '/auth/htpasswd' }, 'htpasswd from two variables, as registry:2 images are often run');
   failsWith(t, () => load('', { REGISTRY_STORAGE_S3_BUCKET: 'b' }), /^config \(REGISTRY_STORAGE_S3_BUCKET\): storage\.s3: storage driver not supported/);
   t.same(load('', { REGISTRY_SOMETHING_ELSE: 'x', REGISTRY_PORT: 'tcp://10.0.0.1:5000', REGISTRY_HTTP_ADDR_EXTRA: 'x' }).warnings, [], 'variables naming no key are ignored');
 
@@ -127,8 +130,10 @@ t.test('variables naming a list or a mapping hold YAML', async (t) => {
   failsWith(t, () => load('', { REGISTRY_UPSTREAMS: '[{name: a.io, url: "https://a.io", tag_ttl: soon}]' }), /^config \(REGISTRY_UPSTREAMS\): upstreams\[0\]\.tag_ttl: expected a duration such as "30s", "5m" or "168h", got "soon"$/);
   failsWith(t, () => load('', { REGISTRY_UPSTREAMS: '[{name: a.io' }), /^config \(REGISTRY_UPSTREAMS\): upstreams: not valid YAML: /);
   failsWith(t, () => load('', { REGISTRY_HTTP_HEADERS: '[a]' }), /^config \(REGISTRY_HTTP_HEADERS\): http\.headers: expected a mapping of header name to a list of values, got \["a"\]$/);
-  failsWith(t, () => load('', { REGISTRY_AUTH: 'htpasswd: {realm: r, path: /p}' }), /^config \(REGISTRY_AUTH\): auth: not supported yet/);
-  failsWith(t, () => load('', { REGISTRY_HTTP_TLS: '{certificate: /c}' }), /^config \(REGISTRY_HTTP_TLS\): http\.tls: not supported/);
+  t.same(load('', { REGISTRY_AUTH: 'htpasswd: {realm: r, path: /p}' }).config.auth?.htpasswd, { realm: 'r', path: '/p' }, 'REGISTRY_AUTH as YAML');
+  failsWith(t, () => load('', { REGISTRY_HTTP_TLS: '{certificate: /c}' }), /^config \(REGISTRY_HTTP_TLS\): http\.tls\.key: required$/);
+  failsWith(t, () => load('', { REGISTRY_HTTP_TLS_LETSENCRYPT_EMAIL: 'a@b.c', REGISTRY_HTTP_TLS_CERTIFICATE: '/c', REGISTRY_HTTP_TLS_KEY: '/k' }), /^config \(REGISTRY_HTTP_TLS_LETSENCRYPT_EMAIL\): http\.tls\.letsencrypt: not supported: ACME needs the internet/);
+  t.same(load('', { REGISTRY_ACCESS: '[{repository: "docker.io/**", pull: [anonymous]}]', REGISTRY_GROUPS: '{ci: [r1, r2]}' }).config.access, [{ repository: 'docker.io/**', pull: ['anonymous'] }], 'access rules from YAML variables');
   t.same(load('storage: {inmemory: {}}', { REGISTRY_STORAGE: 'filesystem' }).config.storage.backend, { driver: 'filesystem', rootdirectory: '/srv/stowage/data' }, 'REGISTRY_STORAGE=filesystem replaces inmemory');
   t.same(load('', { REGISTRY_STORAGE: '{inmemory: {}}' }).config.storage.backend, { driver: 'inmemory' }, 'REGISTRY_STORAGE as a YAML mapping');
 });
