@@ -72,8 +72,7 @@ export function createServices(config: Config, log: Logger): Services {
   if (proxy) registry.local.onNewLocal((repo) => proxy.noteNewLocal(repo));
   const expiry = new CacheExpiry(config.upstreams, registry, metadata, log);
   const health = createHealthMonitor(healthOptions(config.health), {
-    storage, log, registry: metrics.registry,
-    upstreams: upstreams.map((u) => ({ name: u.config.name, url: u.config.url, reachable: () => u.client.breaker.state() === 'closed' })),
+    storage, upstreams: upstreams.map((u) => ({ name: u.config.name, url: u.config.url, breaker: u.client.breaker })), log, registry: metrics.registry,
   });
   return {
     registry,

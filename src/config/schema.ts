@@ -115,7 +115,7 @@ const HealthSchema = section({
     threshold: threshold('the check'),
   }), { description: 'TCP checks', default: [] }),
   upstreams: section({
-    enabled: bool({ description: 'Probe each upstream\'s /v2/ (metrics, logs; never fails health). Off: reachability comes from real traffic (the circuit breaker) and nothing is sent unasked', default: false }),
+    enabled: bool({ description: 'Probe each upstream\'s /v2/ actively (reported in metrics and logs; never fails health). Off: reachability is reported from the circuit breaker, and nothing is sent upstream but pulls', default: false }),
     interval: duration({ description: 'Time between probes', default: '60s' }),
     timeout: duration({ description: 'Time a probe may take', default: '5s' }),
   }),

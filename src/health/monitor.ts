@@ -28,7 +28,7 @@ export class HealthMonitor implements HealthStatus {
   constructor(
     private readonly gating: HealthCheck[],
     private readonly reported: HealthCheck[],
-    private readonly deps: { log: Logger; registry?: Registry; passive?: Array<{ name: string; reachable(): boolean }> },
+    private readonly deps: { log: Logger; registry?: Registry },
   ) {
     for (const c of [...gating, ...reported]) this.verdicts.set(c.name, { failures: 0, error: undefined, checkedAt: 0 });
     const registers = deps.registry ? [deps.registry] : [];
@@ -38,15 +38,10 @@ export class HealthMonitor implements HealthStatus {
       labelNames: ['check'] as const, registers,
       collect() { for (const c of gating) this.set({ check: c.name }, verdicts.get(c.name)!.error === undefined ? 1 : 0); },
     });
-    const passive = deps.passive ?? [];
     new Gauge({
-      name: 'stowage_upstream_reachable',
-      help: 'Upstreams reachable: probed (health.upstreams.enabled), else as real traffic saw them (circuit breaker closed). Never fails health',
+      name: 'stowage_upstream_reachable', help: 'Upstream registries answering GET /v2/ (reported only; never fails health)',
       labelNames: ['upstream'] as const, registers,
-      collect() {
-        for (const c of reported) this.set({ upstream: c.name.replace(/^upstream_/, '') }, verdicts.get(c.name)!.error === undefined ? 1 : 0);
-        for (const u of passive) this.set({ upstream: u.name }, u.reachable() ? 1 : 0);
-      },
+      collect() { for (const c of reported) this.set({ upstream: c.name.replace(/^upstream_/, '') }, verdicts.get(c.name)!.error === undefined ? 1 : 0); },
     });
   }
 

@@ -2,13 +2,12 @@
  * The health section as typed options (durations in ms), and the monitor built from it.
  * registry:2's keys: storagedriver {enabled, interval, threshold}, file [{file, interval}],
  * http [{uri, headers, statuscode, timeout, interval, threshold}], tcp [{addr, timeout, interval,
- * threshold}]. stowage's own: upstreams {enabled, interval, timeout}: active reachability probes
- * (reported only); while off, each upstream's circuit breaker tells (real traffic, nothing sent).
+ * threshold}]. stowage's own: upstreams {enabled, interval, timeout} (reachability, reported only).
  */
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { StorageDriver } from '../storage/driver.js';
-import { fileCheck, httpCheck, storageDriverCheck, tcpCheck, upstreamCheck, type HttpCheckOptions, type TcpCheckOptions } from './checks.js';
+import { fileCheck, httpCheck, storageDriverCheck, tcpCheck, upstreamBreakerCheck, upstreamCheck, type HttpCheckOptions, type TcpCheckOptions } from './checks.js';
 import { HealthMonitor } from './monitor.js';
 
 export interface HealthOptions {
@@ -29,7 +28,7 @@ export const DEFAULT_HEALTH: HealthOptions = {
 };
 
 export function createHealthMonitor(options: HealthOptions, deps: {
-  storage: StorageDriver; upstreams: Array<{ name: string; url: string; reachable(): boolean }>; log: Logger; registry?: Registry;
+  storage: StorageDriver; upstreams: Array<{ name: string; url: string; breaker?: { state(): string } }>; log: Logger; registry?: Registry;
 }): HealthMonitor {
   const gating = [
     ...(options.storagedriver.enabled ? [storageDriverCheck(deps.storage, options.storagedriver)] : []),
@@ -37,12 +36,9 @@ export function createHealthMonitor(options: HealthOptions, deps: {
     ...options.http.map((h) => httpCheck(h)),
     ...options.tcp.map((c) => tcpCheck(c)),
   ];
+  // Active probes only when asked for; otherwise the breakers report what the pulls found.
   const reported = options.upstreams.enabled
     ? deps.upstreams.map((u) => upstreamCheck(u.name, u.url, { ...options.upstreams, threshold: 1 }))
-    : [];
-  return new HealthMonitor(gating, reported, {
-    log: deps.log.child({ component: 'health' }),
-    passive: options.upstreams.enabled ? [] : deps.upstreams.map((u) => ({ name: u.name, reachable: u.reachable })),
-    ...(deps.registry ? { registry: deps.registry } : {}),
-  });
+    : deps.upstreams.flatMap((u) => (u.breaker ? [upstreamBreakerCheck(u.name, u.breaker, 5_000)] : []));
+  return new HealthMonitor(gating, reported, { log: deps.log.child({ component: 'health' }), ...(deps.registry ? { registry: deps.registry } : {}) });
 }

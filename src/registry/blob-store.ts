@@ -19,7 +19,7 @@ export const BLOB_MEDIA_TYPE = 'application/octet-stream';
 
 export class BlobStore {
   /** "repo@digest" -> size, for linked blobs. Blobs are immutable, so only deletes invalidate. */
-  private readonly linkedSizes = new LRUCache<string, number>({ max: 100_000 });
+  private readonly linkedSizes = new LRUCache<string, number>({ max: 50_000 });
 
   constructor(private readonly storage: StorageDriver, private readonly metadata: MetadataIndex) {}
 

@@ -39,7 +39,7 @@ export class ManifestStore {
    * "repo:tag" -> digest and "repo@digest" -> true, read from link files. This process is the only
    * writer of its storage, so its own writes and deletes keep these exact.
    */
-  private readonly links = new LRUCache<string, string>({ max: 200_000 });
+  private readonly links = new LRUCache<string, string>({ max: 50_000 });
 
   constructor(
     private readonly storage: StorageDriver,

@@ -180,20 +180,3 @@ function chmodR(dir: string, writable: boolean): void {
   const r = spawnSync('chmod', ['-R', writable ? 'u+w' : 'a-w', dir]);
   if (r.status !== 0) throw new Error(`chmod -R ${dir} failed`);
 }
-
-t.test('without probes, upstream reachability follows real traffic and nothing is sent unasked', { timeout: 60_000 }, async (t) => {
-  let connections = 0;
-  const hole = createTcpServer((sock) => { connections++; sock.destroy(); });
-  const port = await freePort();
-  await listen(hole, port);
-  t.teardown(() => close(hole));
-  const s = await startStowage({ config: { upstreams: [{ name: 'upstream.test', url: `http://127.0.0.1:${port}`, circuit_breaker: { failures: 1, cooldown: '1m' } }] } });
-  t.teardown(() => s.stop());
-  const reachable = async () => /stowage_upstream_reachable\{upstream="upstream.test"\} (\d)/.exec(await (await fetch(`${s.url}/metrics`)).text())?.[1];
-  await sleep(500);
-  t.equal(await reachable(), '1', 'reachable until traffic says otherwise');
-  t.equal(connections, 0, 'no probe was sent');
-  const r = await fetch(`${s.url}/v2/upstream.test/lib/x/manifests/v1`);
-  t.equal(r.status, 503, 'a pull through the broken upstream fails');
-  t.equal(await reachable(), '0', 'and the upstream is reported unreachable');
-});
