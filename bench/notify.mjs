@@ -19,9 +19,14 @@ const hook = `notifications:
   endpoints:
     - {name: bench, url: "http://127.0.0.1:${receiverPort}/events", timeout: 5s}
 `;
+const hookNoPulls = `notifications:
+  endpoints:
+    - {name: bench, url: "http://127.0.0.1:${receiverPort}/events", timeout: 5s, ignore: {actions: [pull]}}
+`;
 const image = makeImage([1024]);
 const results = {};
-for (const [name, extra] of [['off', ''], ['on', hook], ['off (again)', ''], ['on (again)', hook]]) {
+const variants = [['off', ''], ['on', hook], ['nopull', hookNoPulls], ['off (again)', ''], ['on (again)', hook], ['nopull (again)', hookNoPulls]];
+for (const [name, extra] of variants) {
   const port = await freePort();
   const root = join(work, name.replace(/\W/g, ''));
   writeFileSync(join(work, 'st.yml'), stowageConfig(root, port, extra));
@@ -42,14 +47,14 @@ for (const [name, extra] of [['off', ''], ['on', hook], ['off (again)', ''], ['o
 }
 await stop(receiver);
 
-const avg = (a, b) => (a + b) / 2;
-const off = (k) => avg(results.off[k].rps, results['off (again)'][k].rps);
-const on = (k) => avg(results.on[k].rps, results['on (again)'][k].rps);
+const mean = (v, k) => (k === 'pushMs' ? (results[v].pushMs + results[`${v} (again)`].pushMs) / 2 : (results[v][k].rps + results[`${v} (again)`][k].rps) / 2);
+const row = (label, k, digits) => [label, ...['off', 'on', 'nopull'].map((v) => mean(v, k).toFixed(digits)),
+  (mean('on', k) / mean('off', k)).toFixed(2), (mean('nopull', k) / mean('off', k)).toFixed(2)];
 const rows = [
-  ['metric', 'notifications off', 'on (1 endpoint)', 'on / off'],
-  ['manifest GET by tag (req/s, mean of 2 runs)', off('manifest').toFixed(0), on('manifest').toFixed(0), (on('manifest') / off('manifest')).toFixed(2)],
-  ['1 KiB blob GET (req/s, mean of 2 runs)', off('blob').toFixed(0), on('blob').toFixed(0), (on('blob') / off('blob')).toFixed(2)],
-  ['push of a 1-layer image over HTTP (ms, mean of 100)', avg(results.off.pushMs, results['off (again)'].pushMs).toFixed(1), avg(results.on.pushMs, results['on (again)'].pushMs).toFixed(1), (avg(results.on.pushMs, results['on (again)'].pushMs) / avg(results.off.pushMs, results['off (again)'].pushMs)).toFixed(2)],
+  ['metric (mean of 2 runs each)', 'notifications off', 'on (1 endpoint)', 'on, pulls ignored', 'on / off', 'pulls ignored / off'],
+  row('manifest GET by tag (req/s)', 'manifest', 0),
+  row('1 KiB blob GET (req/s)', 'blob', 0),
+  row('push of a 1-layer image over HTTP (ms, 50 per run)', 'pushMs', 1),
 ];
 const report = `## notifications on vs off (${new Date().toISOString()})
 machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, node ${process.version}; wrk -t2 -c16 -d${seconds}s; loopback

@@ -49,8 +49,8 @@ export const MIGRATIONS: readonly string[] = [
   // AUTOINCREMENT's extra write per insert is not needed). Written in the transaction that
   // records the content.
   `
-  CREATE TABLE notify_outbox (
+  CREATE TABLE IF NOT EXISTS notify_outbox (
     id INTEGER PRIMARY KEY, endpoint TEXT NOT NULL, created_at INTEGER NOT NULL, event TEXT NOT NULL);
-  CREATE INDEX notify_outbox_by_endpoint ON notify_outbox (endpoint, id);
+  CREATE INDEX IF NOT EXISTS notify_outbox_by_endpoint ON notify_outbox (endpoint, id);
   `,
 ];

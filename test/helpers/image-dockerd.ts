@@ -16,20 +16,19 @@ export const DOCKER_CLI = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'd
 export interface RunResult { code: number; stdout: string; stderr: string }
 
 /** Runs a command to its end without blocking the event loop. */
-export function run(cmd: string, args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+export function run(cmd: string, args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { env: options.env ?? childEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn(cmd, args, { env: options.env ?? childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    p.stdout.on('data', (d: Buffer) => out.push(d));
-    p.stderr.on('data', (d: Buffer) => err.push(d));
+    p.stdout!.on('data', (d: Buffer) => out.push(d));
+    p.stderr!.on('data', (d: Buffer) => err.push(d));
     const timer = options.timeoutMs ? setTimeout(() => p.kill('SIGKILL'), options.timeoutMs) : undefined;
     p.on('error', reject);
     p.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
     });
-    p.stdin.end(options.input ?? '');
   });
 }
 

@@ -8,9 +8,10 @@
  * when the receiver is back every event arrives, in order, none twice.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import bcrypt from 'bcryptjs';
 import t from 'tap';
 import { makeImage, pushBlobHttp, pushImageHttp, sha256, type Image } from '../helpers/image.js';
 import { childEnv, startRegistry2, startStowage, type Proc } from '../helpers/procs.js';
@@ -119,6 +120,8 @@ t.test('notifications', { skip, timeout: 240_000 }, async (t) => {
     t.equal(mount.status, 201, 'mounted');
     await get('/v2/upstream.test/lib/img/manifests/v1', upImage.manifest.mediaType);
     await get(`/v2/upstream.test/lib/img/blobs/${upLayer.digest}`);
+    // The client has every byte once the digest verifies; the commit (and its fetch event) follows.
+    await until('the blob committed', () => s.logs().some((l) => l.msg === 'blob cached' && l.digest === upLayer.digest));
     await get(`/v2/upstream.test/lib/img/blobs/${upLayer.digest}`);
     await del('/v2/team/app/manifests/1.0');
     await del(`/v2/team/app/manifests/${img.manifest.digest}`);
@@ -235,6 +238,25 @@ t.test('notifications', { skip, timeout: 240_000 }, async (t) => {
     t.same(all.slice(before).map(key), pushed('team/four', four, '1'), 'every event committed before the crash, in order');
     t.equal(new Set(all.map((e) => e.id)).size, all.length, 'none twice');
     await s.stop();
+  });
+
+  await t.test('the authenticated user is the actor', async (t) => {
+    const htpasswd = join(work, 'htpasswd');
+    writeFileSync(htpasswd, `alice:${bcrypt.hashSync('wonderland', 4)}\n`);
+    const authed = await startStowage({
+      config: {
+        auth: { htpasswd: { realm: 'stowage', path: htpasswd } },
+        notifications: { endpoints: [{ name: 'hook', url: `http://127.0.0.1:${port}/authed`, backoff: '200ms' }] },
+      },
+    });
+    t.teardown(() => authed.stop());
+    const blob = Buffer.from('actor test');
+    const r = await fetch(`${authed.url}/v2/team/app/blobs/uploads/?digest=${sha256(blob)}`, {
+      method: 'POST', body: blob, headers: { authorization: `Basic ${Buffer.from('alice:wonderland').toString('base64')}`, 'content-type': OCTET },
+    });
+    t.equal(r.status, 201, 'pushed as alice');
+    await until('the event', () => eventsAt(hookFile, '/authed').length >= 1);
+    t.same(eventsAt(hookFile, '/authed').map((e) => [e.action, e.actor]), [['push', { name: 'alice' }]], 'actor.name is the htpasswd user');
   });
 });
 

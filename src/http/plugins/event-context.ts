@@ -19,7 +19,7 @@ export function registerEventContext(app: FastifyInstance, config: Config): void
       useragent: req.headers['user-agent'] ?? '',
       baseUrl: locationFor(req, config, ''),
       // Authentication (when configured) records the user in the request's facts.
-      user: () => (req.facts as { user?: string } | undefined)?.user,
+      user: () => req.facts?.user,
     };
     requestContext.run(info, done);
   });
