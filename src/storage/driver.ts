@@ -34,8 +34,19 @@ export interface FileWriter {
   cancel(): Promise<void>;
 }
 
+export interface RedirectOptions {
+  /** HTTP method the URL is for (GET or HEAD). */
+  method: 'GET' | 'HEAD';
+}
+
 export interface StorageDriver {
   readonly name: string;
+  /**
+   * True when bytes a writer has written are readable at its path before commit() (a file on
+   * disk). Object stores make an object visible only when it is complete, so they say false:
+   * whoever needs to read a file while it grows (a pull-through fill) must spool it elsewhere.
+   */
+  readonly readsWhileWriting: boolean;
   stat(path: string): Promise<FileInfo>;
   getContent(path: string): Promise<Buffer>;
   /** Atomically replaces the content at path: readers see the old bytes or the new, never a mix. */
@@ -49,6 +60,11 @@ export interface StorageDriver {
   move(source: string, dest: string): Promise<void>;
   /** Deletes a file or a whole directory tree. PathNotFoundError if missing. */
   delete(path: string): Promise<void>;
+  /**
+   * A URL from which a client can GET the file straight from the store (presigned S3 URL, Azure
+   * SAS, Swift temp URL), or undefined when the driver cannot give one for this path.
+   */
+  redirectURL?(path: string, options: RedirectOptions): Promise<string | undefined>;
   /** Releases resources (timers, handles). */
   close?(): Promise<void>;
 }
