@@ -6,6 +6,9 @@ export const REDACT_PATHS = [
   'password', '*.password', '*.*.password', 'token', '*.token', 'secret', '*.secret',
   'headers.authorization', '*.headers.authorization', 'req.headers.authorization', 'headers.cookie',
   'config.http.secret', 'config.upstreams[*].password',
+  // Object-store credentials (storage.s3/oss/azure/swift), wherever a storage config is logged.
+  'storage.secretkey', 'storage.accesskey', 'storage.accountkey', 'storage.password',
+  '*.storage.secretkey', '*.storage.accesskey', '*.storage.accountkey', '*.storage.password',
 ];
 
 export function createLogger(log: Config['log'], destination?: pino.DestinationStream): Logger {

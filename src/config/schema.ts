@@ -17,7 +17,76 @@ export interface UploadPurgingConfig {
 
 export type StorageConfig =
   | { driver: 'filesystem'; rootdirectory: string }
-  | { driver: 'inmemory' };
+  | { driver: 'inmemory' }
+  | S3StorageConfig
+  | AzureStorageConfig
+  | SwiftStorageConfig;
+
+/** registry:2's storage.s3 keys (storage.oss is mapped onto these: S3-compatible). Sizes in bytes. */
+export interface S3StorageConfig {
+  driver: 's3';
+  /** Both absent: the AWS SDK's default credential chain (environment, files, instance role). */
+  accesskey?: string;
+  secretkey?: string;
+  region: string;
+  regionendpoint?: string;
+  forcepathstyle: boolean;
+  bucket: string;
+  rootdirectory?: string;
+  encrypt: boolean;
+  keyid?: string;
+  secure: boolean;
+  skipverify: boolean;
+  chunksize: number;
+  multipartcopychunksize: number;
+  multipartcopymaxconcurrency: number;
+  multipartcopythresholdsize: number;
+  storageclass: string;
+}
+
+/** registry:2's storage.azure keys. */
+export interface AzureStorageConfig {
+  driver: 'azure';
+  accountname: string;
+  accountkey: string;
+  container: string;
+  realm: string;
+  /** A non-public endpoint (Azurite: http://127.0.0.1:10000/devstoreaccount1). */
+  serviceurl?: string;
+  rootdirectory?: string;
+}
+
+/** registry:2's storage.swift keys. */
+export interface SwiftStorageConfig {
+  driver: 'swift';
+  authurl: string;
+  username: string;
+  password: string;
+  tenant?: string;
+  tenantid?: string;
+  domain?: string;
+  domainid?: string;
+  tenantdomain?: string;
+  tenantdomainid?: string;
+  trustid?: string;
+  region?: string;
+  endpointtype?: string;
+  container: string;
+  prefix?: string;
+  /** 0: from the URL; 1 (tempauth), 2, 3 (Keystone). */
+  authversion: number;
+  chunksize: number;
+  insecureskipverify: boolean;
+  /** Temp-URL key; absent: read from the account (or container) metadata. */
+  secretkey?: string;
+  tempurlcontainerkey: boolean;
+  tempurlmethods: string[];
+}
+
+/** registry:2's storage.redirect: blob GETs answered with a redirect to the store. */
+export interface RedirectConfig {
+  disable: boolean;
+}
 
 export interface UpstreamConfig {
   /** The registry host clients know, e.g. "docker.io", "ghcr.io". Used as the cache prefix. */
@@ -52,6 +121,8 @@ export interface Config {
     backend: StorageConfig;
     delete: { enabled: boolean };
     maintenance: { uploadpurging: UploadPurgingConfig };
+    /** Absent: no redirects (stowage serves the bytes itself). */
+    redirect?: RedirectConfig;
   };
   http: {
     /** host:port to listen on; ":5000" means every interface. */

@@ -59,7 +59,14 @@ export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
-export interface StowageOptions { rootDir?: string; config?: Record<string, unknown>; env?: NodeJS.ProcessEnv; port?: number }
+export interface StowageOptions {
+  rootDir?: string;
+  config?: Record<string, unknown>;
+  env?: NodeJS.ProcessEnv;
+  port?: number;
+  /** A storage driver section ({ s3: {...} }) instead of the filesystem under rootDir. */
+  storage?: Record<string, unknown>;
+}
 
 export async function startStowage(options: StowageOptions = {}): Promise<Proc> {
   if (!existsSync(CLI)) throw new Error('dist/cli.js is missing: run `npm run build` (npm test does)');
@@ -68,7 +75,7 @@ export async function startStowage(options: StowageOptions = {}): Promise<Proc> 
   const config = deepMerge({
     version: '0.1',
     log: { level: 'info' },
-    storage: { filesystem: { rootdirectory: rootDir }, delete: { enabled: true } },
+    storage: { ...(options.storage ?? { filesystem: { rootdirectory: rootDir } }), delete: { enabled: true } },
     http: { addr: `127.0.0.1:${port}` },
   }, options.config ?? {});
   const file = join(rootDir, '..', `stowage-${port}.yml`);

@@ -1,18 +1,16 @@
 /**
  * kill -9 while uploads are in flight, restart on the same directory: everything acknowledged is
- * intact, nothing partial is visible, and every file under blobs/ hashes to its own name.
+ * intact, nothing partial is visible, and every file under blobs/ hashes to its own name
+ * (the scenario is test/helpers/crash.ts; crash-object-stores.test.ts runs it on s3, azure, swift).
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
-import { mkdtemp } from 'node:fs/promises';
-import { connect, type Socket } from 'node:net';
+import { mkdtemp, readdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { makeImage, prngBytes, pushImageHttp, sha256, ALL_ACCEPT, type Image } from '../helpers/image.js';
+import { crashRounds } from '../helpers/crash.js';
 import { startStowage } from '../helpers/procs.js';
-import { sleep } from '../helpers/tools.js';
 
 async function hashFile(path: string): Promise<string> {
   const h = createHash('sha256');
@@ -36,75 +34,20 @@ async function corruptBlobs(root: string): Promise<string[]> {
   return bad;
 }
 
-/** Starts a request whose body trickles in and never completes. */
-function trickle(port: number, head: string, body: Buffer): Socket {
-  const sock = connect(port, '127.0.0.1');
-  sock.on('error', () => undefined);
-  sock.write(head);
-  let off = 0;
-  const timer = setInterval(() => {
-    if (off >= body.length - 1 || sock.destroyed) return clearInterval(timer);
-    const end = Math.min(off + 256 * 1024, body.length - 1); // the last byte is never sent
-    sock.write(body.subarray(off, end));
-    off = end;
-  }, 10);
-  sock.on('close', () => clearInterval(timer));
-  return sock;
-}
-
 t.test('kill -9 during uploads loses nothing acknowledged and exposes nothing partial', async (t) => {
-  const root = await mkdtemp(join(tmpdir(), 'stowage-crash-'));
-  const acknowledged: Array<{ repo: string; tag: string; image: Image }> = [];
-  const inflight: string[] = [];
-  let s = await startStowage({ rootDir: join(root, 'data') });
-  for (const [round, killAfterMs] of [[1, 80], [2, 400], [3, 1200]] as const) {
-    const image = makeImage({ seed: 100 + round, layers: 2, layerSize: 512 * 1024 });
-    await pushImageHttp(s.url, `crash/r${round}`, 'v1', image);
-    acknowledged.push({ repo: `crash/r${round}`, tag: 'v1', image });
-
-    // (a) a chunked upload: one chunk acknowledged, the next one cut off by the kill
-    const big = prngBytes(round * 7919, 16 * 1024 * 1024);
-    const bigDigest = sha256(big);
-    inflight.push(bigDigest);
-    const post = await fetch(`${s.url}/v2/crash/r${round}/blobs/uploads/`, { method: 'POST' });
-    const loc = new URL(post.headers.get('location')!).pathname;
-    const first = await fetch(`${s.url}${loc}`, { method: 'PATCH', body: big.subarray(0, 4 * 1024 * 1024), headers: { 'content-type': 'application/octet-stream', 'content-range': `0-${4 * 1024 * 1024 - 1}` } });
-    t.equal(first.status, 202, `round ${round}: first chunk acknowledged`);
-    const rest = big.subarray(4 * 1024 * 1024);
-    const s1 = trickle(s.port, `PUT ${loc}?digest=${bigDigest} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: ${rest.length}\r\n\r\n`, rest);
-    // (b) a monolithic upload that never finishes (64 MiB at ~25 MiB/s: still going at the kill)
-    const mono = prngBytes(round * 104729, 64 * 1024 * 1024);
-    inflight.push(sha256(mono));
-    const s2 = trickle(s.port, `POST /v2/crash/mono/blobs/uploads/?digest=${sha256(mono)} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: ${mono.length}\r\n\r\n`, mono);
-    await sleep(killAfterMs);
-    await s.kill9();
-    s1.destroy();
-    s2.destroy();
-
-    s = await startStowage({ rootDir: join(root, 'data') });
-    for (const a of acknowledged) {
-      const m = await fetch(`${s.url}/v2/${a.repo}/manifests/${a.tag}`, { headers: { accept: ALL_ACCEPT } });
-      t.equal(m.status, 200, `round ${round}: ${a.repo}:${a.tag} resolves`);
-      t.ok(Buffer.from(await m.arrayBuffer()).equals(a.image.manifest.bytes), `round ${round}: ${a.repo} manifest intact`);
-      for (const b of [a.image.config, ...a.image.layers]) {
-        const r = await fetch(`${s.url}/v2/${a.repo}/blobs/${b.digest}`);
-        t.equal(sha256(Buffer.from(await r.arrayBuffer())), b.digest, `round ${round}: ${a.repo} blob ${b.digest.slice(7, 19)} intact`);
+  const root = join(await mkdtemp(join(tmpdir(), 'stowage-crash-')), 'data');
+  const s = await crashRounds(t, {
+    start: () => startStowage({ rootDir: root }),
+    corruptBlobs: () => corruptBlobs(root),
+    // the bytes of the interrupted monolithic upload on disk
+    async partialEvidence() {
+      const sessions = join(root, 'docker/registry/v2/repositories/crash/mono/_uploads');
+      let partial = 0;
+      for (const u of await readdir(sessions).catch(() => [] as string[])) {
+        partial += (await stat(join(sessions, u, 'data')).catch(() => ({ size: 0 }))).size;
       }
-    }
-    for (const d of inflight) {
-      for (const repo of [`crash/r${round}`, 'crash/mono']) {
-        const h = await fetch(`${s.url}/v2/${repo}/blobs/${d}`, { method: 'HEAD' });
-        t.equal(h.status, 404, `round ${round}: in-flight blob ${d.slice(7, 19)} not visible in ${repo}`);
-      }
-    }
-    t.same(await corruptBlobs(join(root, 'data')), [], `round ${round}: every blob file hashes to its name`);
-    // proof that the kill really came mid-upload: partial sessions exist (and stay invisible)
-    const sessions = join(root, 'data/docker/registry/v2/repositories/crash/mono/_uploads');
-    let partial = 0;
-    for (const u of await readdir(sessions).catch(() => [] as string[])) {
-      partial += (await stat(join(sessions, u, 'data')).catch(() => ({ size: 0 }))).size;
-    }
-    t.ok(partial > 0, `round ${round}: ${partial} bytes of the interrupted upload were on disk, none visible`);
-  }
+      return partial;
+    },
+  });
   await s.stop();
 });
