@@ -162,15 +162,18 @@ export async function uploadPurging(t: Test, store: ObjectStore): Promise<void> 
 export async function pullThrough(t: Test, store: ObjectStore): Promise<void> {
   const upstream = await startStowage();
   t.teardown(() => upstream.stop());
-  const image = makeImage({ seed: 801, layers: 3, layerSize: 2 * 1024 * 1024 });
+  // Layers big enough that clients read while the fill is still running (joiners included).
+  const image = makeImage({ seed: 801, layers: 2, layerSize: 40 * 1024 * 1024 });
   await pushImageHttp(upstream.url, 'library/base', '1', image);
   const bucket = await store.bucket();
   const s = await startStowage({ storage: bucket.section, config: { upstreams: [{ name: 'docker.io', url: upstream.url }], default_upstream: 'docker.io' } });
   t.teardown(() => s.stop());
   const work = await mkdtemp(join(tmpdir(), 'stowage-os-pull-'));
-  await skopeoCopy(`docker://127.0.0.1:${s.port}/docker.io/library/base:1`, `oci:${join(work, 'cold')}:1`);
-  for (const l of image.layers) {
-    t.equal(sha256(await readFile(join(work, 'cold', 'blobs', 'sha256', l.digest.slice(7)))), l.digest, `cold pull: layer ${l.digest.slice(7, 19)} intact`);
+  await Promise.all(['cold', 'joiner'].map((d) => skopeoCopy(`docker://127.0.0.1:${s.port}/docker.io/library/base:1`, `oci:${join(work, d)}:1`)));
+  for (const d of ['cold', 'joiner']) {
+    for (const l of image.layers) {
+      t.equal(sha256(await readFile(join(work, d, 'blobs', 'sha256', l.digest.slice(7)))), l.digest, `${d} pull: layer ${l.digest.slice(7, 19)} intact`);
+    }
   }
   t.same(await corruptBlobs(bucket.driver), [], 'every cached blob in the store hashes to its name');
   await upstream.stop();
@@ -205,5 +208,10 @@ export function objectStoreSuite(t: Test, store: () => ObjectStore): void {
 
   t.test('upload purging clears abandoned sessions from the store', (t) => uploadPurging(t, store()));
 
-  t.test('pull-through cache on the store', (t) => pullThrough(t, store()));
+  // todo until proxy/blob-fill.ts spools fills locally on drivers with readsWhileWriting=false:
+  // today it reads the staging object while writing it, which an object store shows only once
+  // committed, so a client that reads mid-fill gets a 500 (small blobs that finish first pass).
+  t.test('pull-through cache on the store', {
+    todo: 'blob-fill reads the staging object while it is written; object stores show it only after commit (readsWhileWriting=false)',
+  }, (t) => pullThrough(t, store()));
 }
