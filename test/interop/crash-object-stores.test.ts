@@ -7,13 +7,33 @@ import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import t from 'tap';
 import { isPathNotFound } from '../../src/storage/driver.js';
 import type { S3Driver } from '../../src/storage/drivers/s3.js';
+import type { SwiftDriver } from '../../src/storage/drivers/swift.js';
 import { crashRounds } from '../helpers/crash.js';
-import { missingStore, startObjectStore, type StoreKind } from '../helpers/object-stores.js';
+import { missingStore, startObjectStore, type StoreBucket, type StoreKind } from '../helpers/object-stores.js';
 import { startStowage } from '../helpers/procs.js';
 import { sleep } from '../helpers/tools.js';
 import { corruptBlobs } from './object-store-scenarios.js';
 
 const SESSIONS = '/docker/registry/v2/repositories/crash/mono/_uploads';
+
+/** Incomplete multipart uploads (s3) or segment objects (swift) in the bucket. Azure keeps uncommitted blocks out of sight. */
+async function storeLeftovers(kind: StoreKind, bucket: StoreBucket): Promise<number> {
+  if (kind === 's3') {
+    const d = bucket.driver as S3Driver;
+    const pending = await d.client.send(new ListMultipartUploadsCommand({ Bucket: (bucket.section.s3 as { bucket: string }).bucket }));
+    return (pending.Uploads ?? []).length;
+  }
+  if (kind === 'swift') {
+    const d = bucket.driver as SwiftDriver;
+    const r = await d.call({ method: 'GET', query: { format: 'json', prefix: 'registry/.stowage-segments/' } }, [200, 204]);
+    if (r.status === 204) {
+      await r.body.dump();
+      return 0;
+    }
+    return ((await r.body.json()) as unknown[]).length;
+  }
+  return 0;
+}
 
 for (const kind of ['s3', 'azure', 'swift'] as StoreKind[]) {
   const skip = missingStore(kind);
@@ -27,6 +47,8 @@ for (const kind of ['s3', 'azure', 'swift'] as StoreKind[]) {
       partialEvidence: async () => (await bucket.driver.list(SESSIONS).catch(() => [])).length,
     });
     await s.stop();
+    const leftovers = await storeLeftovers(kind, bucket);
+    if (kind !== 'azure') t.ok(leftovers > 0, `the killed uploads left ${leftovers} unfinished parts or segments in the store`);
 
     // Restart with purging of anything older than a second: the killed sessions go, and with
     // them whatever the store kept of their unfinished writes.
@@ -49,16 +71,7 @@ for (const kind of ['s3', 'azure', 'swift'] as StoreKind[]) {
       await sleep(1000);
     }
     t.equal(left, 0, 'upload purging removed every interrupted session');
-    if (kind === 's3') {
-      const d = bucket.driver as S3Driver;
-      const section = bucket.section.s3 as { bucket: string };
-      const pending = await d.client.send(new ListMultipartUploadsCommand({ Bucket: section.bucket }));
-      t.equal((pending.Uploads ?? []).length, 0, 'no incomplete multipart upload is left in the bucket');
-    }
-    if (kind === 'swift') {
-      const segments = await bucket.driver.list('/.stowage-segments/docker/registry/v2/repositories').catch(() => [] as string[]);
-      t.same(segments, [], 'no orphan segment is left');
-    }
+    if (kind !== 'azure') t.equal(await storeLeftovers(kind, bucket), 0, 'no unfinished multipart upload or orphan segment is left');
     t.same(await corruptBlobs(bucket.driver), [], 'every blob still hashes to its name');
   });
 }
