@@ -239,13 +239,13 @@ class AzureWriter {
 
   constructor(private readonly blob: BlockBlobClient, private readonly path: string, private readonly existing: number,
     private readonly committed: string[], chunkSize: number) {
-    this.buffer = new PartBuffer(chunkSize, (part) => this.stage(part));
+    this.buffer = new PartBuffer(chunkSize, (part, i) => this.stage(part, i));
   }
 
-  private async stage(part: Buffer): Promise<void> {
-    const id = blockId(this.prefix, this.staged.length);
+  private async stage(part: Buffer, index: number): Promise<void> {
+    const id = blockId(this.prefix, index);
     await this.blob.stageBlock(id, part, part.length);
-    this.staged.push(id);
+    this.staged[index] = id;
   }
 
   fileWriter(): FileWriter {
@@ -253,7 +253,7 @@ class AzureWriter {
       try {
         await this.buffer.end();
         const tail = this.buffer.takeTail();
-        if (tail.length > 0) await this.stage(tail);
+        if (tail.length > 0) await this.stage(tail, this.buffer.nextIndex);
         if (this.existing > 0 && this.staged.length === 0) return;
         await this.blob.commitBlockList([...this.committed, ...this.staged]);
       } catch (e) {
@@ -262,6 +262,7 @@ class AzureWriter {
     });
     const cancel = once(async () => {
       this.buffer.stream.destroy();
+      await this.buffer.settled().catch(() => undefined);
       // Staged blocks are never committed; Azure discards them (and deleting the blob does too).
       if (this.existing === 0) await this.blob.deleteIfExists().catch(() => undefined);
     });

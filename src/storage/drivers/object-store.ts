@@ -40,28 +40,49 @@ export const MiB = 1024 * 1024;
 
 /**
  * A Writable that hands its bytes to `flush` in parts of at least `partSize` bytes (the last
- * part, taken with takeTail() at commit, may be smaller). One part is being uploaded at a time
- * while the next fills, so memory stays at about two parts whatever the file's size.
+ * part, taken with takeTail() at commit, may be smaller), numbered from 0 in stream order. Up to
+ * `concurrency` parts upload at once while the next one fills, so memory stays at a few parts
+ * whatever the file's size, and a slow round trip per part does not stall the stream.
  */
 export class PartBuffer {
   readonly stream: Writable;
   private chunks: Buffer[] = [];
   private buffered = 0;
+  private parts = 0;
+  private readonly inFlight = new Set<Promise<void>>();
+  private failure: Error | undefined;
   /** Bytes accepted so far (handed to flush or still buffered). */
   accepted = 0;
 
-  constructor(private readonly partSize: number, private readonly flush: (part: Buffer) => Promise<void>) {
+  constructor(private readonly partSize: number, private readonly flush: (part: Buffer, index: number) => Promise<void>,
+    private readonly concurrency = 2) {
     this.stream = new Writable({
       highWaterMark: Math.min(partSize, 8 * MiB),
       write: (chunk: Buffer, _enc, cb) => {
+        if (this.failure) return cb(this.failure);
         this.chunks.push(chunk);
         this.buffered += chunk.length;
         this.accepted += chunk.length;
         if (this.buffered < this.partSize) return cb();
-        const part = this.takeTail();
-        this.flush(part).then(() => cb(), (e: unknown) => cb(e as Error));
+        this.start(this.takeTail());
+        if (this.inFlight.size < this.concurrency) return cb();
+        Promise.race(this.inFlight).then(() => cb(this.failure), () => cb(this.failure));
       },
     });
+  }
+
+  /** Hands one part to flush now; its number is taken here, so parts keep stream order. */
+  private start(part: Buffer): void {
+    const p = this.flush(part, this.parts++).catch((e: unknown) => {
+      this.failure ??= e instanceof Error ? e : new Error(String(e));
+    });
+    const tracked = p.finally(() => this.inFlight.delete(tracked));
+    this.inFlight.add(tracked);
+  }
+
+  /** The number the next part will get. */
+  get nextIndex(): number {
+    return this.parts;
   }
 
   /** Seeds the buffer with bytes that come before anything written (an append to a small file). */
@@ -78,15 +99,22 @@ export class PartBuffer {
     return out;
   }
 
-  /** Ends the stream: every write has been flushed or buffered when this resolves. */
-  end(): Promise<void> {
+  /** Ends the stream and waits for every part in flight: all bytes are flushed or buffered after it. */
+  async end(): Promise<void> {
     const s = this.stream;
-    return new Promise((resolve, reject) => {
+    await new Promise<void>((resolve, reject) => {
       if (s.writableFinished) return resolve();
       if (s.destroyed) return reject(s.errored ?? new Error('writer was destroyed'));
       s.once('error', reject);
       s.end(() => resolve());
     });
+    await this.settled();
+  }
+
+  /** Waits for the parts in flight; throws the first flush failure. */
+  async settled(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.all(this.inFlight);
+    if (this.failure) throw this.failure;
   }
 }
 

@@ -223,14 +223,16 @@ export class S3Driver implements StorageDriver {
   async writer(path: string, options: { append?: boolean } = {}): Promise<FileWriter> {
     const key = this.key(path);
     let existing = 0;
+    let seed: Buffer | undefined;
     if (options.append) {
       try {
         existing = (await this.head(key))?.size ?? 0;
+        if (existing > 0 && existing < this.minPartSize) seed = await this.readSmall(key);
       } catch (e) {
         throw this.wrap(e, path);
       }
     }
-    return new S3Writer(this, key, path, existing, this.chunkSize).fileWriter();
+    return new S3Writer(this, key, path, existing, this.chunkSize, seed).fileWriter();
   }
 
   /** Starts a multipart upload whose first parts copy `copySize` bytes of the object at `key` server-side. */
@@ -414,18 +416,16 @@ export class S3Driver implements StorageDriver {
 /** One writer: buffered parts, a multipart upload once there is more than one part. */
 class S3Writer {
   private upload: Promise<{ uploadId: string; parts: CompletedPart[] }> | undefined;
+  /** Parts this writer uploaded, by part index (after the copied ones). */
+  private readonly uploaded: CompletedPart[] = [];
   private readonly buffer: PartBuffer;
-  private seeded: Promise<void>;
 
   constructor(private readonly d: S3Driver, private readonly key: string, private readonly path: string,
-    private readonly existing: number, chunkSize: number) {
-    this.buffer = new PartBuffer(chunkSize, (part) => this.flushPart(part));
+    private readonly existing: number, chunkSize: number, seed: Buffer | undefined) {
+    this.buffer = new PartBuffer(chunkSize, (part, i) => this.flushPart(part, i));
     // An append to a file smaller than a part starts with its bytes in the buffer; a bigger one
     // is copied server-side as the first parts of the multipart upload.
-    this.seeded = existing > 0 && existing < d.minimumPartSize
-      ? d.readSmall(key).then((old) => this.buffer.prepend(old))
-      : Promise.resolve();
-    this.seeded.catch(() => undefined);
+    if (seed) this.buffer.prepend(seed);
   }
 
   private multipart() {
@@ -433,17 +433,15 @@ class S3Writer {
     return this.upload;
   }
 
-  private async flushPart(part: Buffer): Promise<void> {
-    await this.seeded;
-    const { uploadId, parts } = await this.multipart();
-    parts.push(await this.d.uploadPart(this.key, uploadId, parts.length + 1, part));
+  private async flushPart(part: Buffer, index: number): Promise<void> {
+    const { uploadId, parts: copied } = await this.multipart();
+    this.uploaded[index] = await this.d.uploadPart(this.key, uploadId, copied.length + index + 1, part);
   }
 
   fileWriter(): FileWriter {
     const commit = once(async () => {
       try {
         await this.buffer.end();
-        await this.seeded;
         const tail = this.buffer.takeTail();
         if (!this.upload) {
           // Nothing flushed yet. An append of nothing changes nothing; anything else that fits
@@ -454,9 +452,9 @@ class S3Writer {
             return;
           }
         }
-        const { uploadId, parts } = await this.multipart();
-        if (tail.length > 0 || parts.length === 0) parts.push(await this.d.uploadPart(this.key, uploadId, parts.length + 1, tail));
-        await this.d.complete(this.key, uploadId, parts);
+        const { uploadId, parts: copied } = await this.multipart();
+        if (tail.length > 0 || copied.length + this.uploaded.length === 0) await this.flushPart(tail, this.buffer.nextIndex);
+        await this.d.complete(this.key, uploadId, [...copied, ...this.uploaded.filter(Boolean)]);
       } catch (e) {
         await this.abortUpload();
         throw e instanceof StorageError ? e : new DriverError(`s3: ${(e as Error).message}`, this.path, { cause: e });
@@ -464,6 +462,7 @@ class S3Writer {
     });
     const cancel = once(async () => {
       this.buffer.stream.destroy();
+      await this.buffer.settled().catch(() => undefined);
       await this.abortUpload();
       if (this.existing === 0) {
         await this.d.delete(this.path).catch(() => undefined);

@@ -387,15 +387,15 @@ class SwiftWriter {
 
   constructor(private readonly d: SwiftDriver, private readonly path: string, private readonly name: string,
     private readonly writerId: string, private readonly existing: number, private readonly old: SloSegment[], seed: Buffer | undefined) {
-    this.buffer = new PartBuffer(d.chunkSize, (part) => this.segment(part));
+    this.buffer = new PartBuffer(d.chunkSize, (part, i) => this.segment(part, i));
     if (seed) this.buffer.prepend(seed);
   }
 
-  private async segment(part: Buffer): Promise<void> {
-    const n = this.old.length + this.added.length + 1;
+  private async segment(part: Buffer, index: number): Promise<void> {
+    const n = this.old.length + index + 1;
     const name = `${this.d.segmentDir(this.path)}${this.writerId}/${String(n).padStart(8, '0')}`;
     const etag = await this.d.put(name, part);
-    this.added.push({ path: `/${this.d.client.container}/${name}`, etag, size_bytes: part.length });
+    this.added[index] = { path: `/${this.d.client.container}/${name}`, etag, size_bytes: part.length };
   }
 
   fileWriter(): FileWriter {
@@ -408,7 +408,7 @@ class SwiftWriter {
           await this.d.put(this.name, tail);
           return;
         }
-        if (tail.length > 0) await this.segment(tail);
+        if (tail.length > 0) await this.segment(tail, this.buffer.nextIndex);
         if (this.added.length === 0) return;
         await this.d.putManifest(this.name, [...this.old, ...this.added]);
       } catch (e) {
@@ -417,7 +417,8 @@ class SwiftWriter {
     });
     const cancel = once(async () => {
       this.buffer.stream.destroy();
-      await Promise.all(this.added.map(async (s) => {
+      await this.buffer.settled().catch(() => undefined);
+      await Promise.all(this.added.filter(Boolean).map(async (s) => {
         const r = await this.d.call({ method: 'DELETE', object: s.path.slice(this.d.client.container.length + 2) }, [200, 204, 404]).catch(() => undefined);
         await r?.body.dump();
       }));
