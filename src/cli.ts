@@ -3,11 +3,12 @@
  * The `stowage` command.
  *   stowage serve [--config FILE | FILE]     run the registry (registry:2 style: `serve CONFIG`)
  *   stowage reindex [--config FILE | FILE]   rebuild the metadata index from storage
+ *   stowage config reference | check [--config FILE]   (src/config/command.ts)
  *   stowage version
  */
 import { readFileSync } from 'node:fs';
-import { ConfigError, loadConfig } from './config/load.js';
-import type { Config } from './config/schema.js';
+import { configCommand } from './config/command.js';
+import { ConfigError, loadConfigDetailed, type LoadedConfig } from './config/load.js';
 import { createLogger } from './log.js';
 import { createServices, startServer } from './main.js';
 
@@ -16,18 +17,30 @@ const USAGE = `usage: stowage <command> [--config FILE]
 commands:
   serve     run the registry (default config: embedded defaults; npm start uses config/config.yml)
   reindex   rebuild the SQLite metadata index from storage
+  config    config reference: print the configuration reference (markdown)
+            config check [--config FILE]: validate, print the effective config (secrets redacted)
   version   print the version`;
 
-function configFile(args: string[]): string | undefined {
-  const i = args.indexOf('--config');
-  if (i >= 0) {
-    const file = args[i + 1];
-    if (!file) fail('--config needs a file');
-    return file;
+/**
+ * The config file: the last `--config FILE` / `--config=FILE` wins (so `npm start -- --config X`
+ * overrides the one npm start names), else a bare argument (registry:2's `serve FILE`).
+ */
+export function configFile(args: readonly string[]): string | undefined {
+  let file: string | undefined;
+  let bare: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--config') {
+      const next = args[++i];
+      if (next === undefined) fail('--config needs a file');
+      file = next;
+    } else if (a.startsWith('--config=')) {
+      file = a.slice('--config='.length);
+    } else if (!a.startsWith('-')) {
+      bare ??= a;
+    }
   }
-  const eq = args.find((a) => a.startsWith('--config='));
-  if (eq) return eq.slice('--config='.length);
-  return args.find((a) => !a.startsWith('-'));
+  return file ?? bare;
 }
 
 function fail(message: string): never {
@@ -35,10 +48,10 @@ function fail(message: string): never {
   process.exit(1);
 }
 
-function readConfig(args: string[]): Config {
+function readConfig(args: string[]): LoadedConfig {
   try {
     const file = configFile(args);
-    return loadConfig(file === undefined ? { env: process.env } : { file, env: process.env });
+    return loadConfigDetailed(file === undefined ? { env: process.env } : { file, env: process.env });
   } catch (e) {
     if (e instanceof ConfigError) fail(e.message);
     throw e;
@@ -49,8 +62,9 @@ async function main(argv: string[]): Promise<void> {
   const [command, ...args] = argv;
   switch (command) {
     case 'serve': {
-      const config = readConfig(args);
+      const { config, warnings } = readConfig(args);
       const log = createLogger(config.log);
+      for (const w of warnings) log.warn(`config: ${w}`);
       const server = await startServer(config, log).catch((err: unknown) => {
         log.fatal({ err }, 'start-up failed');
         fail(err instanceof Error ? err.message : String(err));
@@ -67,12 +81,17 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'reindex': {
-      const config = readConfig(args);
+      const { config } = readConfig(args);
       const log = createLogger(config.log);
       const services = createServices(config, log);
       const result = await services.registry.reindex(config.upstreams.map((u) => u.name));
       await services.close();
       process.stdout.write(`${JSON.stringify(result)}\n`);
+      return;
+    }
+    case 'config': {
+      const [sub, ...rest] = args;
+      process.exitCode = configCommand(sub, configFile(rest), { env: process.env, stdout: process.stdout, stderr: process.stderr });
       return;
     }
     case 'version':

@@ -33,6 +33,7 @@ export function createServices(config: Config, log: Logger): Services {
   const proxy = upstreams.length > 0
     ? new PullThrough({ registry, metadata, log, metrics, router: new UpstreamRouter(upstreams, config.defaultUpstream) })
     : undefined;
+  if (proxy) registry.local.onNewLocal((repo) => proxy.noteNewLocal(repo));
   const expiry = new CacheExpiry(config.upstreams, registry, metadata, log);
   return {
     registry,

@@ -30,3 +30,16 @@ export function parseGoDuration(text: string): number {
   if (!Number.isFinite(total) || total > Number.MAX_SAFE_INTEGER) throw new DurationError(text);
   return Math.round(total);
 }
+
+/** The shortest Go duration text for a whole number of ms ("168h", "1m30s", "500ms", "0s"). */
+export function formatGoDuration(ms: number): string {
+  if (ms === 0) return '0s';
+  let rest = Math.round(ms);
+  let out = '';
+  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000], ['ms', 1]] as const) {
+    const n = Math.floor(rest / size);
+    if (n > 0) out += `${n}${unit}`;
+    rest -= n * size;
+  }
+  return out;
+}

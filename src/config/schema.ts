@@ -1,10 +1,221 @@
 /**
- * The typed configuration. config/load.ts turns YAML + REGISTRY_* environment overrides into this
- * shape, validated once; nothing else in stowage reads raw config values.
- * Durations are milliseconds; sizes are bytes.
+ * The whole configuration, described once: registry:2's config.yml keys plus stowage's own.
+ * Types (Static<>), validation, defaults, REGISTRY_* environment overrides and the README's
+ * reference table all come from ConfigSchema.
+ *
+ * To add a section (or implement an `ignored`/`refused` one):
+ *   cache: optional(section({
+ *     max_size: size({ description: 'Most bytes kept', default: '200GiB' }),
+ *     low_watermark: percent({ description: 'Evict down to', default: '90%' }),
+ *     pin: list(str({ description: 'A repository' }), { description: 'Never evicted', default: [] }),
+ *   }, { description: 'Cache size limits' })),
+ * It reaches the code as `config.cache` (typed, decoded: bytes, fraction, ms, absolute paths), with
+ * REGISTRY_CACHE_MAX_SIZE etc. Then paste `stowage config reference` into README.md.
+ * A storage driver: a section under storage plus its name in DRIVERS.
  */
+import type { Static } from 'typebox';
+import {
+  addr, bool, duration, either, ignored, int, list, map, oneOf, optional, path, refused, secret, section, size, str, url,
+} from './kinds.js';
 
-export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+/** Storage drivers stowage has (each a section under storage:); the other registry:2 drivers are refused. */
+export const DRIVERS = ['filesystem', 'inmemory', 's3', 'oss', 'azure', 'swift'] as const;
+const NO_DRIVER = 'storage driver not supported (stowage has filesystem, inmemory, s3, oss, azure and swift)';
+const HTTP_URL = '^https?://[^\\s]+$';
+
+/** registry:2's storage.s3 keys. OSS and other S3-compatible stores use them with regionendpoint + forcepathstyle. */
+const S3Section = section({
+  accesskey: optional(str({ description: 'Access key id; with secretkey absent too, the AWS SDK\'s default credential chain (environment, shared files, instance role)' })),
+  secretkey: optional(secret({ description: 'Secret access key' })),
+  region: str({ description: 'Region of the bucket (S3-compatible stores: whatever they expect, often us-east-1)', example: 'us-east-1' }),
+  regionendpoint: optional(str({ description: 'Endpoint of an S3-compatible store (MinIO, Ceph, Swift s3api, OSS): a URL, or host:port with `secure` choosing the scheme', example: 'http://127.0.0.1:8080' })),
+  forcepathstyle: bool({ description: 'Path-style URLs (endpoint/bucket/key), as most S3-compatible stores need', default: false }),
+  bucket: str({ description: 'The bucket (created beforehand)', pattern: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$', expected: 'expected a bucket name of 3 to 63 lowercase letters, digits, dots and hyphens' }),
+  rootdirectory: optional(str({ description: 'Key prefix under which the registry lives', example: '/registry' })),
+  encrypt: bool({ description: 'Server-side encryption (AES256, or aws:kms with keyid)', default: false }),
+  keyid: optional(str({ description: 'KMS key id for server-side encryption' })),
+  secure: bool({ description: 'https for a regionendpoint given without a scheme', default: true }),
+  skipverify: bool({ description: 'Skip TLS certificate verification of the endpoint', default: false }),
+  v4auth: ignored('registry:2 signature v4 switch; always v4'),
+  chunksize: size({ description: 'Multipart part size (at least 5MiB)', default: '10MiB' }),
+  multipartcopychunksize: size({ description: 'Part size of server-side multipart copies (moves of big objects)', default: '32MiB' }),
+  multipartcopymaxconcurrency: int({ description: 'Parts copied at once in a multipart copy', default: 100, min: 1, max: 1000 }),
+  multipartcopythresholdsize: size({ description: 'Objects above this are moved with a multipart copy', default: '32MiB' }),
+  storageclass: str({ description: 'Storage class of new objects (STANDARD, REDUCED_REDUNDANCY, ...; NONE sends none)', default: 'STANDARD' }),
+  loglevel: ignored('registry:2 AWS SDK log level'),
+  objectacl: ignored('registry:2 canned ACL; not sent'),
+  useragent: ignored('registry:2 user agent'),
+  usedualstack: ignored('registry:2 dual-stack endpoints'),
+  accelerate: ignored('registry:2 transfer acceleration'),
+}, { description: 'S3 storage driver (Amazon S3 and S3-compatible stores)' });
+
+/** registry:2's storage.oss keys, mapped onto the s3 driver (OSS speaks the S3 API). */
+const OssSection = section({
+  accesskeyid: str({ description: 'OSS AccessKey ID' }),
+  accesskeysecret: secret({ description: 'OSS AccessKey secret' }),
+  region: str({ description: 'OSS region, e.g. oss-cn-hangzhou', example: 'oss-cn-hangzhou' }),
+  endpoint: optional(str({ description: 'Endpoint host or URL; default https://<region>.aliyuncs.com', example: 'oss-cn-hangzhou.aliyuncs.com' })),
+  bucket: str({ description: 'The bucket (created beforehand)' }),
+  rootdirectory: optional(str({ description: 'Key prefix under which the registry lives' })),
+  chunksize: size({ description: 'Multipart part size (at least 5MiB)', default: '10MiB' }),
+  secure: bool({ description: 'https to the endpoint', default: true }),
+  internal: ignored('registry:2 OSS internal endpoint switch; give endpoint instead'),
+  encrypt: ignored('registry:2 OSS server-side encryption; not sent'),
+  encryptionkeyid: ignored('registry:2 OSS KMS key; not sent'),
+}, { description: 'Aliyun OSS, through the S3 driver (S3-compatible API; tested only as S3)' });
+
+const AzureSection = section({
+  accountname: str({ description: 'Storage account name' }),
+  accountkey: secret({ description: 'Storage account key (base64)' }),
+  container: str({ description: 'Blob container (created beforehand)', pattern: '^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$', expected: 'expected a container name of 3 to 63 lowercase letters, digits and hyphens' }),
+  realm: str({ description: 'Domain of the public endpoints', default: 'core.windows.net' }),
+  serviceurl: optional(str({ description: 'Blob service URL for non-public endpoints (Azurite: http://127.0.0.1:10000/devstoreaccount1)', pattern: HTTP_URL, expected: 'expected an http:// or https:// URL' })),
+  rootdirectory: optional(str({ description: 'Blob name prefix under which the registry lives' })),
+  chunksize: size({ description: 'Block size of writes', default: '4MiB' }),
+}, { description: 'Azure Blob Storage driver' });
+
+const SwiftSection = section({
+  authurl: str({ description: 'Identity endpoint: tempauth /auth/v1.0, Keystone /v2.0 or /v3', pattern: HTTP_URL, expected: 'expected an http:// or https:// URL' }),
+  username: str({ description: 'User name' }),
+  password: secret({ description: 'Password (or tempauth key)' }),
+  tenant: optional(str({ description: 'Project (tenant) name' })),
+  tenantid: optional(str({ description: 'Project (tenant) id' })),
+  domain: optional(str({ description: 'User domain name (Keystone v3)' })),
+  domainid: optional(str({ description: 'User domain id (Keystone v3)' })),
+  tenantdomain: optional(str({ description: 'Project domain name (Keystone v3; default: the user domain)' })),
+  tenantdomainid: optional(str({ description: 'Project domain id (Keystone v3)' })),
+  trustid: optional(str({ description: 'Trust id (Keystone v3)' })),
+  region: optional(str({ description: 'Region of the object-store endpoint in the catalog' })),
+  endpointtype: oneOf(['public', 'internal', 'admin'], { description: 'Which catalog endpoint to use', default: 'public' }),
+  container: str({ description: 'Container (created beforehand)' }),
+  prefix: optional(str({ description: 'Object name prefix under which the registry lives' })),
+  authversion: int({ description: '1 (tempauth), 2 or 3 (Keystone); 0: guessed from authurl', default: 0, min: 0, max: 3 }),
+  chunksize: size({ description: 'Segment size: bigger files are Static Large Objects', default: '20MiB' }),
+  insecureskipverify: bool({ description: 'Skip TLS certificate verification', default: false }),
+  secretkey: optional(secret({ description: 'Temp-URL key for redirects; default: read from the account (or container) metadata' })),
+  accesskey: ignored('registry:2 HP Cloud access key; not used'),
+  tempurlcontainerkey: bool({ description: 'Read the temp-URL key from the container metadata instead of the account\'s', default: false }),
+  tempurlmethods: list(str({ description: 'An HTTP method' }), { description: 'Methods redirected to temp URLs', default: ['GET', 'HEAD'], single: true }),
+}, { description: 'OpenStack Swift storage driver (native API)' });
+
+/** Host names, optionally with a port up to 65535: also cache prefixes (a ':' becomes '_'). */
+const LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?';
+const PORT = '(?:[1-9]\\d{0,3}|[1-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5])';
+export const UPSTREAM_NAME = `^${LABEL}(?:\\.${LABEL})*(?:[:_]${PORT})?$`;
+
+export const UpstreamSchema = section({
+  name: str({
+    description: 'The registry host clients know ("docker.io", "ghcr.io", "registry.local:5000"); also the cache prefix, with ":" as "_"',
+    pattern: UPSTREAM_NAME, expected: 'expected a host name such as "ghcr.io" or "registry.local:5000"', example: 'ghcr.io',
+  }),
+  url: url({ description: 'Base URL of the upstream registry, http:// or https://, no path' }),
+  username: optional(str({ description: 'User name for the upstream (token or basic auth)' })),
+  password: optional(secret({ description: 'Password or token for the upstream' })),
+  password_file: optional(path({ description: 'File holding the password, read at start (a trailing newline is dropped); instead of password' })),
+  tag_ttl: duration({ description: 'How long a tag→digest answer is served without asking upstream', default: '5m' }),
+  negative_ttl: duration({ description: 'How long an upstream 404 for a tag is remembered', default: '30s' }),
+  revalidate_timeout: duration({ description: 'After tag_ttl: if the revalidating HEAD takes longer, serve the cached tag stale', default: '3s' }),
+  timeout: either([
+    duration({ description: 'All three timeouts at once' }),
+    section({
+      connect: duration({ description: 'TCP+TLS connect timeout', default: '10s' }),
+      headers: duration({ description: 'Time to the response headers', default: '30s' }),
+      body: duration({ description: 'Longest pause while a body streams', default: '30s' }),
+    }),
+  ], { description: 'Upstream timeouts: one duration for all, or {connect, headers, body}', default: {}, expected: 'expected a duration or {connect, headers, body}' }),
+  max_concurrent: int({ description: 'Parallel connections to this upstream', default: 16, min: 1, max: 1024 }),
+  ttl: duration({ description: 'Cached content not pulled for this long is removed (0: kept forever)', default: '0' }),
+  circuit_breaker: section({
+    failures: int({ description: 'Consecutive outages before the breaker opens (requests then fail fast)', default: 3, min: 1, max: 1000 }),
+    cooldown: duration({ description: 'First wait before one request probes the upstream again (doubles while it stays down)', default: '10s' }),
+  }),
+}, { description: 'An upstream registry to pull through' });
+
+export const ConfigSchema = section({
+  version: oneOf(['0.1'], { description: 'registry:2 config version', default: '0.1' }),
+  log: section({
+    level: oneOf(LOG_LEVELS, { description: 'Least severe level logged (registry:2\'s "warning" and "panic" work too)', default: 'info', aliases: { warning: 'warn', panic: 'fatal' } }),
+    formatter: optional(oneOf(['json', 'text', 'logstash'], { description: 'Accepted for registry:2 compatibility; stowage always logs JSON lines' })),
+    fields: map(str({ description: 'A field value' }), { description: 'Fields added to every log line', default: {}, expected: 'expected a mapping of strings' }),
+    accesslog: ignored('registry:2 access log switch; stowage logs one line per request'),
+    hooks: ignored('registry:2 log hooks (mail); not implemented'),
+  }),
+  loglevel: ignored('registry:2\'s deprecated top-level log level; use log.level'),
+  storage: section({
+    filesystem: optional(section({
+      rootdirectory: path({ description: 'Where blobs and manifests live, in registry:2\'s layout (docker/registry/v2/...)', default: './data' }),
+      maxthreads: ignored('registry:2 filesystem thread limit; not needed'),
+    }, { description: 'Filesystem storage driver (the default)' })),
+    inmemory: optional(section({}, { description: 'In-memory storage driver: everything is lost at exit (tests, trials)' })),
+    s3: optional(S3Section),
+    oss: optional(OssSection),
+    azure: optional(AzureSection),
+    swift: optional(SwiftSection),
+    gcs: refused(NO_DRIVER, 'registry:2 Google Cloud Storage driver; not implemented: refused at start-up'),
+    delete: section({
+      enabled: bool({ description: 'Allow DELETE of manifests and blobs (405 UNSUPPORTED while false)', default: false }),
+    }),
+    maintenance: section({
+      uploadpurging: section({
+        enabled: bool({ description: 'Remove abandoned upload sessions', default: true }),
+        age: duration({ description: 'Uploads older than this are removed', default: '168h' }),
+        interval: duration({ description: 'How often to look for them', default: '24h' }),
+        dryrun: bool({ description: 'Only log what would be removed', default: false }),
+      }),
+      readonly: ignored('registry:2 read-only mode; not implemented'),
+    }),
+    cache: ignored('registry:2 blob descriptor cache; stowage keeps its own SQLite index'),
+    redirect: section({
+      disable: bool({
+        description: 'Serve blob bytes from stowage (true, stowage\'s default) or answer blob GETs with a redirect to the object store (false, registry:2\'s default): clients must reach the store',
+        default: true,
+      }),
+    }),
+    tag: ignored('registry:2 tag concurrency; not needed'),
+  }, { description: 'Storage driver and storage options', drivers: [...DRIVERS] }),
+  http: section({
+    addr: addr({ description: 'Address to listen on; ":5000" means every interface', default: ':5000' }),
+    host: optional(url({ description: 'External base URL for absolute Location headers (behind a proxy)' })),
+    relativeurls: bool({ description: 'Location headers without scheme and host', default: false }),
+    secret: optional(secret({ description: 'registry:2 upload-state secret; accepted (stowage keeps upload state on the server)' })),
+    headers: map(list(str({ description: 'A header value' }), { description: 'Values of one header', single: true }), {
+      description: 'Extra headers on every response: name → list of values', default: {},
+      keyPattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", keyExpected: 'invalid header name', expected: 'expected a mapping of header name to a list of values',
+    }),
+    net: optional(oneOf(['tcp'], { description: 'Listener network; only tcp', expected: 'only tcp is supported' })),
+    prefix: optional(oneOf(['', '/'], { description: 'URL prefix; only the root', expected: 'not supported: serve stowage at the root of its host' })),
+    tls: refused('not supported: terminate TLS in front of stowage', 'registry:2 TLS; not implemented yet: terminate TLS in front'),
+    debug: ignored('registry:2 debug server; not implemented yet'),
+    http2: ignored('registry:2 HTTP/2 switch; not implemented'),
+    h2c: ignored('registry:2 cleartext HTTP/2; not implemented'),
+    draintimeout: ignored('registry:2 shutdown drain time; not implemented yet'),
+  }),
+  proxy: optional(section({
+    remoteurl: url({ description: 'registry:2 pull-through: the remote registry (becomes one upstream, and the default)' }),
+    username: optional(str({ description: 'User name for the remote registry' })),
+    password: optional(secret({ description: 'Password for the remote registry' })),
+    ttl: duration({ description: 'How long cached content is kept (0: forever)', default: '0' }),
+  }, { description: 'registry:2 pull-through cache block' })),
+  metadata: section({
+    path: optional(path({ description: 'The SQLite index (":memory:" allowed); default <rootdirectory>/stowage.sqlite, or :memory: for inmemory storage', literals: [':memory:'] })),
+  }),
+  upstreams: list(UpstreamSchema, { description: 'Upstream registries to pull through (none unless configured; the embedded defaults have docker.io)', default: [] }),
+  default_upstream: optional(str({ description: 'The upstream un-prefixed names (library/ubuntu) go to; default: the proxy: block\'s upstream', example: 'docker.io' })),
+  auth: refused('not supported yet: stowage would run without the access control this section asks for; put an authenticating proxy in front', 'registry:2 authentication; not implemented yet'),
+  notifications: ignored('registry:2 webhooks; not implemented yet'),
+  health: ignored('registry:2 health checks; not implemented yet'),
+  redis: ignored('registry:2 Redis cache; not used'),
+  validation: ignored('registry:2 manifest validation options; not implemented'),
+  compatibility: ignored('registry:2 schema1 compatibility; not implemented'),
+  reporting: ignored('registry:2 bug reporting services; not implemented'),
+  middleware: ignored('registry:2 middleware; not implemented'),
+}, { description: 'stowage configuration' });
+
+/** The configuration file's shape, decoded (durations in ms, paths absolute, defaults applied). */
+export type ConfigFile = Static<typeof ConfigSchema>;
+
+export type LogLevel = ConfigFile['log']['level'];
 
 export interface UploadPurgingConfig {
   enabled: boolean;
@@ -15,78 +226,10 @@ export interface UploadPurgingConfig {
   dryrun: boolean;
 }
 
-export type StorageConfig =
-  | { driver: 'filesystem'; rootdirectory: string }
-  | { driver: 'inmemory' }
-  | S3StorageConfig
-  | AzureStorageConfig
-  | SwiftStorageConfig;
-
-/** registry:2's storage.s3 keys (storage.oss is mapped onto these: S3-compatible). Sizes in bytes. */
-export interface S3StorageConfig {
-  driver: 's3';
-  /** Both absent: the AWS SDK's default credential chain (environment, files, instance role). */
-  accesskey?: string;
-  secretkey?: string;
-  region: string;
-  regionendpoint?: string;
-  forcepathstyle: boolean;
-  bucket: string;
-  rootdirectory?: string;
-  encrypt: boolean;
-  keyid?: string;
-  secure: boolean;
-  skipverify: boolean;
-  chunksize: number;
-  multipartcopychunksize: number;
-  multipartcopymaxconcurrency: number;
-  multipartcopythresholdsize: number;
-  storageclass: string;
-}
-
-/** registry:2's storage.azure keys. */
-export interface AzureStorageConfig {
-  driver: 'azure';
-  accountname: string;
-  accountkey: string;
-  container: string;
-  realm: string;
-  /** A non-public endpoint (Azurite: http://127.0.0.1:10000/devstoreaccount1). */
-  serviceurl?: string;
-  rootdirectory?: string;
-}
-
-/** registry:2's storage.swift keys. */
-export interface SwiftStorageConfig {
-  driver: 'swift';
-  authurl: string;
-  username: string;
-  password: string;
-  tenant?: string;
-  tenantid?: string;
-  domain?: string;
-  domainid?: string;
-  tenantdomain?: string;
-  tenantdomainid?: string;
-  trustid?: string;
-  region?: string;
-  endpointtype?: string;
-  container: string;
-  prefix?: string;
-  /** 0: from the URL; 1 (tempauth), 2, 3 (Keystone). */
-  authversion: number;
-  chunksize: number;
-  insecureskipverify: boolean;
-  /** Temp-URL key; absent: read from the account (or container) metadata. */
-  secretkey?: string;
-  tempurlcontainerkey: boolean;
-  tempurlmethods: string[];
-}
-
-/** registry:2's storage.redirect: blob GETs answered with a redirect to the store. */
-export interface RedirectConfig {
-  disable: boolean;
-}
+type DriverName = (typeof DRIVERS)[number];
+type DriverSections = Pick<ConfigFile['storage'], DriverName>;
+/** The one configured driver: its name and its decoded section ({driver: 'filesystem', rootdirectory}). */
+export type StorageConfig = { [D in DriverName]: { driver: D } & NonNullable<DriverSections[D]> }[DriverName];
 
 export interface UpstreamConfig {
   /** The registry host clients know, e.g. "docker.io", "ghcr.io". Used as the cache prefix. */
@@ -114,27 +257,26 @@ export interface UpstreamConfig {
   breakerCooldownMs: number;
 }
 
-export interface Config {
-  version: string;
-  log: { level: LogLevel; fields: Record<string, string> };
+/** Keys resolve.ts turns into the shapes below; every other section reaches Config as decoded. */
+type Resolved = 'storage' | 'http' | 'proxy' | 'metadata' | 'upstreams' | 'default_upstream';
+
+/** The typed configuration stowage runs with (resolve.ts makes it from ConfigFile). */
+export interface Config extends Omit<ConfigFile, Resolved> {
   storage: {
     backend: StorageConfig;
     delete: { enabled: boolean };
     maintenance: { uploadpurging: UploadPurgingConfig };
-    /** Absent: no redirects (stowage serves the bytes itself). */
-    redirect?: RedirectConfig;
+    /** registry:2's storage.redirect: disable=false answers blob GETs with a redirect to the store. */
+    redirect: { disable: boolean };
   };
-  http: {
-    /** host:port to listen on; ":5000" means every interface. */
+  http: Omit<ConfigFile['http'], 'addr' | 'host' | 'relativeurls'> & {
+    /** Interface to listen on ("0.0.0.0" for ":5000"). */
     host: string;
     port: number;
     /** External base URL (registry:2 http.host) used for absolute Location headers. */
     externalUrl?: string;
     /** registry:2 http.relativeurls: Location headers without scheme and host. */
     relativeUrls: boolean;
-    secret?: string;
-    /** Extra headers on every response (registry:2 http.headers). */
-    headers: Record<string, string[]>;
   };
   /** better-sqlite3 database file; ":memory:" for the in-memory storage driver. */
   metadata: { path: string };

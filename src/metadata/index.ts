@@ -17,6 +17,8 @@ export interface ReferrerRecord {
 }
 export interface TagCacheRow { digest: string; media_type: string; checked_at: number }
 export interface UploadRow { uuid: string; repo: string; started_at: number }
+/** What a manifest references (kind: config, layer, blob, subject or manifest, as oci/manifest.ts says). */
+export interface ManifestRef { digest: string; kind: string }
 
 export class MetadataIndex {
   readonly db: Database.Database;
@@ -73,6 +75,17 @@ export class MetadataIndex {
       setNegative: db.prepare('INSERT OR REPLACE INTO negative_cache (upstream, repo, reference, expires_at) VALUES (?, ?, ?, ?)'),
       deleteNegative: db.prepare('DELETE FROM negative_cache WHERE upstream = ? AND repo = ? AND reference = ?'),
       uploadsBefore: db.prepare<[number], UploadRow>('SELECT uuid, repo, started_at FROM uploads WHERE started_at < ?'),
+      addRepoManifest: db.prepare('INSERT INTO repo_manifests (repo, digest, origin, added_at) VALUES (?, ?, ?, ?) ON CONFLICT(repo, digest) DO UPDATE SET origin = CASE WHEN excluded.origin = \'local\' THEN \'local\' ELSE repo_manifests.origin END'),
+      removeRepoManifest: db.prepare('DELETE FROM repo_manifests WHERE repo = ? AND digest = ?'),
+      addRef: db.prepare('INSERT OR IGNORE INTO manifest_refs (manifest, ref, kind) VALUES (?, ?, ?)'),
+      refsOf: db.prepare<[string], ManifestRef>('SELECT ref AS digest, kind FROM manifest_refs WHERE manifest = ? ORDER BY ref'),
+      hasRefs: db.prepare<[string], number>('SELECT 1 FROM manifest_refs WHERE manifest = ? LIMIT 1').pluck(),
+      forgetRefs: db.prepare('DELETE FROM manifest_refs WHERE manifest = ?'),
+      referencedIn: db.prepare<[string, string], number>(`SELECT 1 FROM manifest_refs r JOIN repo_manifests m ON m.digest = r.manifest
+        WHERE r.ref = ? AND m.repo = ? LIMIT 1`).pluck(),
+      markLocal: db.prepare('INSERT OR IGNORE INTO local_repositories (name, since) VALUES (?, ?)'),
+      isLocal: db.prepare<[string], number>('SELECT 1 FROM local_repositories WHERE name = ?').pluck(),
+      hasRepo: db.prepare<[string], number>('SELECT 1 FROM repositories WHERE name = ?').pluck(),
     };
   }
 
@@ -151,9 +164,35 @@ export class MetadataIndex {
   }
   clearNegative(upstream: string, repo: string, reference: string): void { this.stmts.deleteNegative.run(upstream, repo, reference); }
 
+  /**
+   * The reference index: `manifest` (stored bytes, global) references `refs`, and repo holds
+   * manifest (a revision link) as pushed ('local') or cached content. Idempotent.
+   */
+  recordManifest(repo: string, manifest: string, origin: 'local' | 'cached', refs: readonly ManifestRef[]): void {
+    this.stmts.addRepoManifest.run(repo, manifest, origin, Date.now());
+    if (refs.length > 0 && this.stmts.hasRefs.get(manifest) === undefined) {
+      for (const r of refs) this.stmts.addRef.run(manifest, r.digest, r.kind);
+    }
+  }
+  /** repo no longer holds manifest (its revision link was deleted). */
+  removeManifestFrom(repo: string, manifest: string): void { this.stmts.removeRepoManifest.run(repo, manifest); }
+  /** The manifest's bytes are gone: forget what it referenced. */
+  forgetManifestRefs(manifest: string): void { this.stmts.forgetRefs.run(manifest); }
+  manifestRefs(manifest: string): ManifestRef[] { return this.stmts.refsOf.all(manifest); }
+  /** True when a manifest held by repo references digest (as config, layer, blob, subject or child). */
+  isReferencedIn(repo: string, digest: string): boolean { return this.stmts.referencedIn.get(digest, repo) !== undefined; }
+
+  /** Marks repo as holding pushed content; true if it was not marked before. */
+  markLocal(repo: string): boolean { return this.stmts.markLocal.run(repo, Date.now()).changes > 0; }
+  /** True once anything was pushed to repo (an upload started, a mount, a manifest). */
+  isLocal(repo: string): boolean { return this.stmts.isLocal.get(repo) !== undefined; }
+  /** True when repo has manifests in the index (pushed or cached). */
+  hasRepository(repo: string): boolean { return this.stmts.hasRepo.get(repo) !== undefined; }
+
   /** Drops everything that reindex rebuilds from storage (not operational state). */
   clearContentIndex(): void {
-    this.db.exec('DELETE FROM repositories; DELETE FROM tags; DELETE FROM referrers; DELETE FROM uploads;');
+    this.db.exec(`DELETE FROM repositories; DELETE FROM tags; DELETE FROM referrers; DELETE FROM uploads;
+      DELETE FROM repo_manifests; DELETE FROM manifest_refs; DELETE FROM local_repositories;`);
   }
 
   transaction<T>(fn: () => T): T { return this.db.transaction(fn)(); }

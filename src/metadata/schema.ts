@@ -27,4 +27,20 @@ export const MIGRATIONS: readonly string[] = [
     upstream TEXT NOT NULL, repo TEXT NOT NULL, reference TEXT NOT NULL, expires_at INTEGER NOT NULL,
     PRIMARY KEY (upstream, repo, reference)) WITHOUT ROWID;
   `,
+  // 2: the reference index (which digests each manifest references, which manifests each
+  // repository holds) and the repositories that hold pushed content. Storage already has what
+  // these need, so an index written before them is rebuilt: dropping indexed_at makes the next
+  // start (or `stowage reindex`) fill them.
+  `
+  CREATE TABLE manifest_refs (
+    manifest TEXT NOT NULL, ref TEXT NOT NULL, kind TEXT NOT NULL,
+    PRIMARY KEY (manifest, ref)) WITHOUT ROWID;
+  CREATE INDEX manifest_refs_by_ref ON manifest_refs (ref);
+  CREATE TABLE repo_manifests (
+    repo TEXT NOT NULL, digest TEXT NOT NULL, origin TEXT NOT NULL, added_at INTEGER NOT NULL,
+    PRIMARY KEY (repo, digest)) WITHOUT ROWID;
+  CREATE INDEX repo_manifests_by_digest ON repo_manifests (digest);
+  CREATE TABLE local_repositories (name TEXT PRIMARY KEY, since INTEGER NOT NULL) WITHOUT ROWID;
+  DELETE FROM meta WHERE key = 'indexed_at';
+  `,
 ];

@@ -29,7 +29,12 @@ export interface ParsedManifest {
   schemaVersion?: number;
   /** The payload has a `manifests` list (an index or manifest list), even an empty one. */
   hasManifestList: boolean;
+  /** Every digest the manifest references, foreign layers and schema 1 blobSums included. */
+  references: ManifestReference[];
 }
+
+export type ReferenceKind = 'config' | 'layer' | 'blob' | 'subject' | 'manifest';
+export interface ManifestReference { digest: Digest; kind: ReferenceKind }
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -65,18 +70,45 @@ export function parseManifest(bytes: Buffer): ParsedManifest {
     throw invalid('manifest is not valid JSON');
   }
   if (!isObject(doc)) throw invalid('manifest is not a JSON object');
-  const out: ParsedManifest = { blobs: [], manifests: [], hasManifestList: Array.isArray(doc.manifests) };
+  const out: ParsedManifest = { blobs: [], manifests: [], hasManifestList: Array.isArray(doc.manifests), references: [] };
   if (typeof doc.schemaVersion === 'number') out.schemaVersion = doc.schemaVersion;
   if (typeof doc.mediaType === 'string') out.declaredMediaType = doc.mediaType;
   if (typeof doc.artifactType === 'string') out.artifactType = doc.artifactType;
   if (isObject(doc.annotations)) out.annotations = doc.annotations as Record<string, string>;
-  // Docker schema 1 references layers by blobSum and is signed: stored as is, not inspected.
-  if (out.schemaVersion === 1) return out;
-  if (doc.config !== undefined) out.blobs.push(parseDescriptor(doc.config, 'config'));
-  for (const d of descriptorList(doc.layers, 'layers')) if (!d.urls?.length) out.blobs.push(d);
-  for (const d of descriptorList(doc.blobs, 'blobs')) out.blobs.push(d);
+  const refs = out.references;
+  // Docker schema 1 references layers by blobSum and is signed: stored as is, only its blobSums
+  // are read (for the reference index).
+  if (out.schemaVersion === 1) {
+    const layers = Array.isArray(doc.fsLayers) ? doc.fsLayers : [];
+    for (const l of layers) {
+      const d = isObject(l) && typeof l.blobSum === 'string' ? tryParseDigest(l.blobSum) : undefined;
+      if (d && !refs.some((r) => r.digest === d)) refs.push({ digest: d, kind: 'layer' });
+    }
+    return out;
+  }
+  if (doc.config !== undefined) {
+    const config = parseDescriptor(doc.config, 'config');
+    out.blobs.push(config);
+    refs.push({ digest: config.digest, kind: 'config' });
+  }
+  for (const d of descriptorList(doc.layers, 'layers')) {
+    // A foreign layer (urls) need not be in the registry, but it is still referenced.
+    if (!d.urls?.length) out.blobs.push(d);
+    refs.push({ digest: d.digest, kind: 'layer' });
+  }
+  for (const d of descriptorList(doc.blobs, 'blobs')) {
+    out.blobs.push(d);
+    refs.push({ digest: d.digest, kind: 'blob' });
+  }
   out.manifests = descriptorList(doc.manifests, 'manifests');
-  if (doc.subject !== undefined) out.subject = parseDescriptor(doc.subject, 'subject');
+  for (const d of out.manifests) refs.push({ digest: d.digest, kind: 'manifest' });
+  if (doc.subject !== undefined) {
+    out.subject = parseDescriptor(doc.subject, 'subject');
+    refs.push({ digest: out.subject.digest, kind: 'subject' });
+  }
+  // The same digest may appear twice (a layer repeated); the index keeps one row per digest.
+  const seen = new Set<string>();
+  out.references = refs.filter((r) => (seen.has(r.digest) ? false : (seen.add(r.digest), true)));
   if (!out.artifactType && out.subject && doc.config !== undefined) {
     // image-spec: an image manifest without artifactType is typed by its config's mediaType.
     out.artifactType = (out.blobs[0] as Descriptor).mediaType;

@@ -52,8 +52,12 @@ export interface PullThroughDeps {
 
 const STALE_WARNING = '110 - "Response is Stale"';
 
+/** A tag revalidation in flight, shared by every request for that tag meanwhile. */
+interface Revalidation { answer: Promise<ManifestAnswer>; startedAt: number }
+
 export class PullThrough {
   private readonly inflight = new Map<string, Promise<ManifestAnswer>>();
+  private readonly revalidations = new Map<string, Revalidation>();
   private readonly fills = new Map<string, Promise<BlobFill>>();
   private readonly now: () => number;
 
@@ -61,8 +65,23 @@ export class PullThrough {
     this.now = deps.now ?? Date.now;
   }
 
+  /**
+   * Where a request for `name` may go upstream. The prefix and `ns` routes always reach their
+   * upstream; the default upstream only serves names that hold no pushed content (DESIGN.md
+   * "Local stays local"), so a pushed repository's misses are local 404s that cost no upstream.
+   */
   route(name: RepoName, ns: string | undefined): Route | undefined {
-    return this.deps.router.route(name, ns);
+    const route = this.deps.router.route(name, ns);
+    if (route?.via === 'default' && this.deps.registry.local.has(name)) return undefined;
+    return route;
+  }
+
+  /** A push just made `repo` local: say so when that hides cached content of the default upstream. */
+  noteNewLocal(repo: RepoName): void {
+    const route = this.deps.router.route(repo, undefined);
+    if (route?.via !== 'default' || !this.deps.metadata.hasRepository(route.cacheRepo)) return;
+    this.deps.log.warn({ repo, cacheRepo: route.cacheRepo, upstream: route.upstream.config.name },
+      'a push made this repository local: the default upstream is no longer asked for it; its cached content stays reachable under the prefixed name');
   }
 
   // ---------------------------------------------------------------- manifests
@@ -96,9 +115,11 @@ export class PullThrough {
     const cached = entry ? await registry.manifests.get(route.cacheRepo, { kind: 'digest', digest: entry.digest as Digest }) : undefined;
     if (entry && cached) {
       if (this.now() - entry.checked_at < upstream.tagTtlMs) return { ...cached, outcome: 'hit' };
-      const revalidation = this.singleFlight(`${route.cacheRepo}:${tag}?revalidate`, () => this.revalidate(route, tag, cached, accept));
+      const revalidation = this.revalidation(`${route.cacheRepo}:${tag}`, () => this.revalidate(route, tag, cached, accept));
       try {
-        return await withDeadline(revalidation, upstream.revalidateTimeoutMs);
+        // One deadline per revalidation, counted from when it started: a request arriving while
+        // an overdue HEAD is still pending gets the stale answer at once.
+        return await withDeadline(revalidation.answer, revalidation.startedAt + upstream.revalidateTimeoutMs - this.now());
       } catch (err) {
         if (err instanceof RegistryError && err.code === 'MANIFEST_UNKNOWN') throw err;
         log.warn({ repo: route.cacheRepo, tag, upstream: upstream.name, err: describe(err) }, 'upstream unavailable; serving stale tag');
@@ -176,10 +197,16 @@ export class PullThrough {
     }
     const namespace = route.upstream.config.name;
     let size = await registry.blobs.sizeIn(route.cacheRepo, digest);
-    if (size === undefined && !this.fills.has(digest)) {
-      // Content-addressed: bytes fetched for another repository or upstream serve this one too.
-      size = await registry.blobs.dataSize(digest);
-      if (size !== undefined) await registry.blobs.link(route.cacheRepo, digest);
+    if (size === undefined) {
+      // Upstream eligibility: only a digest that a manifest cached in this repository references
+      // is fetched (or served from bytes stored for another repository). Anything else is a local
+      // 404 at once: no upstream is probed with arbitrary digests, and no pushed blob leaks into
+      // a cache repository by its digest.
+      if (!registry.isReferencedIn(route.cacheRepo, digest)) throw blobUnknown(digest);
+      if (!this.fills.has(digest)) {
+        size = await registry.blobs.dataSize(digest);
+        if (size !== undefined) await registry.blobs.link(route.cacheRepo, digest);
+      }
     }
     if (size !== undefined) {
       this.deps.metrics?.cache.inc({ kind: 'blob', outcome: 'hit' });
@@ -287,6 +314,16 @@ export class PullThrough {
 
   // ---------------------------------------------------------------- helpers
 
+  private revalidation(key: string, fn: () => Promise<ManifestAnswer>): Revalidation {
+    const existing = this.revalidations.get(key);
+    if (existing) return existing;
+    const answer = fn().finally(() => this.revalidations.delete(key));
+    answer.catch(() => undefined);
+    const flight = { answer, startedAt: this.now() };
+    this.revalidations.set(key, flight);
+    return flight;
+  }
+
   private singleFlight(key: string, fn: () => Promise<ManifestAnswer>): Promise<ManifestAnswer> {
     const existing = this.inflight.get(key);
     if (existing) return existing.then((a) => ({ ...a, outcome: a.outcome === 'miss' ? 'joined' : a.outcome }));
@@ -345,6 +382,7 @@ async function readBody(res: UpstreamResponse, limit: number): Promise<Buffer> {
 }
 
 function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  if (ms <= 0) return Promise.reject(new RegistryError('UNAVAILABLE', 'upstream revalidation is overdue', { status: 504 }));
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => reject(new RegistryError('UNAVAILABLE', `upstream did not answer within ${ms} ms`, { status: 504 })), ms);
     p.then((v) => { clearTimeout(timer); resolve(v); }, (e: unknown) => { clearTimeout(timer); reject(e); });

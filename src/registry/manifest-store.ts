@@ -13,6 +13,7 @@ import type { Reference, RepoName, Tag } from '../oci/reference.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { revisionLinkDir, revisionLinkPath, tagCurrentLinkPath, tagDir, tagIndexLinkPath, tagsDir } from '../storage/layout.js';
 import type { BlobStore } from './blob-store.js';
+import type { LocalRepositories } from './local-repositories.js';
 import { baseName, deleteIfExists, listOrEmpty, readLink, writeLink } from './links.js';
 
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -43,6 +44,7 @@ export class ManifestStore {
     private readonly storage: StorageDriver,
     private readonly metadata: MetadataIndex,
     private readonly blobs: BlobStore,
+    private readonly local: LocalRepositories,
   ) {}
 
   /** The digest a reference names in repo, or undefined. */
@@ -116,6 +118,7 @@ export class ManifestStore {
     const mediaType = declared && !isGenericJson(declared) ? declared : inferMediaType(parsed);
     if (opts.verifyReferences) await this.verifyReferences(repo, parsed);
 
+    if (opts.origin === 'local') this.local.mark(repo);
     // Order matters for crash safety: content, then revision link, then tag links, then index.
     await this.blobs.putVerified(digest, bytes, opts.origin, opts.upstream);
     await writeLink(this.storage, revisionLinkPath(repo, digest), digest);
@@ -123,6 +126,7 @@ export class ManifestStore {
     this.metadata.transaction(() => {
       this.metadata.setManifestType(digest, mediaType);
       this.metadata.addRepository(repo);
+      this.metadata.recordManifest(repo, digest, opts.origin, parsed.references);
       if (ref.kind === 'tag') this.metadata.setTag(repo, ref.tag, digest);
       if (parsed.subject) {
         this.metadata.addReferrer({
@@ -171,7 +175,10 @@ export class ManifestStore {
     }
     this.links.delete(`${repo}@${ref.digest}`);
     await deleteIfExists(this.storage, revisionLinkDir(repo, ref.digest));
-    this.metadata.deleteReferrer(repo, ref.digest);
+    this.metadata.transaction(() => {
+      this.metadata.deleteReferrer(repo, ref.digest);
+      this.metadata.removeManifestFrom(repo, ref.digest);
+    });
   }
 
   private async verifyReferences(repo: RepoName, parsed: ParsedManifest): Promise<void> {

@@ -9,6 +9,7 @@ import type { RepoName } from '../oci/reference.js';
 import { isPathNotFound, type StorageDriver } from '../storage/driver.js';
 import { repoPath } from '../storage/layout.js';
 import { BlobStore } from './blob-store.js';
+import { LocalRepositories } from './local-repositories.js';
 import { ManifestStore } from './manifest-store.js';
 import { reindex, type ReindexResult } from './reindex.js';
 import { UploadStore } from './upload-store.js';
@@ -23,11 +24,14 @@ export class LocalRegistry {
   readonly blobs: BlobStore;
   readonly uploads: UploadStore;
   readonly manifests: ManifestStore;
+  /** Repositories that hold pushed content (never routed to the default upstream). */
+  readonly local: LocalRepositories;
 
   constructor(readonly storage: StorageDriver, readonly metadata: MetadataIndex, private readonly log: Logger) {
+    this.local = new LocalRepositories(metadata);
     this.blobs = new BlobStore(storage, metadata);
-    this.uploads = new UploadStore(storage, metadata, this.blobs);
-    this.manifests = new ManifestStore(storage, metadata, this.blobs);
+    this.uploads = new UploadStore(storage, metadata, this.blobs, this.local);
+    this.manifests = new ManifestStore(storage, metadata, this.blobs, this.local);
   }
 
   /** Reindexes when the index is new (first start, or the file was deleted). */
@@ -38,7 +42,17 @@ export class LocalRegistry {
 
   /** Rebuilds the index from storage; `cachePrefixes` are the upstream names (see reindex.ts). */
   reindex(cachePrefixes: readonly string[] = []): Promise<ReindexResult> {
+    this.local.reset();
     return reindex(this.storage, this.metadata, this.blobs, this.log, cachePrefixes);
+  }
+
+  /**
+   * True when `digest` may be served from `repo`: linked there, or referenced by a manifest that
+   * repo holds. Content addressing alone is not enough: a blob pushed to one repository must not
+   * be readable through another by guessing its digest.
+   */
+  isReferencedIn(repo: RepoName, digest: Digest): boolean {
+    return this.metadata.isReferencedIn(repo, digest);
   }
 
   tags(repo: RepoName, n: number, last: string): Page<string> {
@@ -76,6 +90,7 @@ export class LocalRegistry {
 
   /** Links a blob of `from` into `repo`; false if `from` does not have it. */
   async mount(repo: RepoName, from: RepoName, digest: Digest): Promise<boolean> {
+    this.local.mark(repo);
     if ((await this.blobs.sizeIn(from, digest)) === undefined) return false;
     await this.blobs.link(repo, digest);
     return true;

@@ -65,6 +65,8 @@ export async function reindex(storage: StorageDriver, metadata: MetadataIndex, b
     const prefix = cachePrefixes.find((p) => repo.startsWith(`${p}/`));
     metadata.transaction(() => {
       if (manifests.length > 0 || tags.length > 0) metadata.addRepository(repo);
+      // Outside the cache prefixes every repository was written by pushes.
+      if (!prefix) metadata.markLocal(repo);
       for (const [tag, d] of tags) {
         metadata.setTag(repo, tag, d);
         if (prefix) metadata.seedTagCache(prefix, repo.slice(prefix.length + 1), tag, d, metadata.manifestType(d) ?? '');
@@ -73,6 +75,7 @@ export async function reindex(storage: StorageDriver, metadata: MetadataIndex, b
         let parsed;
         try { parsed = parseManifest(m.bytes); } catch { continue; }
         if (!metadata.manifestType(m.digest)) metadata.setManifestType(m.digest, inferMediaType(parsed));
+        metadata.recordManifest(repo, m.digest, prefix ? 'cached' : 'local', parsed.references);
         if (parsed.subject) {
           metadata.addReferrer({
             repo, subject: parsed.subject.digest, digest: m.digest, mediaType: inferMediaType(parsed), size: m.bytes.length,

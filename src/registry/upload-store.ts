@@ -14,6 +14,7 @@ import type { RepoName } from '../oci/reference.js';
 import { isPathNotFound, type StorageDriver } from '../storage/driver.js';
 import { uploadDataPath, uploadDir, uploadStartedAtPath } from '../storage/layout.js';
 import type { BlobStore } from './blob-store.js';
+import type { LocalRepositories } from './local-repositories.js';
 import { deleteIfExists } from './links.js';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -34,9 +35,11 @@ export class UploadStore {
     private readonly storage: StorageDriver,
     private readonly metadata: MetadataIndex,
     private readonly blobs: BlobStore,
+    private readonly local: LocalRepositories,
   ) {}
 
   async start(repo: RepoName): Promise<string> {
+    this.local.mark(repo);
     const uuid = randomUUID();
     const startedAt = new Date();
     await this.storage.putContent(uploadStartedAtPath(repo, uuid), Buffer.from(startedAt.toISOString()));

@@ -17,6 +17,7 @@ export function testConfig(overrides: { deleteEnabled?: boolean } = {}): Config 
       backend: { driver: 'inmemory' },
       delete: { enabled: overrides.deleteEnabled ?? true },
       maintenance: { uploadpurging: { enabled: false, ageMs: 0, intervalMs: 0, dryrun: false } },
+      redirect: { disable: true },
     },
     http: { host: '127.0.0.1', port: 0, relativeUrls: false, headers: { 'X-Content-Type-Options': ['nosniff'] } },
     metadata: { path: ':memory:' },

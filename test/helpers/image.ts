@@ -74,6 +74,20 @@ export function makeImage(spec: ImageSpec): Image {
   return { config, layers, manifest: { ...blob(manifestBytes), mediaType: OCI_MANIFEST }, platform };
 }
 
+/**
+ * An image whose layers are the given blobs as they are (not tars): for tests that need some
+ * manifest to reference a blob, since stowage fetches a blob from an upstream only then.
+ */
+export function imageReferencing(layers: Blob[], tag = 'refs'): Image {
+  const config = blob(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, tag })));
+  const manifestBytes = Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: OCI_MANIFEST,
+    config: { mediaType: OCI_CONFIG, digest: config.digest, size: config.bytes.length },
+    layers: layers.map((l) => ({ mediaType: OCI_LAYER_GZIP, digest: l.digest, size: l.bytes.length })),
+  }));
+  return { config, layers, manifest: { ...blob(manifestBytes), mediaType: OCI_MANIFEST }, platform: { architecture: 'amd64', os: 'linux' } };
+}
+
 export function makeIndex(images: Image[]): Index {
   const bytes = Buffer.from(JSON.stringify({
     schemaVersion: 2, mediaType: OCI_INDEX,

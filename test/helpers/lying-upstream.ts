@@ -6,6 +6,8 @@ import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+
 export type Behaviour = 'good' | 'wrong-bytes' | 'truncated' | 'reset' | '500' | '429' | 'slow-headers' | 'slow-body' | 'hang' | 'extra-bytes';
 
 export interface Item { bytes: Buffer; mediaType?: string; behaviour: Behaviour }
@@ -16,6 +18,12 @@ export interface LyingUpstream {
   manifests: Map<string, Item>;
   requests(pathPart: string): number;
   connections(): number;
+  /**
+   * Publishes a good OCI manifest as repo:tag whose layers are `layers` (stowage fetches a blob
+   * from an upstream only when a manifest cached in that repository references it). Returns the
+   * manifest bytes and digest.
+   */
+  publishImage(repo: string, tag: string, layers: Array<{ digest: string; size: number }>): { bytes: Buffer; digest: string };
   close(): Promise<void>;
 }
 
@@ -104,6 +112,16 @@ export async function startLyingUpstream(options: { slowMs?: number } = {}): Pro
     manifests,
     requests: (part) => log.filter((l) => l.includes(part)).length,
     connections: () => connections,
+    publishImage: (repo, tag, layers) => {
+      const config = Buffer.from(`{"tag":"${tag}"}`);
+      const bytes = Buffer.from(JSON.stringify({
+        schemaVersion: 2, mediaType: OCI_MANIFEST,
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${createHash('sha256').update(config).digest('hex')}`, size: config.length },
+        layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: l.digest, size: l.size })),
+      }));
+      manifests.set(`${repo}:${tag}`, { bytes, mediaType: OCI_MANIFEST, behaviour: 'good' });
+      return { bytes, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}` };
+    },
     close: () => new Promise((r) => {
       for (const h of timers) clearTimeout(h);
       for (const s of sockets) s.destroy();

@@ -94,6 +94,37 @@ export async function startStowage(options: StowageOptions = {}): Promise<Proc> 
   };
 }
 
+export interface ConfigFileOptions {
+  /** The config file as it is (e.g. the shipped config/config.yml). */
+  file: string;
+  /** Working directory: relative paths in the config (./data) resolve here. */
+  cwd: string;
+  /** host:port to listen on, set with REGISTRY_HTTP_ADDR (the file's own addr is used if omitted). */
+  addr?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Starts `stowage serve --config FILE` as an operator would, with no test config written. */
+export async function startStowageWithFile(options: ConfigFileOptions): Promise<Proc> {
+  if (!existsSync(CLI)) throw new Error('dist/cli.js is missing: run `npm run build` (npm test does)');
+  const addr = options.addr ?? `127.0.0.1:${await freePort()}`;
+  const env = childEnv({ ...options.env, REGISTRY_HTTP_ADDR: addr });
+  for (const k of Object.keys(env)) if (k.startsWith('REGISTRY_') && k !== 'REGISTRY_HTTP_ADDR' && !options.env?.[k]) delete env[k];
+  const proc = spawn(process.execPath, [CLI, 'serve', '--config', resolve(options.file)], { cwd: options.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const { output } = track(proc);
+  const port = Number(addr.slice(addr.lastIndexOf(':') + 1));
+  const url = `http://127.0.0.1:${port}`;
+  await waitForHttp(`${url}/v2/`, 20_000, output, () => proc.exitCode !== null);
+  return {
+    url, port, rootDir: join(options.cwd, 'data'), proc, output,
+    logs: () => output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>),
+    stop: stopper(proc, 'SIGTERM'),
+    kill9: stopper(proc, 'SIGKILL'),
+  };
+}
+
+export const SHIPPED_CONFIG = join(REPO_ROOT, 'config/config.yml');
+
 export interface Registry2Options {
   rootDir?: string;
   port?: number;

@@ -52,3 +52,28 @@ export async function waitForHttp(url: string, timeoutMs: number, describe: () =
     }
   }
 }
+
+export interface Blackhole { url: string; connections(): number; close(): Promise<void> }
+
+/** A server that accepts TCP connections and never answers (an upstream that hangs), counting them. */
+export async function startBlackhole(): Promise<Blackhole> {
+  const sockets = new Set<import('node:net').Socket>();
+  let connections = 0;
+  const server = createServer((s) => {
+    connections++;
+    sockets.add(s);
+    s.on('error', () => undefined);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    connections: () => connections,
+    close: () => new Promise((r) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => r());
+    }),
+  };
+}

@@ -18,6 +18,8 @@ t.test('cached content expires after the proxy ttl; pushed content does not', as
   const s = await startStowage({ config: { proxy: { remoteurl: up.url, ttl: '2s' } } });
   t.teardown(() => s.stop());
   const get = async (digest: string) => sha256(Buffer.from(await (await fetch(`${s.url}/v2/org/app/blobs/${digest}`)).arrayBuffer()));
+  up.publishImage('org/app', 'v1', [{ digest: sha256(cached), size: cached.length }, { digest: sha256(pushed), size: pushed.length }]);
+  t.equal((await fetch(`${s.url}/v2/org/app/manifests/v1`)).status, 200, 'the manifest referencing both blobs is cached');
 
   t.equal(await get(sha256(cached)), sha256(cached));
   t.equal(await get(sha256(pushed)), sha256(pushed));

@@ -169,13 +169,19 @@ t.test('pull-through cache', { skip }, async (t) => {
     const mine = makeImage({ seed: 26, layers: 1 });
     await pushImageHttp(s.url, 'library/alpine', '3', mine);
     t.equal((await get(`${s.url}/v2/library/alpine/manifests/3`)).headers.get('docker-content-digest'), mine.manifest.digest, 'local tag wins');
+    const warning = s.logs().find((l) => l.level === 'warn' && l.repo === 'library/alpine' && l.cacheRepo === 'docker.io/library/alpine');
+    t.ok(warning, 'the push that made library/alpine local, hiding cached content of the default upstream, was logged as a warning');
+    await pushImageHttp(r2.url, 'library/alpine', 'edge', alpine);
+    t.equal((await get(`${s.url}/v2/library/alpine/manifests/edge`)).status, 404, 'the pushed repository is local: a tag only the upstream has is a 404');
+    t.equal(countRegistry2Requests(r2, 'GET', '/manifests/edge') + countRegistry2Requests(r2, 'HEAD', '/manifests/edge'), 0, 'and the upstream was not asked');
+    t.equal((await get(`${s.url}/v2/docker.io/library/alpine/manifests/edge`)).status, 200, 'the prefix route still reaches it');
     t.equal((await get(`${s.url}/v2/docker.io/library/alpine/manifests/3`)).headers.get('docker-content-digest'), alpine.manifest.digest,
       'the upstream image is still reachable by prefix');
     await pushImageHttp(s.url, 'team/tool', 'v1', mine);
     t.equal((await get(`${s.url}/v2/team/tool/manifests/v1`)).status, 200, 'a purely local repository');
     const catalog = (await (await fetch(`${s.url}/v2/_catalog`)).json()) as { repositories: string[] };
     for (const r of ['docker.io/library/alpine', 'docker.io/library/multi', 'library/alpine', 'team/tool']) t.ok(catalog.repositories.includes(r), `catalog lists ${r}`);
-    t.same(await (await fetch(`${s.url}/v2/docker.io/library/alpine/tags/list`)).json(), { name: 'docker.io/library/alpine', tags: ['3'] });
+    t.same(await (await fetch(`${s.url}/v2/docker.io/library/alpine/tags/list`)).json(), { name: 'docker.io/library/alpine', tags: ['3', 'edge'] });
   });
 
   await t.test('upstream stopped: cached tags and digests still pull, stale tags say so', async (t) => {
@@ -189,8 +195,11 @@ t.test('pull-through cache', { skip }, async (t) => {
     t.equal(stale.status, 200, 'stale tag served');
     t.match(stale.headers.get('warning') ?? '', /110/, 'Warning: 110 on a stale answer');
     t.ok(ms < 5000, `served within the revalidation deadline (${ms} ms)`);
-    const blob = await get(`${s.url}/v2/library/alpine/blobs/${alpine.layers[0]!.digest}`);
+    const blob = await get(`${s.url}/v2/docker.io/library/alpine/blobs/${alpine.layers[0]!.digest}`);
     t.equal(sha256(blob.body), alpine.layers[0]!.digest, 'cached blob');
+    // library/alpine holds a push (above), so it is local: the upstream's blob is not served under it
+    const local = await get(`${s.url}/v2/library/alpine/blobs/${alpine.layers[0]!.digest}`);
+    t.equal(local.status, 404, 'a pushed repository does not serve the default upstream\'s blobs');
     const out = await mkdtemp(join(tmpdir(), 'pt3-'));
     await skopeoCopy(`docker://${host}/library/multi:latest`, `oci:${out}:x`);
     t.pass('skopeo pulls the whole multi-arch image with the upstream down');

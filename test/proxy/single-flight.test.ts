@@ -5,7 +5,7 @@
  */
 import { get as httpGet } from 'node:http';
 import t from 'tap';
-import { prngBytes, pushBlobHttp, sha256 } from '../helpers/image.js';
+import { imageReferencing, prngBytes, pushImageHttp, sha256 } from '../helpers/image.js';
 import { countRegistry2Requests, startRegistry2, startStowage } from '../helpers/procs.js';
 import { missingTools, sleep } from '../helpers/tools.js';
 
@@ -19,10 +19,14 @@ t.test('single-flight blob fills', { skip }, async (t) => {
   const other = prngBytes(4343, 64 * MiB);
   const bigDigest = sha256(big);
   const otherDigest = sha256(other);
-  await pushBlobHttp(r2.url, 'library/big', { bytes: big, digest: bigDigest });
-  await pushBlobHttp(r2.url, 'library/big', { bytes: other, digest: otherDigest });
+  const third = prngBytes(4444, 3 * MiB);
+  const thirdDigest = sha256(third);
+  // stowage fetches a blob only when a manifest cached in the repository references it
+  await pushImageHttp(r2.url, 'library/big', 'v1', imageReferencing([
+    { bytes: big, digest: bigDigest }, { bytes: other, digest: otherDigest }, { bytes: third, digest: thirdDigest }]));
   const s = await startStowage({ config: { upstreams: [{ name: 'docker.io', url: r2.url }], default_upstream: 'docker.io' } });
   t.teardown(() => s.stop());
+  t.equal((await fetch(`${s.url}/v2/library/big/manifests/v1`)).status, 200, 'the manifest is cached first');
 
   await t.test('16 concurrent clients, one upstream GET', async (t) => {
     const bodies = await Promise.all(Array.from({ length: 16 }, async () => {
@@ -66,9 +70,6 @@ t.test('single-flight blob fills', { skip }, async (t) => {
   });
 
   await t.test('a HEAD for a missing blob asks the upstream and fetches nothing', async (t) => {
-    const third = prngBytes(4444, 3 * MiB);
-    const thirdDigest = sha256(third);
-    await pushBlobHttp(r2.url, 'library/big', { bytes: third, digest: thirdDigest });
     const head = await fetch(`${s.url}/v2/library/big/blobs/${thirdDigest}`, { method: 'HEAD' });
     t.equal(head.status, 200);
     t.equal(head.headers.get('content-length'), String(third.length));
@@ -76,6 +77,7 @@ t.test('single-flight blob fills', { skip }, async (t) => {
     t.equal(countRegistry2Requests(r2, 'GET', `/blobs/${thirdDigest}`), 0, 'no upstream GET');
     const missing = await fetch(`${s.url}/v2/library/big/blobs/sha256:${'0'.repeat(64)}`, { method: 'HEAD' });
     t.equal(missing.status, 404);
+    t.equal(countRegistry2Requests(r2, 'HEAD', `/blobs/sha256:${'0'.repeat(64)}`), 0, 'a digest no cached manifest references is not asked for');
   });
 
   await t.test('ranges on cached blobs', async (t) => {

@@ -47,7 +47,9 @@ t.test('v2 paths', async (t) => {
   t.same(parseV2Path('manifests/manifests/x'), { kind: 'manifest', name: 'manifests', reference: { kind: 'tag', tag: 'x' } });
   t.throws(() => parseV2Path('../etc/manifests/x'), { code: 'NAME_INVALID' });
   t.throws(() => parseV2Path('a%2f..%2fb/manifests/x'), { code: 'NAME_INVALID' });
-  t.throws(() => parseV2Path('a/manifests/%2e%2e'), { code: 'TAG_INVALID' });
+  t.match(parseV2Path('a/manifests/%2e%2e'), { kind: 'manifest', reference: { kind: 'invalid', raw: '%2e%2e', error: { code: 'TAG_INVALID' } } },
+    'an invalid manifest reference is kept with its error: reads answer 404, PUT answers the error');
+  t.match(parseV2Path('a/manifests/sha256:nope'), { kind: 'manifest', reference: { kind: 'invalid', error: { code: 'DIGEST_INVALID' } } });
   t.throws(() => parseV2Path('a/blobs/sha256:..%2f..'), { code: 'DIGEST_INVALID' });
   t.throws(() => parseV2Path('a/whatever'), { code: 'UNSUPPORTED' });
 });

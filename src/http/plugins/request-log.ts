@@ -1,7 +1,7 @@
 /**
  * One structured log line per request: id, method, repo, reference, status, cache outcome, bytes,
  * ms. A client that hangs up before the response is complete gets its line too (aborted: true,
- * bytes = what the socket took for this response, headers included; no status if none was sent).
+ * no status if none was sent). `bytes` counts body bytes only, on every path.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Metrics } from '../../metrics.js';
@@ -13,8 +13,7 @@ export function registerRequestLog(app: FastifyInstance, metrics?: Metrics): voi
     if (logged.has(req)) return;
     logged.add(req);
     const { facts } = req;
-    const sent = (reply.raw.socket?.bytesWritten ?? socketBytesBefore) - socketBytesBefore;
-    const bytes = req.method === 'HEAD' ? 0 : aborted ? sent : Number(reply.getHeader('content-length') ?? 0);
+    const bytes = req.method === 'HEAD' ? 0 : bodyBytes(reply, aborted, socketBytesBefore);
     if (metrics) {
       const kind = req.routeOptions.url === '/metrics' ? 'metrics' : facts.kind ?? 'other';
       metrics.requests.inc({ kind, method: req.method, status: aborted ? 'aborted' : String(reply.statusCode) });
@@ -52,4 +51,17 @@ export function registerRequestLog(app: FastifyInstance, metrics?: Metrics): voi
   app.addHook('onResponse', async (req, reply) => {
     logLine(req, reply, false, 0);
   });
+}
+
+/**
+ * Body bytes of a response: its Content-Length when it completed; otherwise (a hang-up, or a
+ * chunked body) what the socket took for it minus the status line and headers.
+ */
+function bodyBytes(reply: FastifyReply, aborted: boolean, socketBytesBefore: number): number {
+  const length = reply.getHeader('content-length');
+  if (!aborted && length !== undefined) return Number(length);
+  const sent = (reply.raw.socket?.bytesWritten ?? socketBytesBefore) - socketBytesBefore;
+  // Node keeps the serialized head of a response it has sent in `_header`.
+  const head = (reply.raw as unknown as { _header?: string | null })._header;
+  return Math.max(0, sent - (head ? Buffer.byteLength(head) : 0));
 }

@@ -13,8 +13,7 @@ export const getBlob: Handler<'blob'> = async (req, reply, { name, digest }, { r
     : localAnswer(await registry.blobs.requireIn(name, digest), (range) => registry.blobs.open(digest, range));
   req.facts.cache = answer.outcome;
   // registry:2's storage.redirect: a stored blob is fetched from the object store itself.
-  const redirect = config.storage.redirect;
-  if (redirect && !redirect.disable && req.method === 'GET' && answer.complete && (answer.outcome === 'local' || answer.outcome === 'hit')) {
+  if (!config.storage.redirect.disable && req.method === 'GET' && answer.complete && (answer.outcome === 'local' || answer.outcome === 'hit')) {
     const url = await registry.blobs.redirectURL(digest);
     if (url) {
       req.facts.redirected = true;

@@ -2,13 +2,30 @@
 import type { Readable } from 'node:stream';
 import { RegistryError } from '../../errors.js';
 import { manifestUnknown, MAX_MANIFEST_BYTES } from '../../registry/manifest-store.js';
-import { referenceToString } from '../../oci/reference.js';
+import { referenceToString, type Reference } from '../../oci/reference.js';
 import { headerList, locationFor, queryParam, type Handler } from '../context.js';
+import type { ManifestReference } from '../v2-path.js';
 import { deletesDisabled } from './blobs.js';
 
-export const getManifest: Handler<'manifest'> = async (req, reply, { name, reference }, { registry, proxy }) => {
+/** A reference that is neither a tag nor a digest names no manifest: 404 for reads and deletes. */
+function knownOrUnknown(ref: ManifestReference): Reference {
+  if (ref.kind === 'invalid') throw manifestUnknown(ref.raw);
+  return ref;
+}
+
+/** A PUT must name a valid tag or digest: the parse error (400) stands. */
+function validForPut(ref: ManifestReference): Reference {
+  if (ref.kind === 'invalid') throw ref.error;
+  return ref;
+}
+
+const describeReference = (ref: ManifestReference): string => (ref.kind === 'invalid' ? ref.raw : referenceToString(ref));
+
+export const getManifest: Handler<'manifest'> = async (req, reply, endpoint, { registry, proxy }) => {
+  const { name } = endpoint;
   req.facts.repo = name;
-  req.facts.reference = referenceToString(reference);
+  req.facts.reference = describeReference(endpoint.reference);
+  const reference = knownOrUnknown(endpoint.reference);
   let m;
   if (proxy) {
     const answer = await proxy.manifest(name, reference, queryParam(req, 'ns'), headerList(req.headers.accept));
@@ -31,9 +48,11 @@ export const getManifest: Handler<'manifest'> = async (req, reply, { name, refer
   return reply.send(m.bytes);
 };
 
-export const putManifest: Handler<'manifest'> = async (req, reply, { name, reference }, { registry, config }) => {
+export const putManifest: Handler<'manifest'> = async (req, reply, endpoint, { registry, config }) => {
+  const { name } = endpoint;
   req.facts.repo = name;
-  req.facts.reference = referenceToString(reference);
+  req.facts.reference = describeReference(endpoint.reference);
+  const reference = validForPut(endpoint.reference);
   const body = await readLimited(req.raw, MAX_MANIFEST_BYTES, req.headers['content-length']);
   const result = await registry.manifests.put(name, reference, body, req.headers['content-type']);
   reply.code(201).headers({
@@ -45,10 +64,12 @@ export const putManifest: Handler<'manifest'> = async (req, reply, { name, refer
   return reply.send();
 };
 
-export const deleteManifest: Handler<'manifest'> = async (req, reply, { name, reference }, { registry, config }) => {
+export const deleteManifest: Handler<'manifest'> = async (req, reply, endpoint, { registry, config }) => {
+  const { name } = endpoint;
   req.facts.repo = name;
-  req.facts.reference = referenceToString(reference);
+  req.facts.reference = describeReference(endpoint.reference);
   if (!config.storage.delete.enabled) throw deletesDisabled();
+  const reference = knownOrUnknown(endpoint.reference);
   await registry.manifests.delete(name, reference);
   return reply.code(202).header('Content-Length', 0).send();
 };

@@ -4,8 +4,13 @@ import type { StorageDriver } from '../driver.js';
 import { AzureDriver } from './azure.js';
 import { FilesystemDriver } from './filesystem.js';
 import { MemoryDriver } from './memory.js';
-import { S3Driver } from './s3.js';
-import { SwiftDriver } from './swift.js';
+import { S3Driver, type S3DriverOptions } from './s3.js';
+import { SwiftDriver, type SwiftDriverOptions } from './swift.js';
+
+/** The keys of `o` whose value is not undefined (optional config keys stay absent). */
+function defined<T extends object>(o: T): { [K in keyof T]: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]: Exclude<T[K], undefined> };
+}
 
 export function createDriver(cfg: StorageConfig): StorageDriver {
   switch (cfg.driver) {
@@ -19,30 +24,32 @@ export function createDriver(cfg: StorageConfig): StorageDriver {
         encrypt: cfg.encrypt, chunkSize: cfg.chunksize, multipartCopyChunkSize: cfg.multipartcopychunksize,
         multipartCopyMaxConcurrency: cfg.multipartcopymaxconcurrency, multipartCopyThresholdSize: cfg.multipartcopythresholdsize,
         storageClass: cfg.storageclass,
-        ...(cfg.regionendpoint ? { regionEndpoint: cfg.regionendpoint } : {}),
-        ...(cfg.accesskey ? { accessKey: cfg.accesskey } : {}),
-        ...(cfg.secretkey ? { secretKey: cfg.secretkey } : {}),
-        ...(cfg.rootdirectory ? { rootDirectory: cfg.rootdirectory } : {}),
-        ...(cfg.keyid ? { keyId: cfg.keyid } : {}),
-      });
+        ...defined({ regionEndpoint: cfg.regionendpoint, accessKey: cfg.accesskey, secretKey: cfg.secretkey, rootDirectory: cfg.rootdirectory, keyId: cfg.keyid }),
+      } satisfies S3DriverOptions);
+    case 'oss': {
+      // OSS speaks the S3 API: virtual-hosted buckets on https://<region>.aliyuncs.com by default.
+      const endpoint = cfg.endpoint ?? `${cfg.region}.aliyuncs.com`;
+      return new S3Driver({
+        bucket: cfg.bucket, region: cfg.region, secure: cfg.secure, chunkSize: cfg.chunksize,
+        regionEndpoint: /^https?:\/\//.test(endpoint) ? endpoint : `${cfg.secure ? 'https' : 'http'}://${endpoint}`,
+        accessKey: cfg.accesskeyid, secretKey: cfg.accesskeysecret, storageClass: 'NONE',
+        ...defined({ rootDirectory: cfg.rootdirectory }),
+      } satisfies S3DriverOptions);
+    }
     case 'azure':
       return new AzureDriver({
-        accountName: cfg.accountname, accountKey: cfg.accountkey, container: cfg.container, realm: cfg.realm,
-        ...(cfg.serviceurl ? { serviceUrl: cfg.serviceurl } : {}),
-        ...(cfg.rootdirectory ? { rootDirectory: cfg.rootdirectory } : {}),
+        accountName: cfg.accountname, accountKey: cfg.accountkey, container: cfg.container, realm: cfg.realm, chunkSize: cfg.chunksize,
+        ...defined({ serviceUrl: cfg.serviceurl, rootDirectory: cfg.rootdirectory }),
       });
-    case 'swift': {
-      const optional = {
-        tenant: cfg.tenant, tenantId: cfg.tenantid, domain: cfg.domain, domainId: cfg.domainid, tenantDomain: cfg.tenantdomain,
-        tenantDomainId: cfg.tenantdomainid, trustId: cfg.trustid, region: cfg.region, endpointType: cfg.endpointtype,
-        prefix: cfg.prefix, secretKey: cfg.secretkey,
-      };
+    case 'swift':
       return new SwiftDriver({
         authUrl: cfg.authurl, username: cfg.username, password: cfg.password, container: cfg.container,
         authVersion: cfg.authversion, chunkSize: cfg.chunksize, insecureSkipVerify: cfg.insecureskipverify,
-        tempUrlContainerKey: cfg.tempurlcontainerkey, tempUrlMethods: cfg.tempurlmethods,
-        ...Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined && v !== '')),
-      });
-    }
+        tempUrlContainerKey: cfg.tempurlcontainerkey, tempUrlMethods: cfg.tempurlmethods, endpointType: cfg.endpointtype,
+        ...defined({
+          tenant: cfg.tenant, tenantId: cfg.tenantid, domain: cfg.domain, domainId: cfg.domainid, tenantDomain: cfg.tenantdomain,
+          tenantDomainId: cfg.tenantdomainid, trustId: cfg.trustid, region: cfg.region, prefix: cfg.prefix, secretKey: cfg.secretkey,
+        }),
+      } satisfies SwiftDriverOptions);
   }
 }

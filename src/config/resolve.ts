@@ -1,0 +1,102 @@
+/**
+ * The decoded file (ConfigFile) -> the Config stowage runs with: the storage driver as one value,
+ * `proxy:` as an upstream, passwords read from password_file, and the checks that span keys.
+ * Sections not named here pass through as decoded.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Problem, decodeConfig } from './decode.js';
+import { show } from './kinds.js';
+import { DRIVERS, UPSTREAM_NAME, UpstreamSchema, type Config, type ConfigFile, type StorageConfig, type UpstreamConfig } from './schema.js';
+
+type FileUpstream = ConfigFile['upstreams'][number];
+
+export function resolveConfig(file: ConfigFile): Config {
+  const { storage, http, proxy, metadata, upstreams: fileUpstreams, default_upstream, ...rest } = file;
+
+  // decode.ts made sure exactly one driver section is there.
+  const driver = DRIVERS.find((d) => storage[d] !== undefined)!;
+  const backend = { driver, ...storage[driver] } as StorageConfig;
+  const purging = storage.maintenance.uploadpurging;
+  if (purging.enabled && purging.interval <= 0) {
+    throw new Problem('storage.maintenance.uploadpurging.interval', 'must be more than 0 when purging is enabled');
+  }
+
+  const upstreams: UpstreamConfig[] = [];
+  if (proxy) {
+    const hostname = new URL(proxy.remoteurl).host;
+    const name = ['registry-1.docker.io', 'index.docker.io', 'docker.io'].includes(hostname) ? 'docker.io' : hostname.toLowerCase().replace(':', '_');
+    if (!new RegExp(UPSTREAM_NAME).test(name)) throw new Problem('proxy.remoteurl', `the host ${show(hostname)} cannot be an upstream name; give it one under upstreams:`);
+    upstreams.push({
+      ...upstreamOf({ ...upstreamDefaults(), name, url: proxy.remoteurl, ttl: proxy.ttl }),
+      ...(proxy.username !== undefined ? { username: proxy.username } : {}),
+      ...(proxy.password !== undefined ? { password: proxy.password } : {}),
+    });
+  }
+  fileUpstreams.forEach((u, i) => {
+    const key = `upstreams[${i}]`;
+    const name = u.name.toLowerCase().replace(':', '_');
+    if (upstreams.some((o) => o.name === name)) {
+      throw new Problem(`${key}.name`, `duplicate upstream name ${show(u.name)}${proxy && upstreams[0]!.name === name ? ' (the proxy: block already defines it)' : ''}`);
+    }
+    upstreams.push({ ...upstreamOf({ ...u, name }), ...credentials(u, key) });
+  });
+
+  const defaultUpstream = default_upstream ?? (proxy ? upstreams[0]!.name : undefined);
+  if (defaultUpstream !== undefined && !upstreams.some((u) => u.name === defaultUpstream)) {
+    throw new Problem('default_upstream', `names no configured upstream: ${show(defaultUpstream)}`);
+  }
+
+  const { addr, host: externalUrl, relativeurls, ...httpRest } = http;
+  return {
+    ...rest,
+    storage: {
+      backend,
+      delete: storage.delete,
+      redirect: storage.redirect,
+      maintenance: { uploadpurging: { enabled: purging.enabled, ageMs: purging.age, intervalMs: purging.interval, dryrun: purging.dryrun } },
+    },
+    http: { ...httpRest, host: addr.host, port: addr.port, relativeUrls: relativeurls, ...(externalUrl !== undefined ? { externalUrl } : {}) },
+    metadata: {
+      path: metadata.path ?? (backend.driver === 'filesystem' ? resolve(backend.rootdirectory, 'stowage.sqlite') : ':memory:'),
+    },
+    upstreams,
+    ...(defaultUpstream !== undefined ? { defaultUpstream } : {}),
+  };
+}
+
+/** An upstream with every key at its schema default (the proxy: block sets only url and ttl). */
+function upstreamDefaults(): FileUpstream {
+  return decodeConfig(UpstreamSchema, { name: 'proxy', url: 'http://proxy' }, { cwd: '/' }).value as FileUpstream;
+}
+
+function upstreamOf(u: Omit<FileUpstream, 'username' | 'password' | 'password_file'>): UpstreamConfig {
+  const t = typeof u.timeout === 'number' ? { connect: u.timeout, headers: u.timeout, body: u.timeout } : u.timeout;
+  return {
+    name: u.name,
+    url: u.url,
+    tagTtlMs: u.tag_ttl,
+    negativeTtlMs: u.negative_ttl,
+    revalidateTimeoutMs: u.revalidate_timeout,
+    connectTimeoutMs: t.connect,
+    headersTimeoutMs: t.headers,
+    bodyTimeoutMs: t.body,
+    maxConcurrent: u.max_concurrent,
+    contentTtlMs: u.ttl,
+    breakerFailures: u.circuit_breaker.failures,
+    breakerCooldownMs: u.circuit_breaker.cooldown,
+  };
+}
+
+function credentials(u: FileUpstream, key: string): Pick<UpstreamConfig, 'username' | 'password'> {
+  let password = u.password;
+  if (u.password_file !== undefined) {
+    if (password !== undefined) throw new Problem(`${key}.password_file`, 'give password or password_file, not both');
+    try {
+      password = readFileSync(u.password_file, 'utf8').replace(/[\r\n]+$/, '');
+    } catch (e) {
+      throw new Problem(`${key}.password_file`, `cannot read ${u.password_file}: ${(e as Error).message}`);
+    }
+  }
+  return { ...(u.username !== undefined ? { username: u.username } : {}), ...(password !== undefined ? { password } : {}) };
+}
