@@ -70,13 +70,13 @@ const AzureSection = section({
   accountkey: secret({ description: 'Storage account key (base64)' }),
   container: str({ description: 'Blob container (created beforehand)', pattern: '^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$', expected: 'expected a container name of 3 to 63 lowercase letters, digits and hyphens' }),
   realm: str({ description: 'Domain of the public endpoints', default: 'core.windows.net' }),
-  serviceurl: optional(str({ description: 'Blob service URL for non-public endpoints (Azurite: http://127.0.0.1:10000/devstoreaccount1)', pattern: HTTP_URL, expected: 'expected an http:// or https:// URL' })),
+  serviceurl: optional(str({ description: 'Blob service URL for non-public endpoints (Azurite: http://127.0.0.1:10000/devstoreaccount1)', pattern: HTTP_URL, expected: 'expected an http:// or https:// URL', example: 'http://127.0.0.1:10000/devstoreaccount1' })),
   rootdirectory: optional(str({ description: 'Blob name prefix under which the registry lives' })),
   chunksize: size({ description: 'Block size of writes', default: '4MiB' }),
 }, { description: 'Azure Blob Storage driver' });
 
 const SwiftSection = section({
-  authurl: str({ description: 'Identity endpoint: tempauth /auth/v1.0, Keystone /v2.0 or /v3', pattern: HTTP_URL, expected: 'expected an http:// or https:// URL' }),
+  authurl: str({ description: 'Identity endpoint: tempauth /auth/v1.0, Keystone /v2.0 or /v3', pattern: HTTP_URL, expected: 'expected an http:// or https:// URL', example: 'https://keystone.example.com/v3' }),
   username: str({ description: 'User name' }),
   password: secret({ description: 'Password (or tempauth key)' }),
   tenant: optional(str({ description: 'Project (tenant) name' })),
