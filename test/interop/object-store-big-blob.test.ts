@@ -48,6 +48,9 @@ function send(url: URL, method: string, body?: Readable): Promise<{ status: numb
   });
 }
 
+// Three stores, 2 GiB each way: longer than tap's 300 s per file on a loaded 2-core machine.
+t.setTimeout(1_500_000);
+
 const peakRssMib = (pid: number) => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
 for (const kind of ['s3', 'azure', 'swift'] as StoreKind[]) {
