@@ -14,6 +14,9 @@ import { startStowage } from '../helpers/procs.js';
 import { sleep } from '../helpers/tools.js';
 import { corruptBlobs } from './object-store-scenarios.js';
 
+// Three stores, three kill rounds each and a purge: past tap's 300 s per file on a loaded machine.
+t.setTimeout(900_000);
+
 const SESSIONS = '/docker/registry/v2/repositories/crash/mono/_uploads';
 
 /** Incomplete multipart uploads (s3) or segment objects (swift) in the bucket. Azure keeps uncommitted blocks out of sight. */
