@@ -3,6 +3,7 @@
  * The `stowage` command.
  *   stowage serve [--config FILE | FILE]     run the registry (registry:2 style: `serve CONFIG`)
  *   stowage reindex [--config FILE | FILE]   rebuild the metadata index from storage
+ *   stowage healthcheck [--config FILE | FILE]  probe the running registry (exit 0 if healthy)
  *   stowage config reference | check [--config FILE]   (src/config/command.ts)
  *   stowage version
  */
@@ -17,6 +18,7 @@ const USAGE = `usage: stowage <command> [--config FILE]
 commands:
   serve     run the registry (default config: embedded defaults; npm start uses config/config.yml)
   reindex   rebuild the SQLite metadata index from storage
+  healthcheck  exit 0 if the registry this config describes answers healthy (container HEALTHCHECK)
   config    config reference: print the configuration reference (markdown)
             config check [--config FILE]: validate, print the effective config (secrets redacted)
   version   print the version`;
@@ -69,15 +71,22 @@ async function main(argv: string[]): Promise<void> {
         log.fatal({ err }, 'start-up failed');
         fail(err instanceof Error ? err.message : String(err));
       });
-      const shutdown = (signal: string) => {
+      // The first SIGTERM/SIGINT drains (http.draintimeout); a second one exits at once.
+      let stopping = false;
+      const onSignal = (signal: NodeJS.Signals) => {
+        if (stopping) {
+          log.warn({ signal }, 'second signal: exiting without draining');
+          process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+        }
+        stopping = true;
         log.info({ signal }, 'shutting down');
         server.close().then(() => process.exit(0), (err: unknown) => {
           log.error({ err }, 'shutdown failed');
           process.exit(1);
         });
       };
-      process.once('SIGTERM', () => shutdown('SIGTERM'));
-      process.once('SIGINT', () => shutdown('SIGINT'));
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
       return;
     }
     case 'reindex': {
@@ -88,6 +97,12 @@ async function main(argv: string[]): Promise<void> {
       await services.close();
       process.stdout.write(`${JSON.stringify(result)}\n`);
       return;
+    }
+    case 'healthcheck': {
+      const { probeHealth } = await import('./health/probe.js');
+      const result = await probeHealth(readConfig(args).config);
+      process.stdout.write(`${result.ok ? 'healthy' : 'unhealthy'}: ${result.detail}\n`);
+      process.exit(result.ok ? 0 : 1);
     }
     case 'config': {
       const [sub, ...rest] = args;

@@ -11,6 +11,14 @@ import { PullThrough } from './proxy/pull-through.js';
 import { UpstreamRouter, type Upstream } from './proxy/routing.js';
 import { CacheExpiry } from './proxy/expiry.js';
 import { UpstreamClient } from './upstream/client.js';
+import { buildDebugApp } from './http/debug-server.js';
+import type { HealthMonitor } from './health/monitor.js';
+import { createHealthMonitor, type HealthOptions } from './health/options.js';
+import { Notifier, type NotifyOptions } from './notify/notifier.js';
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { openSecurity } from './security.js';
+import type { Server as TlsServer } from 'node:tls';
 
 export interface Services {
   registry: LocalRegistry;
@@ -18,14 +26,42 @@ export interface Services {
   metrics: Metrics;
   proxy?: PullThrough;
   expiry: CacheExpiry;
+  health: HealthMonitor;
+  notifier: Notifier;
   close(): Promise<void>;
+}
+
+/** config.notifications as notify's options; the source record names this host and port, as registry:2's does. */
+function notifyOptions(config: Config): NotifyOptions {
+  const n = config.notifications;
+  return {
+    includeReferences: n.events.includereferences,
+    source: { addr: `${hostname()}:${config.http.port}`, instanceID: randomUUID() },
+    endpoints: n.endpoints.map((e) => ({
+      name: e.name, url: e.url, headers: e.headers, timeoutMs: e.timeout, threshold: e.threshold, backoffMs: e.backoff,
+      disabled: e.disabled, ignoredMediaTypes: [...e.ignoredmediatypes, ...e.ignore.mediatypes], ignoredActions: e.ignore.actions,
+      maxPending: e.maxpending, batch: e.batch,
+    })),
+  };
+}
+
+/** config.health as the health module's options. */
+function healthOptions(h: Config['health']): HealthOptions {
+  return {
+    storagedriver: { enabled: h.storagedriver.enabled, intervalMs: h.storagedriver.interval, threshold: h.storagedriver.threshold },
+    file: h.file.map((f) => ({ file: f.file, intervalMs: f.interval })),
+    http: h.http.map((c) => ({ uri: c.uri, headers: c.headers, statuscode: c.statuscode, timeoutMs: c.timeout, intervalMs: c.interval, threshold: c.threshold })),
+    tcp: h.tcp.map((c) => ({ addr: c.addr, timeoutMs: c.timeout, intervalMs: c.interval, threshold: c.threshold })),
+    upstreams: { enabled: h.upstreams.enabled, intervalMs: h.upstreams.interval, timeoutMs: h.upstreams.timeout },
+  };
 }
 
 export function createServices(config: Config, log: Logger): Services {
   const storage = createDriver(config.storage.backend);
   const metadata = new MetadataIndex(config.metadata.path);
-  const registry = new LocalRegistry(storage, metadata, log);
   const metrics = new Metrics({ defaults: true });
+  const notifier = new Notifier(notifyOptions(config), metadata.outbox, log.child({ component: 'notify' }), metrics.registry, (fn) => metadata.transaction(fn));
+  const registry = new LocalRegistry(storage, metadata, log, notifier.sink);
   const upstreams: Upstream[] = config.upstreams.map((cfg) => ({
     config: cfg,
     client: new UpstreamClient(cfg, { log: log.child({ upstream: cfg.name }) }),
@@ -35,14 +71,21 @@ export function createServices(config: Config, log: Logger): Services {
     : undefined;
   if (proxy) registry.local.onNewLocal((repo) => proxy.noteNewLocal(repo));
   const expiry = new CacheExpiry(config.upstreams, registry, metadata, log);
+  const health = createHealthMonitor(healthOptions(config.health), {
+    storage, upstreams: config.upstreams.map((u) => ({ name: u.name, url: u.url })), log, registry: metrics.registry,
+  });
   return {
     registry,
     metadata,
     metrics,
     expiry,
+    health,
+    notifier,
     ...(proxy ? { proxy } : {}),
     async close() {
       expiry.stop();
+      health.stop();
+      await notifier.flushAndStop(0);
       await Promise.all(upstreams.map((u) => u.client.close()));
       metadata.close();
       await storage.close?.();
@@ -53,15 +96,30 @@ export function createServices(config: Config, log: Logger): Services {
 export interface RunningServer {
   app: FastifyInstance;
   address: string;
-  close(): Promise<void>;
+  /** The debug server's address (http.debug.addr), if one is configured. */
+  debugAddress?: string;
+  /**
+   * Graceful stop: stop accepting; let in-flight requests (uploads, blob bodies) and upstream
+   * fills finish for up to drainMs (default http.draintimeout), then cut what is left (nothing
+   * partial is ever committed); flush the access records; close SQLite. drainMs 0 cuts at once.
+   */
+  close(options?: { drainMs?: number }): Promise<void>;
 }
 
 const ACCESS_FLUSH_MS = 30_000;
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  const security = openSecurity(config, log);
   const services = createServices(config, log);
   await services.registry.ensureIndexed(config.upstreams.map((u) => u.name));
-  const app = buildApp({ config, registry: services.registry, log, metrics: services.metrics, ...(services.proxy ? { proxy: services.proxy } : {}) });
+  const app = buildApp({
+    config, registry: services.registry, log, metrics: services.metrics, health: services.health, ...(services.proxy ? { proxy: services.proxy } : {}),
+    ...(security.authenticator ? { authenticator: security.authenticator } : {}),
+    ...(security.policy ? { policy: security.policy } : {}),
+    ...(security.https ? { https: security.https } : {}),
+  });
+  services.health.start();
+  services.notifier.start();
   const timers: NodeJS.Timeout[] = [];
   timers.push(setInterval(() => services.metadata.flushAccessTimes(), ACCESS_FLUSH_MS).unref());
   services.expiry.start();
@@ -79,20 +137,66 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     timers.push(setInterval(() => void purge(), purging.intervalMs).unref());
   }
   const address = await app.listen({ host: config.http.host, port: config.http.port });
+  if (security.https) security.watch(app.server as unknown as TlsServer);
   log.info({
+    ...security.summary,
     address, storage: config.storage.backend, metadata: config.metadata.path,
     upstreams: config.upstreams.map((u) => `${u.name}=${u.url}`), defaultUpstream: config.defaultUpstream,
   }, 'stowage listening');
-  let closed = false;
+  const debug = config.http.debug;
+  const debugApp = debug && buildDebugApp({ health: services.health, metrics: services.metrics, prometheus: debug.prometheus, log: log.child({ server: 'debug' }) });
+  const debugAddress = debug && debugApp ? await debugApp.listen({ host: debug.addr.host, port: debug.addr.port }) : undefined;
+  if (debug && debugAddress) log.info({ address: debugAddress, health: '/debug/health', metrics: debug.prometheus.enabled ? debug.prometheus.path : false }, 'debug server listening');
+  let closing: Promise<void> | undefined;
+  const close = async (drainMs: number): Promise<void> => {
+    for (const t of timers) clearInterval(t);
+    services.health.setDraining(); // readiness probes on the debug server fail from now on
+    const started = Date.now();
+    await drain(app, services, drainMs, log);
+    // Deliver what the endpoints will take in what is left of the drain time (at least a second).
+    await services.notifier.flushAndStop(drainMs === 0 ? 0 : Math.max(1000, drainMs - (Date.now() - started)));
+    security.close();
+    await services.close();
+    await debugApp?.close();
+    log.info('stopped');
+  };
   return {
     app,
     address,
-    async close() {
-      if (closed) return;
-      closed = true;
-      for (const t of timers) clearInterval(t);
-      await app.close();
-      await services.close();
+    ...(debugAddress ? { debugAddress } : {}),
+    close(options = {}) {
+      closing ??= close(options.drainMs ?? config.http.draintimeout);
+      return closing;
     },
   };
+}
+
+/**
+ * Stops accepting (fastify answers requests on kept-alive connections with 503 and closes idle
+ * ones) and waits for open connections and upstream fills; at the deadline, cuts both.
+ */
+async function drain(app: FastifyInstance, services: Services, drainMs: number, log: Logger): Promise<void> {
+  const started = Date.now();
+  const connections = new Promise<void>((resolve) => app.server.getConnections((_e, n) => {
+    log.info({ connections: n, drainMs }, 'draining: no new connections; waiting for in-flight requests and fills');
+    resolve();
+  }));
+  await connections;
+  const closed = app.close();
+  // A kept-alive connection whose request finishes during the drain would otherwise stay open
+  // until the client or keepAliveTimeout closes it: close each one as soon as it is idle.
+  const idleSweep = setInterval(() => app.server.closeIdleConnections(), 100);
+  const work = Promise.all([closed, services.proxy?.fillsSettled()]);
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), drainMs); });
+  const outcome = await Promise.race([work.then(() => 'drained' as const), deadline]);
+  clearTimeout(timer);
+  clearInterval(idleSweep);
+  if (outcome === 'timeout') {
+    log.warn({ drainMs }, 'drain time is up: closing the remaining connections and stopping upstream fills');
+    app.server.closeAllConnections();
+    services.proxy?.abortFills();
+    await work;
+  }
+  log.info({ ms: Date.now() - started, outcome }, 'drained');
 }

@@ -23,6 +23,14 @@ export class Metrics {
     name: 'stowage_bytes_served_total', help: 'Response body bytes announced (Content-Length)',
     labelNames: ['kind'] as const, registers: [this.registry],
   });
+  readonly authFailures = new Counter({
+    name: 'stowage_auth_failures_total', help: 'Requests whose credentials did not verify (wrong password, invalid or expired token)',
+    labelNames: ['scheme'] as const, registers: [this.registry],
+  });
+  readonly uploadsRefused = new Counter({
+    name: 'stowage_uploads_refused_total', help: 'Upload requests refused with 429 because http.limits.uploads were already running',
+    registers: [this.registry],
+  });
 
   constructor(options: { defaults?: boolean } = {}) {
     if (options.defaults) collectDefaultMetrics({ register: this.registry });

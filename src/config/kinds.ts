@@ -168,6 +168,20 @@ export const KINDS: Readonly<Record<string, Kind>> = {
     docType: () => 'URL',
     example: () => 'https://example.com:8443',
   },
+  href: {
+    decode(raw) {
+      let u: URL | undefined;
+      try {
+        u = typeof raw === 'string' ? new URL(raw) : undefined;
+      } catch {
+        // reported below
+      }
+      if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) throw mismatch('expected an http:// or https:// URL', raw);
+      return u.toString();
+    },
+    docType: () => 'URL',
+    example: () => 'https://example.com/hooks/registry',
+  },
   addr: {
     decode(raw) {
       const s = scalarText(raw);
@@ -236,6 +250,8 @@ export const path = (opts: FieldOptions & { literals?: string[] }) => {
 };
 /** An http(s) origin; decoded to "scheme://host[:port]". */
 export const url = (opts: FieldOptions) => leaf<string>('url', opts, { type: 'string', format: 'uri' });
+/** A full http(s) URL, path and query allowed (webhooks, health check URIs). */
+export const href = (opts: FieldOptions) => leaf<string>('href', opts, { type: 'string', format: 'uri' });
 /** "host:port" or ":port"; decoded to {host, port} (":port" listens on every interface). */
 export const addr = (opts: FieldOptions) => leaf<{ host: string; port: number }>('addr', opts, { type: 'string' });
 /** One of fixed values, case-insensitively; `aliases` maps other spellings onto them. */

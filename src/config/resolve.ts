@@ -47,6 +47,13 @@ export function resolveConfig(file: ConfigFile): Config {
     throw new Problem('default_upstream', `names no configured upstream: ${show(defaultUpstream)}`);
   }
 
+  // Each endpoint has its own outbox, keyed by name.
+  const endpointNames = new Set<string>();
+  rest.notifications.endpoints.forEach((e, i) => {
+    if (endpointNames.has(e.name)) throw new Problem(`notifications.endpoints[${i}].name`, `duplicate endpoint name ${show(e.name)}`);
+    endpointNames.add(e.name);
+  });
+
   const { addr, host: externalUrl, relativeurls, ...httpRest } = http;
   return {
     ...rest,

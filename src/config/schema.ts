@@ -15,7 +15,7 @@
  */
 import type { Static } from 'typebox';
 import {
-  addr, bool, duration, either, ignored, int, list, map, oneOf, optional, path, refused, secret, section, size, str, url,
+  addr, bool, duration, either, href, ignored, int, list, map, oneOf, optional, path, refused, secret, section, size, str, url,
 } from './kinds.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -132,6 +132,71 @@ export const UpstreamSchema = section({
   }),
 }, { description: 'An upstream registry to pull through' });
 
+/** Header name -> values, as registry:2 writes them (values redacted when shown: they often carry tokens). */
+const headerMap = (description: string) => map(list(secret({ description: 'A header value' }), { description: 'Values of one header', single: true }), {
+  description, default: {},
+  keyPattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", keyExpected: 'invalid header name', expected: 'expected a mapping of header name to a list of values',
+});
+
+export const EVENT_ACTIONS = ['push', 'pull', 'mount', 'delete', 'fetch'] as const;
+
+export const NotificationEndpointSchema = section({
+  name: str({ description: 'Name of the endpoint (logs, metrics, the outbox)', pattern: '^[A-Za-z0-9._-]{1,64}$', expected: 'expected 1-64 letters, digits, ".", "_" or "-"', example: 'audit' }),
+  url: href({ description: 'Where the event envelopes are POSTed' }),
+  headers: headerMap('Static headers on every delivery: name → list of values'),
+  timeout: duration({ description: 'Time one delivery may take', default: '5s' }),
+  threshold: int({ description: 'Failed deliveries in a row before the endpoint counts as down (the wait then doubles per failure, up to 5m)', default: 10, min: 1, max: 1000 }),
+  backoff: duration({ description: 'Wait before retrying a failed delivery', default: '1s' }),
+  disabled: bool({ description: 'Record nothing for this endpoint', default: false }),
+  ignoredmediatypes: list(str({ description: 'A media type' }), { description: 'Events whose target has one of these media types are not sent', default: [] }),
+  ignore: section({
+    mediatypes: list(str({ description: 'A media type' }), { description: 'Target media types not sent (as ignoredmediatypes)', default: [] }),
+    actions: list(oneOf(EVENT_ACTIONS, { description: 'An action' }), { description: 'Actions not sent', default: [] }),
+  }),
+  maxpending: int({ description: 'Most undelivered events kept for this endpoint; beyond it the oldest are dropped (counted and logged)', default: 100_000, min: 1, max: 100_000_000 }),
+  batch: int({ description: 'Most events in one envelope', default: 100, min: 1, max: 10_000 }),
+}, { description: 'A webhook receiving registry events' });
+
+const NotificationsSchema = section({
+  events: section({
+    includereferences: bool({ description: 'Add the descriptors a manifest references to its events (target.references)', default: false }),
+  }),
+  endpoints: list(NotificationEndpointSchema, { description: 'Webhooks; each has its own durable outbox', default: [] }),
+}, { description: 'registry:2 notifications: events POSTed to webhooks, durably (outbox in the SQLite index)' });
+
+const threshold = (what: string) => int({ description: `Failures in a row before ${what} fails (0 or 1: the first)`, default: 1, min: 0, max: 1000 });
+
+const HealthSchema = section({
+  storagedriver: section({
+    enabled: bool({ description: 'Check that storage can store, read and delete a small file', default: false }),
+    interval: duration({ description: 'Time between storage checks', default: '10s' }),
+    threshold: threshold('the storage check'),
+  }),
+  file: list(section({
+    file: path({ description: 'Health fails while this file exists (take an instance out of rotation)' }),
+    interval: duration({ description: 'Time between looks', default: '10s' }),
+  }), { description: 'File checks', default: [] }),
+  http: list(section({
+    uri: href({ description: 'URL asked with HEAD' }),
+    headers: headerMap('Headers on the check request'),
+    statuscode: int({ description: 'Status the URL must answer', default: 200, min: 100, max: 599 }),
+    timeout: duration({ description: 'Time the request may take', default: '3s' }),
+    interval: duration({ description: 'Time between checks', default: '10s' }),
+    threshold: threshold('the check'),
+  }), { description: 'HTTP checks', default: [] }),
+  tcp: list(section({
+    addr: str({ description: 'host:port a TCP connection must open to', pattern: '^(?:\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):\\d{1,5}$', expected: 'expected "host:port"', example: 'redis.local:6379' }),
+    timeout: duration({ description: 'Time the connection may take', default: '3s' }),
+    interval: duration({ description: 'Time between checks', default: '10s' }),
+    threshold: threshold('the check'),
+  }), { description: 'TCP checks', default: [] }),
+  upstreams: section({
+    enabled: bool({ description: 'Probe each upstream\'s /v2/ (reported in metrics and logs; never fails health: the cache still serves)', default: true }),
+    interval: duration({ description: 'Time between probes', default: '60s' }),
+    timeout: duration({ description: 'Time a probe may take', default: '5s' }),
+  }),
+}, { description: 'registry:2 health checks: while one fails, /debug/health lists it and registry requests answer 503' });
+
 export const ConfigSchema = section({
   version: oneOf(['0.1'], { description: 'registry:2 config version', default: '0.1' }),
   log: section({
@@ -185,11 +250,31 @@ export const ConfigSchema = section({
     }),
     net: optional(oneOf(['tcp'], { description: 'Listener network; only tcp', expected: 'only tcp is supported' })),
     prefix: optional(oneOf(['', '/'], { description: 'URL prefix; only the root', expected: 'not supported: serve stowage at the root of its host' })),
-    tls: refused('not supported: terminate TLS in front of stowage', 'registry:2 TLS; not implemented yet: terminate TLS in front'),
-    debug: ignored('registry:2 debug server; not implemented yet'),
+    tls: optional(section({
+      certificate: path({ description: 'Server certificate chain, PEM (re-read when the file changes)' }),
+      key: path({ description: 'Private key of the certificate, PEM (re-read when the file changes)' }),
+      clientcas: list(path({ description: 'A CA certificate file, PEM' }), { description: 'Mutual TLS: clients must present a certificate signed by one of these CAs', default: [], single: true }),
+      minimumtls: oneOf(['tls1.2', 'tls1.3'], { description: 'Oldest TLS version accepted', default: 'tls1.2', expected: 'expected tls1.2 or tls1.3 (TLS 1.0 and 1.1 are not offered)' }),
+      ciphersuites: list(str({ description: 'A cipher suite, Go/IANA name (TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)' }), { description: 'TLS 1.2 cipher suites offered (default: Node\'s); TLS 1.3 suites are fixed, as in registry:2', default: [] }),
+      letsencrypt: refused('not supported: ACME needs the internet; give http.tls.certificate and http.tls.key', 'registry:2 Let\'s Encrypt; refused (no internet)'),
+    }, { description: 'Serve HTTPS (HTTP/1.1) with this certificate' })),
+    timeouts: section({
+      headers: duration({ description: 'The request line and headers must arrive within this (slow clients)', default: '30s' }),
+      keepalive: duration({ description: 'An idle keep-alive connection is closed after this', default: '75s' }),
+      body_idle: duration({ description: 'A request body (upload) that sends nothing for this long is cut (0: never)', default: '60s' }),
+    }, { description: 'How long a slow client may take' }),
+    max_requests_per_connection: int({ description: 'Requests served on one keep-alive connection before it is closed (0: no limit)', default: 0, min: 0, max: 1_000_000 }),
+    max_concurrent_uploads: int({ description: 'Upload and manifest PUT bodies received at once; more get 429 (0: no limit)', default: 128, min: 0, max: 1_000_000 }),
+    debug: optional(section({
+      addr: addr({ description: 'Address of the debug server: /debug/health (registry:2\'s JSON) and the Prometheus metrics, nothing else' }),
+      prometheus: section({
+        enabled: bool({ description: 'Serve Prometheus metrics on the debug server (registry:2: off by default)', default: true }),
+        path: str({ description: 'Path of the metrics on the debug server', default: '/metrics', pattern: '^/[A-Za-z0-9._~/-]*$', expected: 'expected a URL path such as "/metrics"', example: '/prometheus' }),
+      }),
+    }, { description: 'registry:2 debug server, off unless set; keep it off public networks' })),
     http2: ignored('registry:2 HTTP/2 switch; not implemented'),
     h2c: ignored('registry:2 cleartext HTTP/2; not implemented'),
-    draintimeout: ignored('registry:2 shutdown drain time; not implemented yet'),
+    draintimeout: duration({ description: 'On SIGTERM/SIGINT: how long in-flight requests, uploads and upstream fills may run before they are cut (0: at once); a second signal exits at once', default: '30s' }),
   }),
   proxy: optional(section({
     remoteurl: url({ description: 'registry:2 pull-through: the remote registry (becomes one upstream, and the default)' }),
@@ -202,9 +287,32 @@ export const ConfigSchema = section({
   }),
   upstreams: list(UpstreamSchema, { description: 'Upstream registries to pull through (none unless configured; the embedded defaults have docker.io)', default: [] }),
   default_upstream: optional(str({ description: 'The upstream un-prefixed names (library/ubuntu) go to; default: the proxy: block\'s upstream', example: 'docker.io' })),
-  auth: refused('not supported yet: stowage would run without the access control this section asks for; put an authenticating proxy in front', 'registry:2 authentication; not implemented yet'),
-  notifications: ignored('registry:2 webhooks; not implemented yet'),
-  health: ignored('registry:2 health checks; not implemented yet'),
+  auth: optional(section({
+    htpasswd: optional(section({
+      realm: str({ description: 'Realm in the Basic challenge' }),
+      path: path({ description: 'htpasswd file with bcrypt entries (htpasswd -B); re-read when it changes' }),
+    }, { description: 'Basic auth against an htpasswd file' })),
+    token: optional(section({
+      realm: str({ description: 'URL of the token server, sent in the Bearer challenge' }),
+      service: str({ description: 'This registry\'s name: the audience its tokens must carry' }),
+      issuer: str({ description: 'Tokens must be issued (iss) by this name' }),
+      rootcertbundle: optional(path({ description: 'PEM certificates token signing chains (x5c) must lead to' })),
+      jwks: optional(path({ description: 'JSON Web Key Set file; tokens name their key with kid' })),
+      autoredirect: bool({ description: 'Challenge with a realm on the host the client used (plus autoredirectpath)', default: false }),
+      autoredirectpath: str({ description: 'Path of the token endpoint for autoredirect', default: '/auth/token' }),
+      signingalgorithms: list(str({ description: 'A JWS algorithm (ES256, RS256, EdDSA, ...)' }), { description: 'Accepted token signing algorithms (default: every asymmetric one)', default: [] }),
+    }, { description: 'Bearer tokens from a token server (registry:2 token auth)' })),
+    silly: refused('not supported: silly auth lets anyone in', 'registry:2 test-only auth; refused'),
+  }, { description: 'Authentication (registry:2): htpasswd or token' })),
+  access: optional(list(section({
+    repository: str({ description: 'Glob on the full repository name (`*` within one component, `**` any number of components)', example: 'team-a/**' }),
+    pull: optional(list(str({ description: 'anonymous, authenticated, group:<name> or a user' }), { description: 'Who may pull' })),
+    push: optional(list(str({ description: 'anonymous, authenticated, group:<name> or a user' }), { description: 'Who may push' })),
+    delete: optional(list(str({ description: 'anonymous, authenticated, group:<name> or a user' }), { description: 'Who may delete' })),
+  }, { description: 'An access rule' }), { description: 'Access rules; the first whose repository matches decides, none matching denies (without this key: registry:2 behaviour)' })),
+  groups: map(list(str({ description: 'A user name' }), { description: 'Members of the group' }), { description: 'Groups for access rules (group:<name>)', default: {}, expected: 'expected a mapping of group name to a list of users' }),
+  notifications: NotificationsSchema,
+  health: HealthSchema,
   redis: ignored('registry:2 Redis cache; not used'),
   validation: ignored('registry:2 manifest validation options; not implemented'),
   compatibility: ignored('registry:2 schema1 compatibility; not implemented'),

@@ -26,6 +26,8 @@ export interface RequestFacts {
   upstreamBytes?: number;
   /** The blob GET was answered with a redirect to the storage backend. */
   redirected?: boolean;
+  /** The authenticated user, when there is one (never a credential). */
+  user?: string;
 }
 
 export type Handler<K extends V2Endpoint['kind']> = (
@@ -34,6 +36,12 @@ export type Handler<K extends V2Endpoint['kind']> = (
   endpoint: Extract<V2Endpoint, { kind: K }>,
   deps: RouteDeps,
 ) => Promise<unknown>;
+
+/**
+ * Runs after the path is parsed and before the handler; refuses by throwing a RegistryError
+ * (authorization, limits).
+ */
+export type Gate = (req: FastifyRequest, reply: FastifyReply, endpoint: V2Endpoint) => Promise<void>;
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -45,7 +53,7 @@ declare module 'fastify' {
 export function locationFor(req: FastifyRequest, config: Config, path: string): string {
   if (config.http.relativeUrls) return path;
   if (config.http.externalUrl) return `${config.http.externalUrl}${path}`;
-  const proto = (req.headers['x-forwarded-proto'] as string | undefined)?.split(',')[0]?.trim() || 'http';
+  const proto = (req.headers['x-forwarded-proto'] as string | undefined)?.split(',')[0]?.trim() || req.protocol;
   const host = (req.headers['x-forwarded-host'] as string | undefined) ?? req.headers.host ?? 'localhost';
   return `${proto}://${host}${path}`;
 }

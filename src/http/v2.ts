@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RegistryError } from '../errors.js';
-import type { Handler, RouteDeps } from './context.js';
+import type { Gate, Handler, RouteDeps } from './context.js';
 import { deleteBlob, getBlob } from './routes/blobs.js';
 import { catalog, listTags, referrers } from './routes/listings.js';
 import { deleteManifest, getManifest, putManifest } from './routes/manifests.js';
@@ -27,7 +27,7 @@ export const ROUTES: Table = {
   referrers: { GET: referrers },
 };
 
-export function registerV2(app: FastifyInstance, deps: RouteDeps): void {
+export function registerV2(app: FastifyInstance, deps: RouteDeps, gates: readonly Gate[] = []): void {
   const dispatch = async (req: FastifyRequest, reply: FastifyReply) => {
     const path = req.url.split('?', 1)[0]!;
     const rest = path === '/v2' ? '' : path.slice('/v2/'.length);
@@ -37,6 +37,7 @@ export function registerV2(app: FastifyInstance, deps: RouteDeps): void {
     if (!handler) {
       throw new RegistryError('UNSUPPORTED', `${req.method} is not supported here`, { status: 405 });
     }
+    for (const gate of gates) await gate(req, reply, endpoint);
     return handler(req, reply, endpoint as never, deps);
   };
   const methods: Method[] = ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'];

@@ -5,6 +5,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { Outbox } from './outbox.js';
 import { MIGRATIONS } from './schema.js';
 
 export interface TagRow { tag: string; digest: string }
@@ -22,6 +23,8 @@ export interface ManifestRef { digest: string; kind: string }
 
 export class MetadataIndex {
   readonly db: Database.Database;
+  /** Undelivered notification events (notify/ delivers them). */
+  readonly outbox: Outbox;
   private readonly pendingAccess = new Map<string, number>();
   private readonly stmts;
   private readonly userVersion: Database.Statement<[], number>;
@@ -42,6 +45,7 @@ export class MetadataIndex {
       })();
     }
     const db = this.db;
+    this.outbox = new Outbox(db);
     this.stmts = {
       getMeta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
       setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),

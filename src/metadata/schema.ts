@@ -1,7 +1,8 @@
 /**
  * SQLite schema migrations, applied in order by PRAGMA user_version. The index only ever holds
  * what can be rebuilt from storage (`stowage reindex`) plus operational state (upload sessions,
- * access times, the upstream tag cache): deleting the file loses no content.
+ * access times, the upstream tag cache, undelivered notifications): deleting the file loses no
+ * content (only notifications not yet delivered).
  */
 export const MIGRATIONS: readonly string[] = [
   `
@@ -42,5 +43,14 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX repo_manifests_by_digest ON repo_manifests (digest);
   CREATE TABLE local_repositories (name TEXT PRIMARY KEY, since INTEGER NOT NULL) WITHOUT ROWID;
   DELETE FROM meta WHERE key = 'indexed_at';
+  `,
+  // 3: the notification outbox (operational state, not rebuilt by reindex): one row per event and
+  // endpoint, delivered in id order (a new rowid is always above every row still there, so
+  // AUTOINCREMENT's extra write per insert is not needed). Written in the transaction that
+  // records the content.
+  `
+  CREATE TABLE notify_outbox (
+    id INTEGER PRIMARY KEY, endpoint TEXT NOT NULL, created_at INTEGER NOT NULL, event TEXT NOT NULL);
+  CREATE INDEX notify_outbox_by_endpoint ON notify_outbox (endpoint, id);
   `,
 ];

@@ -1,11 +1,18 @@
 /**
  * One upstream fetch of one blob, shared by every client that asks for it meanwhile
  * (single-flight). The upstream body is hashed and written to a staging file under the cache
- * repository's _uploads/; every client, the first included, reads that growing file. The last
- * byte is held back from every client until the digest and size have verified, so no client ever
- * receives a complete, well-formed response of wrong bytes: on a mismatch the staging file is
- * deleted and every client connection is destroyed mid-body. On success the file is moved into
- * blobs/ (atomic) and linked into the cache repository.
+ * repository's _uploads/, and handed to clients from memory: the fill keeps the bytes it received
+ * most recently (a window of upstream chunks, at most WINDOW_BYTES once written), and a client
+ * inside the window takes chunks from it without a copy or a file read. A client behind the
+ * window (a slow socket, or one that joined late) reads the bytes before it back from the staging
+ * file, which holds everything written so far, then catches up.
+ *
+ * The last byte is held back from every client until the digest and size have verified, so no
+ * client ever receives a complete, well-formed response of wrong bytes: on a mismatch the staging
+ * file is deleted and every client connection is destroyed mid-body. The digest is computed in
+ * memory as the bytes arrive, so the held-back byte is released as soon as the upstream body ends
+ * and verifies; the commit (fsync, atomic move into blobs/, link into the repository) follows.
+ * New requests see the blob in blobs/ only after that commit; until then they join this fill.
  *
  * The fill belongs to no client: it runs to the end even if every client disconnects.
  */
@@ -16,13 +23,15 @@ import { RegistryError } from '../errors.js';
 import type { MetadataIndex } from '../metadata/index.js';
 import { createDigester, digestAlgorithm, digestFromHash, type Digest } from '../oci/digest.js';
 import type { RepoName } from '../oci/reference.js';
-import type { BlobStore } from '../registry/blob-store.js';
+import { BLOB_MEDIA_TYPE, type BlobStore } from '../registry/blob-store.js';
+import type { EventSink } from '../notify/events.js';
 import { isPathNotFound, type FileWriter, type StorageDriver } from '../storage/driver.js';
 import { blobDataPath, uploadDataPath, uploadDir, uploadStartedAtPath } from '../storage/layout.js';
 
 /** Bytes withheld from clients until verification: one is enough to keep a response incomplete. */
 const HOLDBACK_BYTES = 1;
-const READ_CHUNK = 1024 * 1024;
+/** Written bytes kept in memory for clients; bounds a fill's memory whatever the blob size. */
+const WINDOW_BYTES = 4 * 1024 * 1024;
 
 export interface FillSource {
   /** Size announced by the upstream (Content-Length), if any. */
@@ -37,24 +46,36 @@ export interface FillDeps {
   log: Logger;
   onUpstreamBytes?: (n: number) => void;
   onMismatch?: () => void;
+  /** Reports the fill as a `fetch` event, committed with the blob's index record. */
+  events?: EventSink;
 }
 
-type FillState = 'filling' | 'verified' | 'failed';
+/** filling -> verified (every byte may be served) -> committed (in blobs/); or failed. */
+type FillState = 'filling' | 'verified' | 'committed' | 'failed';
+
+interface WindowChunk { start: number; bytes: Buffer }
 
 export class BlobFill {
   state: FillState = 'filling';
-  /** Settles at the next change (bytes written, verified, failed); every waiting reader shares it. */
+  /** Settles at the next change (bytes received, written, verified, failed); every waiting reader shares it. */
   private tick!: Promise<void>;
   private wake!: () => void;
-  /** Bytes written to the staging file so far (readable by clients, not yet fsynced). */
-  written = 0;
+  /** Bytes received from the upstream (and hashed) so far. */
+  private received = 0;
+  /** Bytes in the staging file so far: everything before the window is there. */
+  private writtenToFile = 0;
+  /** The most recent chunks, in order, contiguous, ending at `received`. */
+  private readonly window: WindowChunk[] = [];
+  private windowBytes = 0;
   error: Error | undefined;
-  /** Staging file while filling; the blob's own path once verified. */
+  /** Staging file while filling; the blob's own path once committed. */
   path: string;
   /** Resolves when the blob is verified and committed; rejects when the fill failed. */
   readonly done: Promise<void>;
   private settle!: { resolve: () => void; reject: (e: Error) => void };
   private readonly uuid = randomUUID();
+  /** Set while run() pumps the upstream body (see abort()). */
+  private body: Readable | undefined;
 
   constructor(
     readonly digest: Digest,
@@ -67,6 +88,11 @@ export class BlobFill {
     this.path = uploadDataPath(cacheRepo, this.uuid);
     this.done = new Promise((resolve, reject) => { this.settle = { resolve, reject }; });
     this.done.catch(() => undefined); // observed by readers; never an unhandled rejection
+  }
+
+  /** Bytes of the blob once verified (its size). */
+  get written(): number {
+    return this.received;
   }
 
   private signalChange(): void {
@@ -83,40 +109,52 @@ export class BlobFill {
     return storage.writer(this.path);
   }
 
-  /** Pumps the upstream body into the staging file, verifies, commits. Never throws. */
+  /** Pumps the upstream body into the window and the staging file, verifies, commits. Never throws. */
   async run(source: FillSource, writer: FileWriter): Promise<void> {
     const { log } = this.deps;
     const hash = createDigester(digestAlgorithm(this.digest));
-    let received = 0;
+    this.body = source.body;
     try {
       for await (const chunk of source.body as AsyncIterable<Buffer>) {
-        received += chunk.length;
-        if (this.size !== undefined && received > this.size) throw new FillError('upstream sent more bytes than announced');
+        const start = this.received;
+        this.received += chunk.length;
+        if (this.size !== undefined && this.received > this.size) throw new FillError('upstream sent more bytes than announced');
         hash.update(chunk);
         this.deps.onUpstreamBytes?.(chunk.length);
-        const len = chunk.length;
-        const ok = writer.stream.write(chunk, () => {
-          this.written += len;
-          this.signalChange();
+        this.window.push({ start, bytes: chunk });
+        this.windowBytes += chunk.length;
+        const end = this.received;
+        const ok = writer.stream.write(chunk, (err) => {
+          if (err) return;
+          this.writtenToFile = end;
+          this.trimWindow();
         });
+        this.signalChange();
         if (!ok) await new Promise<void>((r) => writer.stream.once('drain', r));
       }
-      await writer.commit();
-      if (this.size !== undefined && received !== this.size) {
-        throw new FillError(`upstream body ended after ${received} of ${this.size} bytes`);
+      if (this.size !== undefined && this.received !== this.size) {
+        throw new FillError(`upstream body ended after ${this.received} of ${this.size} bytes`);
       }
       const actual = digestFromHash(digestAlgorithm(this.digest), hash);
       if (actual !== this.digest) {
         this.deps.onMismatch?.();
         throw new FillError(`digest mismatch: upstream sent ${actual}`);
       }
-      await this.deps.blobs.commitVerified(this.path, this.digest, received, 'cached', this.upstreamName);
+      // Verified in memory: every client may have every byte now, before the commit's fsync.
+      this.state = 'verified';
+      this.signalChange();
+      await writer.commit();
+      this.writtenToFile = this.received;
+      const size = this.received;
+      await this.deps.blobs.commitVerified(this.path, this.digest, size, 'cached', this.upstreamName, () => this.deps.events?.record({
+        action: 'fetch', upstream: this.upstreamName,
+        target: { kind: 'blob', repository: this.cacheRepo, digest: this.digest, size, mediaType: BLOB_MEDIA_TYPE },
+      }));
       this.path = blobDataPath(this.digest);
       await this.deps.blobs.link(this.cacheRepo, this.digest);
-      this.written = received;
       await this.removeStaging();
-      this.state = 'verified';
-      log.info({ digest: this.digest, repo: this.cacheRepo, bytes: received }, 'blob cached');
+      this.state = 'committed';
+      log.info({ digest: this.digest, repo: this.cacheRepo, bytes: this.received }, 'blob cached');
       this.signalChange();
       this.settle.resolve();
     } catch (err) {
@@ -124,48 +162,85 @@ export class BlobFill {
       await writer.cancel().catch(() => undefined);
       await this.removeStaging().catch(() => undefined);
       this.error = err instanceof Error ? err : new Error(String(err));
+      const verified = this.state === 'verified';
       this.state = 'failed';
-      log.warn({ digest: this.digest, repo: this.cacheRepo, received, err: this.error.message }, 'blob fill failed; nothing cached');
+      this.window.length = 0;
+      this.windowBytes = 0;
+      log.warn({ digest: this.digest, repo: this.cacheRepo, received: this.received, err: this.error.message, verified },
+        verified ? 'verified blob could not be committed; nothing cached' : 'blob fill failed; nothing cached');
       this.signalChange();
       this.settle.reject(this.error);
     }
   }
 
-  /** A client's view of the blob: bytes as they land, the last one only after verification. */
-  reader(): Readable {
-    return Readable.from(this.chunks(), { objectMode: false, highWaterMark: READ_CHUNK });
+  /**
+   * Shutdown past the drain time: cuts the upstream body, so run() fails the usual way (nothing
+   * partial is committed, the staging file goes, readers' connections break).
+   */
+  abort(): void {
+    if (this.state === 'filling') this.body?.destroy(new FillError('stopped: the server is shutting down'));
   }
 
-  private async *chunks(): AsyncGenerator<Buffer> {
-    let pos = 0;
-    for (;;) {
-      if (this.state === 'failed') {
-        throw new RegistryError('UNAVAILABLE', 'upstream blob failed verification or was cut short', { status: 502 });
-      }
-      if (this.state === 'verified') {
-        // The rest is verified and in place: one plain read to the end.
-        if (pos < this.written) yield* (await this.deps.storage.reader(this.path, { offset: pos })) as AsyncIterable<Buffer>;
-        return;
-      }
-      // While the fill runs, read whole chunks: each read opens the file, so chasing every small
-      // write as it lands costs more than it saves (measured in bench/proxy.mjs).
-      if (this.readableLimit() - pos >= READ_CHUNK) {
-        const chunk = await this.readAt(pos, READ_CHUNK);
-        pos += chunk.length;
-        yield chunk;
-        continue;
-      }
-      await this.tick;
+  /** Drops the oldest chunks that are in the file once the window is over its budget. */
+  private trimWindow(): void {
+    while (this.windowBytes > WINDOW_BYTES) {
+      const first = this.window[0];
+      if (!first || first.start + first.bytes.length > this.writtenToFile) return;
+      this.window.shift();
+      this.windowBytes -= first.bytes.length;
     }
   }
 
-  private async readAt(offset: number, length: number): Promise<Buffer> {
+  private windowStart(): number {
+    return this.window[0]?.start ?? this.writtenToFile;
+  }
+
+  /** A client's view of the blob: bytes as they land, the last one only after verification. */
+  reader(): Readable {
+    return new FillReader(this);
+  }
+
+  /**
+   * What a reader at `pos` gets next: chunks from the window (no copies), a stream of the file
+   * for bytes behind the window, 'wait' (nothing new yet: await `changed`), 'end', or an error.
+   */
+  next(pos: number): Buffer[] | Promise<AsyncIterable<Buffer>> | 'wait' | 'end' | Error {
+    if (this.state === 'failed') {
+      return new RegistryError('UNAVAILABLE', 'upstream blob failed verification or was cut short', { status: 502 });
+    }
+    const limit = this.readableLimit();
+    if (pos >= limit) return this.state === 'verified' || this.state === 'committed' ? 'end' : 'wait';
+    // Committed: everything is in place, one plain read to the end.
+    if (this.state === 'committed') return this.openAt(pos, limit - pos);
+    // Behind the window: what lies before it is in the staging file, where the driver can read
+    // a file while it is written; elsewhere (object stores) the reader waits for the commit.
+    const windowStart = this.windowStart();
+    if (pos < windowStart) return this.deps.storage.readsWhileWriting === false ? 'wait' : this.openAt(pos, windowStart - pos);
+    return this.sliceWindow(pos, limit);
+  }
+
+  /** Settles at the next change: new bytes, verification, commit or failure. */
+  get changed(): Promise<void> {
+    return this.tick;
+  }
+
+  /** Views of the window's bytes in [from, to): no copies. */
+  private sliceWindow(from: number, to: number): Buffer[] {
+    const out: Buffer[] = [];
+    for (const c of this.window) {
+      const end = c.start + c.bytes.length;
+      if (end <= from) continue;
+      if (c.start >= to) break;
+      out.push(c.bytes.subarray(Math.max(0, from - c.start), Math.min(c.bytes.length, to - c.start)));
+    }
+    return out;
+  }
+
+  /** A stream of the staging file (or, once moved, the blob) from offset. */
+  private async openAt(offset: number, length: number): Promise<AsyncIterable<Buffer>> {
     for (let attempt = 0; ; attempt++) {
       try {
-        const stream = await this.deps.storage.reader(this.path, { offset, length });
-        const parts: Buffer[] = [];
-        for await (const c of stream as AsyncIterable<Buffer>) parts.push(c);
-        return Buffer.concat(parts);
+        return (await this.deps.storage.reader(this.path, { offset, length })) as AsyncIterable<Buffer>;
       } catch (e) {
         // The staging file was just moved into blobs/: read again at the new path.
         if (attempt < 20 && isPathNotFound(e)) {
@@ -189,10 +264,86 @@ export class BlobFill {
 
   /** How far a client may read right now. */
   readableLimit(): number {
-    if (this.state === 'verified') return this.written;
-    if (this.size === undefined) return this.written; // chunked to the client: its end is only sent after verification
-    return Math.min(this.written, this.size - HOLDBACK_BYTES);
+    if (this.state === 'verified' || this.state === 'committed') return this.received;
+    if (this.size === undefined) return this.received; // chunked to the client: its end is only sent after verification
+    return Math.min(this.received, this.size - HOLDBACK_BYTES);
   }
 }
 
 export class FillError extends Error {}
+
+/**
+ * One client's stream of a fill. Pushes every chunk available at once in one _read (no promise
+ * per window chunk), keeps a file stream open across reads while it catches up from the staging
+ * file (honouring backpressure), and sleeps on the fill's change signal when it has caught up.
+ */
+class FillReader extends Readable {
+  private pos = 0;
+  private busy = false;
+  private wanted = false;
+  /** The file stream this reader is catching up from, if any. */
+  private file: AsyncIterator<Buffer> | undefined;
+
+  constructor(private readonly fill: BlobFill) {
+    super({ highWaterMark: 1024 * 1024 });
+  }
+
+  override _read(): void {
+    // A _read while pumping must not be lost: the stream asks once and then waits for a push.
+    if (this.busy) {
+      this.wanted = true;
+      return;
+    }
+    this.busy = true;
+    this.pump().then(() => {
+      this.busy = false;
+      if (this.wanted) {
+        this.wanted = false;
+        this._read();
+      }
+    }, (err: unknown) => this.destroy(err as Error));
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    const file = this.file;
+    this.file = undefined;
+    void file?.return?.();
+    cb(err);
+  }
+
+  /** Pushes until the consumer is full, the fill has nothing new, or the end. */
+  private async pump(): Promise<void> {
+    while (!this.destroyed) {
+      if (this.file) {
+        const r = await this.file.next();
+        if (r.done) {
+          this.file = undefined;
+          continue;
+        }
+        this.pos += r.value.length;
+        if (!this.push(r.value)) return;
+        continue;
+      }
+      const next = this.fill.next(this.pos);
+      if (next === 'end') {
+        this.push(null);
+        return;
+      }
+      if (next instanceof Error) throw next;
+      if (next === 'wait') {
+        await this.fill.changed;
+        continue;
+      }
+      if (!Array.isArray(next)) {
+        this.file = (await next)[Symbol.asyncIterator]();
+        continue;
+      }
+      let more = true;
+      for (const slice of next) {
+        this.pos += slice.length;
+        more = this.push(slice);
+      }
+      if (!more) return;
+    }
+  }
+}

@@ -215,7 +215,8 @@ export class PullThrough {
     const joined = this.fills.get(digest);
     if (!joined && headOnly) return { ...(await this.peek(route, digest)), namespace };
     const fill = await (joined ?? this.startFill(route, digest));
-    const outcome: CacheOutcome = joined ? 'joined' : 'miss';
+    // A fill that already verified only has its commit to do: its bytes are a hit, not a wait.
+    const outcome: CacheOutcome = !joined ? 'miss' : fill.state === 'filling' ? 'joined' : 'hit';
     this.deps.metrics?.cache.inc({ kind: 'blob', outcome });
     return {
       size: fill.size,
@@ -260,7 +261,7 @@ export class PullThrough {
       const length = res.headers['content-length'];
       const size = typeof length === 'string' && /^\d+$/.test(length) ? Number(length) : undefined;
       const fill = new BlobFill(digest, route.cacheRepo, upstream.name, size, {
-        storage: registry.storage, blobs: registry.blobs, metadata, log,
+        storage: registry.storage, blobs: registry.blobs, metadata, log, events: registry.events,
         onUpstreamBytes: (n) => metrics?.upstreamBytes.inc({ upstream: upstream.name }, n),
         onMismatch: () => metrics?.digestMismatch.inc({ upstream: upstream.name }),
       });
@@ -310,6 +311,18 @@ export class PullThrough {
   /** The repository whose tags a tags/list request should show. */
   tagsRepository(name: RepoName, ns: string | undefined): RepoName {
     return this.route(name, ns)?.cacheRepo ?? name;
+  }
+
+  // ---------------------------------------------------------------- shutdown (main.ts)
+
+  /** Resolves once no upstream blob fill is starting or running (each committed or failed). */
+  async fillsSettled(): Promise<void> {
+    while (this.fills.size > 0) await Promise.allSettled([...this.fills.values()].map((p) => p.then((f) => f.done)));
+  }
+
+  /** Cuts every running fill (the drain time is up); nothing partial is committed. */
+  abortFills(): void {
+    for (const p of this.fills.values()) p.then((f) => f.abort(), () => undefined);
   }
 
   // ---------------------------------------------------------------- helpers

@@ -14,6 +14,9 @@ import { deleteIfExists, readLink, writeLink } from './links.js';
 
 export interface BlobRange { start: number; end: number } // inclusive
 
+/** What registry:2 reports as a blob's media type (it does not know better either). */
+export const BLOB_MEDIA_TYPE = 'application/octet-stream';
+
 export class BlobStore {
   /** "repo@digest" -> size, for linked blobs. Blobs are immutable, so only deletes invalidate. */
   private readonly linkedSizes = new LRUCache<string, number>({ max: 100_000 });
@@ -73,10 +76,16 @@ export class BlobStore {
     await writeLink(this.storage, layerLinkPath(repo, digest), digest);
   }
 
-  /** Moves verified bytes from a staging path into blobs/ (no-op if the blob already exists). */
-  async commitVerified(stagingPath: string, digest: Digest, size: number, origin: 'local' | 'cached', upstream?: string): Promise<void> {
+  /**
+   * Moves verified bytes from a staging path into blobs/ (no-op if the blob already exists), then
+   * records it in the index; `inTransaction` (an event) commits with that record.
+   */
+  async commitVerified(stagingPath: string, digest: Digest, size: number, origin: 'local' | 'cached', upstream?: string, inTransaction?: () => void): Promise<void> {
     if ((await this.dataSize(digest)) === undefined) await this.storage.move(stagingPath, blobDataPath(digest));
-    this.metadata.recordBlob(digest, size, origin, upstream);
+    this.metadata.transaction(() => {
+      this.metadata.recordBlob(digest, size, origin, upstream);
+      inTransaction?.();
+    });
   }
 
   /** Writes small verified content (a manifest) straight into blobs/, atomically. */

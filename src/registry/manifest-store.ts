@@ -13,6 +13,7 @@ import type { Reference, RepoName, Tag } from '../oci/reference.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { revisionLinkDir, revisionLinkPath, tagCurrentLinkPath, tagDir, tagIndexLinkPath, tagsDir } from '../storage/layout.js';
 import type { BlobStore } from './blob-store.js';
+import type { Descriptor, EventSink } from '../notify/events.js';
 import type { LocalRepositories } from './local-repositories.js';
 import { baseName, deleteIfExists, listOrEmpty, readLink, writeLink } from './links.js';
 
@@ -45,6 +46,7 @@ export class ManifestStore {
     private readonly metadata: MetadataIndex,
     private readonly blobs: BlobStore,
     private readonly local: LocalRepositories,
+    private readonly events: EventSink,
   ) {}
 
   /** The digest a reference names in repo, or undefined. */
@@ -128,6 +130,11 @@ export class ManifestStore {
       this.metadata.addRepository(repo);
       this.metadata.recordManifest(repo, digest, opts.origin, parsed.references);
       if (ref.kind === 'tag') this.metadata.setTag(repo, ref.tag, digest);
+      this.events.record({
+        action: opts.origin === 'local' ? 'push' : 'fetch',
+        target: { kind: 'manifest', repository: repo, digest, size: bytes.length, mediaType, ...(ref.kind === 'tag' ? { tag: ref.tag } : {}), references: descriptorsOf(parsed) },
+        ...(opts.upstream !== undefined ? { upstream: opts.upstream } : {}),
+      });
       if (parsed.subject) {
         this.metadata.addReferrer({
           repo, subject: parsed.subject.digest, digest, mediaType, size: bytes.length,
@@ -159,7 +166,10 @@ export class ManifestStore {
       if (!(await readLink(this.storage, tagCurrentLinkPath(repo, ref.tag)))) throw manifestUnknown(ref.tag);
       this.links.delete(`${repo}:${ref.tag}`);
       await deleteIfExists(this.storage, tagDir(repo, ref.tag));
-      this.metadata.deleteTag(repo, ref.tag);
+      this.metadata.transaction(() => {
+        this.metadata.deleteTag(repo, ref.tag);
+        this.events.record({ action: 'delete', target: { kind: 'tag', repository: repo, tag: ref.tag } });
+      });
       return;
     }
     if (!(await this.resolve(repo, ref))) throw manifestUnknown(ref.digest);
@@ -178,6 +188,7 @@ export class ManifestStore {
     this.metadata.transaction(() => {
       this.metadata.deleteReferrer(repo, ref.digest);
       this.metadata.removeManifestFrom(repo, ref.digest);
+      this.events.record({ action: 'delete', target: { kind: 'manifest', repository: repo, digest: ref.digest } });
     });
   }
 
@@ -191,6 +202,12 @@ export class ManifestStore {
       throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'manifest references unknown blobs or manifests', { detail: { missing: missing.sort() } });
     }
   }
+}
+
+/** The descriptors a manifest references (config, layers, blobs, child manifests, subject): target.references. */
+export function descriptorsOf(parsed: ParsedManifest): Descriptor[] {
+  const all = [...parsed.blobs, ...parsed.manifests, ...(parsed.subject ? [parsed.subject] : [])];
+  return all.map((d) => ({ mediaType: d.mediaType, digest: d.digest, size: d.size }));
 }
 
 const isGenericJson = (t: string): boolean => t === 'application/json' || t === 'application/octet-stream' || t === 'text/plain';

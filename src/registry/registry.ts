@@ -13,6 +13,8 @@ import { LocalRepositories } from './local-repositories.js';
 import { ManifestStore } from './manifest-store.js';
 import { reindex, type ReindexResult } from './reindex.js';
 import { UploadStore } from './upload-store.js';
+import { BLOB_MEDIA_TYPE } from './blob-store.js';
+import { NO_EVENTS, type EventSink } from '../notify/events.js';
 
 export interface Page<T> { items: T[]; /** Set when more items follow: the `last` to ask for next. */ next?: string }
 
@@ -27,11 +29,15 @@ export class LocalRegistry {
   /** Repositories that hold pushed content (never routed to the default upstream). */
   readonly local: LocalRepositories;
 
-  constructor(readonly storage: StorageDriver, readonly metadata: MetadataIndex, private readonly log: Logger) {
+  /**
+   * `events`: where pushes, mounts, deletes, fetches (and, from the routes, pulls) are reported;
+   * notify/ writes them to the outbox in the same transaction as the content's index rows.
+   */
+  constructor(readonly storage: StorageDriver, readonly metadata: MetadataIndex, private readonly log: Logger, readonly events: EventSink = NO_EVENTS) {
     this.local = new LocalRepositories(metadata);
     this.blobs = new BlobStore(storage, metadata);
-    this.uploads = new UploadStore(storage, metadata, this.blobs, this.local);
-    this.manifests = new ManifestStore(storage, metadata, this.blobs, this.local);
+    this.uploads = new UploadStore(storage, metadata, this.blobs, this.local, events);
+    this.manifests = new ManifestStore(storage, metadata, this.blobs, this.local, events);
   }
 
   /** Reindexes when the index is new (first start, or the file was deleted). */
@@ -91,8 +97,10 @@ export class LocalRegistry {
   /** Links a blob of `from` into `repo`; false if `from` does not have it. */
   async mount(repo: RepoName, from: RepoName, digest: Digest): Promise<boolean> {
     this.local.mark(repo);
-    if ((await this.blobs.sizeIn(from, digest)) === undefined) return false;
+    const size = await this.blobs.sizeIn(from, digest);
+    if (size === undefined) return false;
     await this.blobs.link(repo, digest);
+    this.events.record({ action: 'mount', target: { kind: 'blob', repository: repo, fromRepository: from, digest, size, mediaType: BLOB_MEDIA_TYPE } });
     return true;
   }
 }

@@ -13,7 +13,8 @@ import { createDigester, digestAlgorithm, digestFromHash, type Digest } from '..
 import type { RepoName } from '../oci/reference.js';
 import { isPathNotFound, type StorageDriver } from '../storage/driver.js';
 import { uploadDataPath, uploadDir, uploadStartedAtPath } from '../storage/layout.js';
-import type { BlobStore } from './blob-store.js';
+import { BLOB_MEDIA_TYPE, type BlobStore } from './blob-store.js';
+import type { EventSink } from '../notify/events.js';
 import type { LocalRepositories } from './local-repositories.js';
 import { deleteIfExists } from './links.js';
 
@@ -36,6 +37,7 @@ export class UploadStore {
     private readonly metadata: MetadataIndex,
     private readonly blobs: BlobStore,
     private readonly local: LocalRepositories,
+    private readonly events: EventSink,
   ) {}
 
   async start(repo: RepoName): Promise<string> {
@@ -126,7 +128,8 @@ export class UploadStore {
         detail: { expected: digest, actual },
       });
     }
-    await this.blobs.commitVerified(uploadDataPath(repo, uuid), digest, size, 'local');
+    await this.blobs.commitVerified(uploadDataPath(repo, uuid), digest, size, 'local', undefined,
+      () => this.events.record({ action: 'push', target: { kind: 'blob', repository: repo, digest, size, mediaType: BLOB_MEDIA_TYPE } }));
     await this.blobs.link(repo, digest);
     await this.remove(repo, uuid);
     return size;

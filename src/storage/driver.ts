@@ -42,11 +42,11 @@ export interface RedirectOptions {
 export interface StorageDriver {
   readonly name: string;
   /**
-   * True when bytes a writer has written are readable at its path before commit() (a file on
-   * disk). Object stores make an object visible only when it is complete, so they say false:
-   * whoever needs to read a file while it grows (a pull-through fill) must spool it elsewhere.
+   * False when a file being written cannot be read until its writer commits (object stores).
+   * A pull-through fill then serves clients that fall behind its in-memory window only once the
+   * blob is committed. Default (undefined): readable while written, as on a filesystem.
    */
-  readonly readsWhileWriting: boolean;
+  readonly readsWhileWriting?: boolean;
   stat(path: string): Promise<FileInfo>;
   getContent(path: string): Promise<Buffer>;
   /** Atomically replaces the content at path: readers see the old bytes or the new, never a mix. */

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Agent, request as httpRequest } from 'node:http';
 import { buildApp } from '../../src/app.js';
+import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { createLogger } from '../../src/log.js';
 import { MetadataIndex } from '../../src/metadata/index.js';
@@ -10,8 +11,10 @@ import type { StorageDriver } from '../../src/storage/driver.js';
 import { MemoryDriver } from '../../src/storage/drivers/memory.js';
 
 export function testConfig(overrides: { deleteEnabled?: boolean } = {}): Config {
+  // The schema's defaults for everything not named here.
+  const defaults = parseConfig('storage: inmemory', {}, 'test', process.cwd());
   return {
-    version: '0.1',
+    ...defaults,
     log: { level: 'silent', fields: {} },
     storage: {
       backend: { driver: 'inmemory' },
@@ -19,9 +22,13 @@ export function testConfig(overrides: { deleteEnabled?: boolean } = {}): Config 
       maintenance: { uploadpurging: { enabled: false, ageMs: 0, intervalMs: 0, dryrun: false } },
       redirect: { disable: true },
     },
-    http: { host: '127.0.0.1', port: 0, relativeUrls: false, headers: { 'X-Content-Type-Options': ['nosniff'] } },
+    http: {
+      ...defaults.http, host: '127.0.0.1', port: 0, relativeUrls: false, headers: { 'X-Content-Type-Options': ['nosniff'] },
+      timeouts: { headers: 30_000, keepalive: 75_000, body_idle: 60_000 }, max_requests_per_connection: 0, max_concurrent_uploads: 128,
+    },
     metadata: { path: ':memory:' },
     upstreams: [],
+    groups: {},
   };
 }
 

@@ -123,34 +123,34 @@ async function ok(res: Response, what: string, status: number): Promise<void> {
 }
 
 /** Monolithic push: POST ?digest= (OCI 1.1); registry:2 answers that with 202, so then POST + PUT. */
-export async function pushBlobHttp(base: string, repo: string, b: Blob): Promise<void> {
+export async function pushBlobHttp(base: string, repo: string, b: Blob, headers: Record<string, string> = {}): Promise<void> {
   const res = await fetch(`${base}/v2/${repo}/blobs/uploads/?digest=${b.digest}`, {
-    method: 'POST', body: b.bytes, headers: { 'content-type': 'application/octet-stream' },
+    method: 'POST', body: b.bytes, headers: { 'content-type': 'application/octet-stream', ...headers },
   });
   if (res.status === 202) {
     await res.arrayBuffer();
     const location = new URL(res.headers.get('location')!, base);
     location.searchParams.set('digest', b.digest);
-    await ok(await fetch(location, { method: 'PUT', body: b.bytes, headers: { 'content-type': 'application/octet-stream' } }), `push blob ${b.digest}`, 201);
+    await ok(await fetch(location, { method: 'PUT', body: b.bytes, headers: { 'content-type': 'application/octet-stream', ...headers } }), `push blob ${b.digest}`, 201);
     return;
   }
   await ok(res, `push blob ${b.digest}`, 201);
 }
 
-export async function pushManifestHttp(base: string, repo: string, ref: string, bytes: Buffer, mediaType: string): Promise<void> {
-  await ok(await fetch(`${base}/v2/${repo}/manifests/${ref}`, { method: 'PUT', body: bytes, headers: { 'content-type': mediaType } }),
+export async function pushManifestHttp(base: string, repo: string, ref: string, bytes: Buffer, mediaType: string, headers: Record<string, string> = {}): Promise<void> {
+  await ok(await fetch(`${base}/v2/${repo}/manifests/${ref}`, { method: 'PUT', body: bytes, headers: { 'content-type': mediaType, ...headers } }),
     `push manifest ${repo}:${ref}`, 201);
 }
 
-/** Monolithic blob pushes and a manifest PUT: seeds any registry over plain HTTP. */
-export async function pushImageHttp(base: string, repo: string, tag: string, x: Image | Index): Promise<void> {
+/** Monolithic blob pushes and a manifest PUT: seeds any registry over plain HTTP (`headers`: e.g. Authorization). */
+export async function pushImageHttp(base: string, repo: string, tag: string, x: Image | Index, headers: Record<string, string> = {}): Promise<void> {
   const images = 'images' in x ? x.images : [x];
   for (const img of images) {
-    for (const l of img.layers) await pushBlobHttp(base, repo, l);
-    await pushBlobHttp(base, repo, img.config);
-    await pushManifestHttp(base, repo, 'images' in x ? img.manifest.digest : tag, img.manifest.bytes, img.manifest.mediaType);
+    for (const l of img.layers) await pushBlobHttp(base, repo, l, headers);
+    await pushBlobHttp(base, repo, img.config, headers);
+    await pushManifestHttp(base, repo, 'images' in x ? img.manifest.digest : tag, img.manifest.bytes, img.manifest.mediaType, headers);
   }
-  if ('images' in x) await pushManifestHttp(base, repo, tag, x.bytes, x.mediaType);
+  if ('images' in x) await pushManifestHttp(base, repo, tag, x.bytes, x.mediaType, headers);
 }
 
 export const ALL_ACCEPT = [OCI_INDEX, OCI_MANIFEST, 'application/vnd.docker.distribution.manifest.list.v2+json', 'application/vnd.docker.distribution.manifest.v2+json'].join(', ');

@@ -1,6 +1,7 @@
 /** Child processes for integration tests: stowage itself and Debian's docker-registry (registry:2). */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -60,12 +61,18 @@ export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 }
 
 export interface StowageOptions {
-  rootDir?: string;
-  config?: Record<string, unknown>;
-  env?: NodeJS.ProcessEnv;
-  port?: number;
+  rootDir?: string; config?: Record<string, unknown>; env?: NodeJS.ProcessEnv; port?: number;
   /** A storage driver section ({ s3: {...} }) instead of the filesystem under rootDir. */
   storage?: Record<string, unknown>;
+  /** Run as this uid/gid (via setpriv; needs root), e.g. so file permissions apply to stowage. */
+  uid?: number;
+  /** Serving HTTPS (http.tls in config): the CA to trust, and a client certificate for mutual TLS. */
+  tls?: { ca: string; cert?: string; key?: string };
+}
+
+/** An undici dispatcher trusting `ca` (and presenting a client certificate), for HTTPS tests. */
+export function tlsDispatcher(tls: { ca: string; cert?: string; key?: string }): Agent {
+  return new Agent({ connect: { ca: readFileSync(tls.ca), ...(tls.cert ? { cert: readFileSync(tls.cert), key: readFileSync(tls.key!) } : {}) } });
 }
 
 export async function startStowage(options: StowageOptions = {}): Promise<Proc> {
@@ -82,10 +89,16 @@ export async function startStowage(options: StowageOptions = {}): Promise<Proc> 
   await writeFile(file, stringify(config));
   const env = childEnv(options.env);
   for (const k of Object.keys(env)) if (k.startsWith('REGISTRY_') && !options.env?.[k]) delete env[k];
-  const proc = spawn(process.execPath, [CLI, 'serve', '--config', file], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [CLI, 'serve', '--config', file];
+  const proc = options.uid === undefined
+    ? spawn(process.execPath, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn('setpriv', [`--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups', process.execPath, ...argv], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const { output } = track(proc);
-  const url = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${url}/v2/`, 20_000, output, () => proc.exitCode !== null);
+  const url = options.tls ? `https://localhost:${port}` : `http://127.0.0.1:${port}`;
+  const dispatcher = options.tls ? tlsDispatcher(options.tls) : undefined;
+  await waitForHttp(`${url}/v2/`, 20_000, output, () => proc.exitCode !== null,
+    dispatcher ? (u) => undiciFetch(u, { dispatcher }) as unknown as Promise<Response> : undefined);
+  await dispatcher?.close();
   return {
     url, port, rootDir, proc, output,
     logs: () => output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>),

@@ -38,12 +38,13 @@ export function freePort(): Promise<number> {
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls url until it answers with any HTTP status. */
-export async function waitForHttp(url: string, timeoutMs: number, describe: () => string, exited?: () => boolean): Promise<void> {
+export async function waitForHttp(url: string, timeoutMs: number, describe: () => string, exited?: () => boolean,
+  get: (url: string) => Promise<Response> = fetch): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     if (exited?.()) throw new Error(`the process serving ${url} exited:\n${describe()}`);
     try {
-      const r = await fetch(url);
+      const r = await get(url);
       await r.arrayBuffer();
       return;
     } catch {

@@ -91,6 +91,8 @@ t.test('faults from a lying upstream', async (t) => {
       const healed = await rawGet(blobUrl(digest));
       t.equal(healed.status, 200, 'works once the upstream is healthy');
       t.equal(sha256(healed.body), digest);
+      // the response ends once the bytes verified; the commit into blobs/ follows it
+      for (let i = 0; i < 100 && !(await blobFileExists(s, digest)); i++) await sleep(20);
       t.ok(await blobFileExists(s, digest), 'and is cached then');
     });
   }

@@ -21,9 +21,12 @@ t.test('single-flight blob fills', { skip }, async (t) => {
   const otherDigest = sha256(other);
   const third = prngBytes(4444, 3 * MiB);
   const thirdDigest = sha256(third);
+  const fourth = prngBytes(4545, 48 * MiB);
+  const fourthDigest = sha256(fourth);
   // stowage fetches a blob only when a manifest cached in the repository references it
   await pushImageHttp(r2.url, 'library/big', 'v1', imageReferencing([
-    { bytes: big, digest: bigDigest }, { bytes: other, digest: otherDigest }, { bytes: third, digest: thirdDigest }]));
+    { bytes: big, digest: bigDigest }, { bytes: other, digest: otherDigest }, { bytes: third, digest: thirdDigest },
+    { bytes: fourth, digest: fourthDigest }]));
   const s = await startStowage({ config: { upstreams: [{ name: 'docker.io', url: r2.url }], default_upstream: 'docker.io' } });
   t.teardown(() => s.stop());
   t.equal((await fetch(`${s.url}/v2/library/big/manifests/v1`)).status, 200, 'the manifest is cached first');
@@ -67,6 +70,34 @@ t.test('single-flight blob fills', { skip }, async (t) => {
     const r = await fetch(`${s.url}/v2/library/big/blobs/${otherDigest}`);
     t.equal(sha256(Buffer.from(await r.arrayBuffer())), otherDigest, 'served from the cache, intact');
     t.equal(countRegistry2Requests(r2, 'GET', `/blobs/${otherDigest}`), 1, 'still one upstream GET');
+  });
+
+  await t.test('slow, fast and late clients of one fill all get the whole blob', async (t) => {
+    const url = `${s.url}/v2/library/big/blobs/${fourthDigest}`;
+    /** Reads the body, pausing `pauseMs` after every MiB (backpressure all the way to the fill). */
+    const read = (pauseMs: number) => new Promise<string>((resolve, reject) => {
+      httpGet(url, (res) => {
+        const parts: Buffer[] = [];
+        let sincePause = 0;
+        res.on('data', (c: Buffer) => {
+          parts.push(c);
+          sincePause += c.length;
+          if (pauseMs > 0 && sincePause >= MiB) {
+            sincePause = 0;
+            res.pause();
+            setTimeout(() => res.resume(), pauseMs);
+          }
+        });
+        res.on('end', () => resolve(sha256(Buffer.concat(parts))));
+        res.on('error', reject);
+      }).on('error', reject);
+    });
+    const slow = read(20);
+    const fast = read(0);
+    await sleep(300); // the fill is under way: a late client starts behind the in-memory window
+    const late = read(5);
+    t.same(await Promise.all([slow, fast, late]), [fourthDigest, fourthDigest, fourthDigest], 'three correct bodies');
+    t.equal(countRegistry2Requests(r2, 'GET', `/blobs/${fourthDigest}`), 1, 'one upstream GET');
   });
 
   await t.test('a HEAD for a missing blob asks the upstream and fetches nothing', async (t) => {

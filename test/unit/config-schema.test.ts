@@ -38,11 +38,19 @@ const failsWith = (t: Test, fn: () => unknown, pattern: RegExp) => {
   }
 };
 
-/** A file every env-settable key can be added to: a proxy block (so proxy.* have a section) and an upstream. */
+/**
+ * A file every env-settable key can be added to: a proxy block (so proxy.* have a section), an
+ * upstream, a debug server, a webhook and one health check of each kind (list items by index).
+ */
 const BASE = {
   version: '0.1',
   proxy: { remoteurl: 'https://quay.io' },
   upstreams: [{ name: 'docker.io', url: 'https://registry-1.docker.io' }],
+  http: { debug: { addr: '127.0.0.1:5001' }, tls: { certificate: '/etc/stowage/cert.pem', key: '/etc/stowage/key.pem' } },
+  notifications: { endpoints: [{ name: 'hook', url: 'http://127.0.0.1:8080/events' }] },
+  health: { file: [{ file: '/srv/maintenance' }], http: [{ uri: 'http://127.0.0.1:8080/ok' }], tcp: [{ addr: 'redis:6379' }] },
+  auth: { htpasswd: { realm: 'r', path: '/etc/stowage/htpasswd' }, token: { realm: 'https://auth.test/token', service: 's', issuer: 'i' } },
+  access: [{ repository: '**' }],
 };
 
 /** The keys each object-store driver section cannot do without. */
@@ -100,25 +108,28 @@ t.test('variables naming a list or a mapping hold YAML', async (t) => {
     REGISTRY_DEFAULT_UPSTREAM: 'quay.io',
     REGISTRY_HTTP_HEADERS: '{X-Content-Type-Options: [nosniff], X-One: single}',
     REGISTRY_LOG_FIELDS: 'service: registry',
-    REGISTRY_NOTIFICATIONS: 'endpoints: [{name: a, url: "http://hook"}]',
+    REGISTRY_NOTIFICATIONS: 'endpoints: [{name: a, url: "http://hook/events", timeout: 2s}]',
+    REGISTRY_REDIS: 'addr: redis:6379',
   });
   t.same(config.upstreams.map((u) => [u.name, u.tagTtlMs, u.connectTimeoutMs]), [['ghcr.io', 60_000, 10_000], ['quay.io', 300_000, 2_000]]);
   t.equal(config.defaultUpstream, 'quay.io');
   t.same(config.http.headers, { 'X-Content-Type-Options': ['nosniff'], 'X-One': ['single'] });
   t.same(config.log.fields, { service: 'registry' });
-  t.same(warnings, ['notifications: ignored (registry:2 webhooks; not implemented yet)'], 'an ignored section is reported');
+  t.same(config.notifications.endpoints.map((e) => [e.name, e.url, e.timeout]), [['a', 'http://hook/events', 2000]], 'a whole section as YAML');
+  t.same(warnings, ['redis: ignored (registry:2 Redis cache; not used)'], 'an ignored section is reported');
 
   // registry:2's other forms: a list item by index (one past the end appends), a mapping entry by key.
   const indexed = load('upstreams: [{name: ghcr.io, url: "https://ghcr.io"}]', {
     REGISTRY_UPSTREAMS_0_TAG_TTL: '2m', REGISTRY_UPSTREAMS_1_NAME: 'quay.io', REGISTRY_UPSTREAMS_1_URL: 'https://quay.io',
-    REGISTRY_UPSTREAMS_1_CIRCUIT_BREAKER_FAILURES: '7', REGISTRY_LOG_FIELDS_SERVICE: 'registry', REGISTRY_HEALTH_STORAGEDRIVER_ENABLED: 'true',
+    REGISTRY_UPSTREAMS_1_CIRCUIT_BREAKER_FAILURES: '7', REGISTRY_LOG_FIELDS_SERVICE: 'registry', REGISTRY_REDIS_ADDR: 'redis:6379',
   });
   t.same(indexed.config.upstreams.map((u) => [u.name, u.tagTtlMs, u.breakerFailures]), [['ghcr.io', 120_000, 3], ['quay.io', 300_000, 7]]);
   t.same(indexed.config.log.fields, { service: 'registry' });
-  t.same(indexed.warnings, ['health: ignored (registry:2 health checks; not implemented yet)'], 'a variable inside an ignored section is reported too');
+  t.same(indexed.warnings, ['redis: ignored (registry:2 Redis cache; not used)'], 'a variable inside an ignored section is reported too');
   failsWith(t, () => load('', { REGISTRY_UPSTREAMS_2_NAME: 'x.io' }), /^config \(REGISTRY_UPSTREAMS_2_NAME\): upstreams\[2\]\.name: upstreams has 0 items: number them from 0 without gaps$/);
   failsWith(t, () => load('', { REGISTRY_UPSTREAMS_0_NAME: 'x.io' }), /^config \(REGISTRY_UPSTREAMS_0_NAME\): upstreams\[0\]\.url: required$/);
-  failsWith(t, () => load('', { REGISTRY_AUTH_HTPASSWD_PATH: '/auth/htpasswd' }), /^config \(REGISTRY_AUTH_HTPASSWD_PATH\): auth: not supported yet/);
+  failsWith(t, () => load('', { REGISTRY_AUTH_HTPASSWD_PATH: '/auth/htpasswd' }), /^config \(REGISTRY_AUTH_HTPASSWD_PATH\): auth\.htpasswd\.realm: required$/);
+  t.same(load('', { REGISTRY_AUTH_HTPASSWD_PATH: '/auth/htpasswd', REGISTRY_AUTH_HTPASSWD_REALM: 'r' }).config.auth?.htpasswd, { realm: 'r', path: '/auth/htpasswd' }, 'htpasswd from two variables, as registry:2 images are often run');
   failsWith(t, () => load('', { REGISTRY_STORAGE_GCS_BUCKET: 'b' }), /^config \(REGISTRY_STORAGE_GCS_BUCKET\): storage\.gcs: storage driver not supported \(stowage has filesystem, inmemory, s3, oss, azure and swift\)$/);
   failsWith(t, () => load('', { REGISTRY_STORAGE_S3_BUCKET: 'registry-bucket' }), /^config \(REGISTRY_STORAGE_S3_BUCKET\): storage\.s3\.region: required$/);
   t.same(load('', { REGISTRY_STORAGE_S3_BUCKET: 'registry-bucket', REGISTRY_STORAGE_S3_REGION: 'us-east-1', REGISTRY_STORAGE_S3_CHUNKSIZE: '16MiB' }).config.storage.backend,
@@ -135,8 +146,10 @@ t.test('variables naming a list or a mapping hold YAML', async (t) => {
   failsWith(t, () => load('', { REGISTRY_UPSTREAMS: '[{name: a.io, url: "https://a.io", tag_ttl: soon}]' }), /^config \(REGISTRY_UPSTREAMS\): upstreams\[0\]\.tag_ttl: expected a duration such as "30s", "5m" or "168h", got "soon"$/);
   failsWith(t, () => load('', { REGISTRY_UPSTREAMS: '[{name: a.io' }), /^config \(REGISTRY_UPSTREAMS\): upstreams: not valid YAML: /);
   failsWith(t, () => load('', { REGISTRY_HTTP_HEADERS: '[a]' }), /^config \(REGISTRY_HTTP_HEADERS\): http\.headers: expected a mapping of header name to a list of values, got \["a"\]$/);
-  failsWith(t, () => load('', { REGISTRY_AUTH: 'htpasswd: {realm: r, path: /p}' }), /^config \(REGISTRY_AUTH\): auth: not supported yet/);
-  failsWith(t, () => load('', { REGISTRY_HTTP_TLS: '{certificate: /c}' }), /^config \(REGISTRY_HTTP_TLS\): http\.tls: not supported/);
+  t.same(load('', { REGISTRY_AUTH: 'htpasswd: {realm: r, path: /p}' }).config.auth?.htpasswd, { realm: 'r', path: '/p' }, 'REGISTRY_AUTH as YAML');
+  failsWith(t, () => load('', { REGISTRY_HTTP_TLS: '{certificate: /c}' }), /^config \(REGISTRY_HTTP_TLS\): http\.tls\.key: required$/);
+  failsWith(t, () => load('', { REGISTRY_HTTP_TLS_LETSENCRYPT_EMAIL: 'a@b.c', REGISTRY_HTTP_TLS_CERTIFICATE: '/c', REGISTRY_HTTP_TLS_KEY: '/k' }), /^config \(REGISTRY_HTTP_TLS_LETSENCRYPT_EMAIL\): http\.tls\.letsencrypt: not supported: ACME needs the internet/);
+  t.same(load('', { REGISTRY_ACCESS: '[{repository: "docker.io/**", pull: [anonymous]}]', REGISTRY_GROUPS: '{ci: [r1, r2]}' }).config.access, [{ repository: 'docker.io/**', pull: ['anonymous'] }], 'access rules from YAML variables');
   t.same(load('storage: {inmemory: {}}', { REGISTRY_STORAGE: 'filesystem' }).config.storage.backend, { driver: 'filesystem', rootdirectory: '/srv/stowage/data' }, 'REGISTRY_STORAGE=filesystem replaces inmemory');
   t.same(load('', { REGISTRY_STORAGE: '{inmemory: {}}' }).config.storage.backend, { driver: 'inmemory' }, 'REGISTRY_STORAGE as a YAML mapping');
 });
@@ -242,12 +255,12 @@ t.test('stowage config check and reference, as the CLI', async (t) => {
   const cli = join(REPO, 'dist/cli.js');
   const dir = mkdtempSync(join(tmpdir(), 'cfg-check-'));
   const env = { PATH: process.env.PATH, REGISTRY_HTTP_ADDR: '127.0.0.1:5999' };
-  writeFileSync(join(dir, 'ok.yml'), 'storage: inmemory\nproxy: {remoteurl: "https://quay.io", password: hunter2}\nhealth: {storagedriver: {enabled: true}}\n');
+  writeFileSync(join(dir, 'ok.yml'), 'storage: inmemory\nproxy: {remoteurl: "https://quay.io", password: hunter2}\nredis: {addr: "redis:6379"}\n');
   const ok = await run(process.execPath, [cli, 'config', 'check', '--config', join(dir, 'ok.yml')], { env });
   const shown = parseYaml(ok.stdout);
   t.same([shown.http.addr, shown.proxy.password, shown.metadata.path, shown.storage], ['127.0.0.1:5999', '[redacted]', ':memory:', { inmemory: {}, delete: { enabled: false }, maintenance: { uploadpurging: { enabled: true, age: '168h', interval: '24h', dryrun: false } }, redirect: { disable: true } }]);
   t.notMatch(ok.stdout, /hunter2/);
-  t.equal(ok.stderr, 'stowage: warning: config: health: ignored (registry:2 health checks; not implemented yet)\n');
+  t.equal(ok.stderr, 'stowage: warning: config: redis: ignored (registry:2 Redis cache; not used)\n');
 
   writeFileSync(join(dir, 'bad.yml'), 'storage: {delete: {enabled: maybe}}\n');
   const bad = await run(process.execPath, [cli, 'config', 'check', '--config', join(dir, 'bad.yml')], { env }).then(() => undefined, (e: { code: number; stderr: string; stdout: string }) => e);

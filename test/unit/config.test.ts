@@ -241,8 +241,14 @@ t.test('every problem is one line naming the key', async (t) => {
   fails(t, '"bad\\nkey": 1', /^config: bad\\nkey: unknown key$/);
   fails(t, 'upstreams: [{name: a.io, url: "https://a.io", max_concurrent: 0}]', /^config: upstreams\[0\]\.max_concurrent: expected a whole number from 1 to 1024/);
   fails(t, 'upstreams: [{name: a.io, url: "https://a.io", password_file: /nonexistent/pw}]', /^config: upstreams\[0\]\.password_file: cannot read/);
-  fails(t, 'auth: {htpasswd: {realm: x, path: /p}}', /^config: auth: not supported yet/);
-  fails(t, 'http: {tls: {certificate: /c}}', /^config: http\.tls: not supported: terminate TLS in front/);
+  fails(t, 'auth: {htpasswd: {realm: x}}', /^config: auth\.htpasswd\.path: required$/);
+  fails(t, 'auth: {silly: {realm: x}}', /^config: auth\.silly: not supported/);
+  fails(t, 'auth: {token: {realm: r, service: s, issuer: i, signingalgorithms: ES256}}', /^config: auth\.token\.signingalgorithms: expected a list/);
+  fails(t, 'http: {tls: {certificate: /c}}', /^config: http\.tls\.key: required$/);
+  fails(t, 'http: {tls: {certificate: /c, key: /k, letsencrypt: {cachefile: /x}}}', /^config: http\.tls\.letsencrypt: not supported: ACME needs the internet/);
+  fails(t, 'http: {tls: {certificate: /c, key: /k, minimumtls: tls1.0}}', /^config: http\.tls\.minimumtls: expected tls1\.2 or tls1\.3/);
+  fails(t, 'access: [{pull: [anonymous]}]', /^config: access\[0\]\.repository: required$/);
+  fails(t, 'access: [{repository: "**", pul: [anonymous]}]', /^config: access\[0\]\.pul: unknown key$/);
   fails(t, 'version: 0.2', /^config: version: expected 0\.1/);
   fails(t, 'log: {level: loud}', /^config: log\.level: expected one of/);
   fails(t, 'typo: 1', /^config: typo: unknown key$/);

@@ -23,6 +23,7 @@ export function registerRequestLog(app: FastifyInstance, metrics?: Metrics): voi
       method: req.method,
       url: req.url.length > 300 ? `${req.url.slice(0, 300)}...` : req.url,
       repo: facts.repo,
+      user: facts.user,
       reference: facts.reference,
       // A client that left before the status line was sent has no status to report.
       status: aborted && !reply.raw.headersSent ? undefined : reply.statusCode,

@@ -1,6 +1,7 @@
 /** GET / HEAD / DELETE /v2/<name>/blobs/<digest> */
 import { RegistryError } from '../../errors.js';
 import type { BlobAnswer } from '../../proxy/pull-through.js';
+import { BLOB_MEDIA_TYPE } from '../../registry/blob-store.js';
 import { queryParam, type Handler } from '../context.js';
 import { parseRangeHeader } from '../range.js';
 import { sendBody } from '../send-body.js';
@@ -38,6 +39,12 @@ export const getBlob: Handler<'blob'> = async (req, reply, { name, digest }, { r
   if (range) reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${total}`);
   reply.header('Content-Length', range ? range.end - range.start + 1 : total);
   if (req.method === 'HEAD') return reply.send();
+  registry.events.record({
+    action: 'pull',
+    target: { kind: 'blob', repository: name, digest, size: total, mediaType: BLOB_MEDIA_TYPE },
+    cache: answer.outcome,
+    ...(answer.outcome !== 'local' && answer.namespace ? { upstream: answer.namespace } : {}),
+  });
   return sendBody(reply, await answer.open(range));
 };
 
@@ -52,6 +59,7 @@ export const deleteBlob: Handler<'blob'> = async (req, reply, { name, digest }, 
   if (!(await registry.blobs.unlink(name, digest))) {
     throw new RegistryError('BLOB_UNKNOWN', 'blob unknown to registry', { detail: { digest } });
   }
+  registry.events.record({ action: 'delete', target: { kind: 'blob', repository: name, digest } });
   return reply.code(202).header('Content-Length', 0).send();
 };
 

@@ -42,7 +42,8 @@ export const listTags: Handler<'tags'> = async (req, reply, endpoint, { registry
 
 export const catalog: Handler<'catalog'> = async (req, reply, _ep, { registry }) => {
   const { n, last } = pagination(req);
-  const page = registry.catalog(n, last);
+  const access = req.access;
+  const page = access ? visiblePage(n, last, (l, m) => registry.catalog(m, l), access.mayPull) : registry.catalog(n, last);
   const link = linkHeader('/v2/_catalog', n, page);
   if (link) reply.header('Link', link);
   return reply.type('application/json').send({ repositories: page.items });
@@ -59,3 +60,25 @@ export const referrers: Handler<'referrers'> = async (req, reply, { name, digest
   // Sent as bytes so fastify adds no charset parameter to the OCI media type.
   return reply.type(MediaType.OciIndex).send(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests })));
 };
+
+/**
+ * A page of `n` names the caller may see, reading the underlying pages until it has them (a
+ * filtered page may otherwise come back empty with a next link). `next` is the last name looked
+ * at, so the following page starts after everything this one skipped.
+ */
+function visiblePage(n: number, last: string, read: (last: string, n: number) => Page<string>, visible: (name: string) => boolean): Page<string> {
+  if (n === 0) return { items: [] };
+  const items: string[] = [];
+  let cursor = last;
+  for (;;) {
+    const page = read(cursor, Math.max(n, 100));
+    for (const name of page.items) {
+      cursor = name;
+      if (!visible(name)) continue;
+      items.push(name);
+      if (items.length === n) return page.next === undefined && name === page.items[page.items.length - 1] ? { items } : { items, next: name };
+    }
+    if (page.next === undefined) return { items };
+    cursor = page.next;
+  }
+}

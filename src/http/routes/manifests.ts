@@ -1,7 +1,9 @@
 /** GET / HEAD / PUT / DELETE /v2/<name>/manifests/<reference> */
 import type { Readable } from 'node:stream';
 import { RegistryError } from '../../errors.js';
-import { manifestUnknown, MAX_MANIFEST_BYTES } from '../../registry/manifest-store.js';
+import { descriptorsOf, manifestUnknown, MAX_MANIFEST_BYTES } from '../../registry/manifest-store.js';
+import { parseManifest } from '../../oci/manifest.js';
+import type { Descriptor } from '../../notify/events.js';
 import { referenceToString, type Reference } from '../../oci/reference.js';
 import { headerList, locationFor, queryParam, type Handler } from '../context.js';
 import type { ManifestReference } from '../v2-path.js';
@@ -19,6 +21,15 @@ function validForPut(ref: ManifestReference): Reference {
   return ref;
 }
 
+/** A served manifest's references, for events (stored bytes that do not parse have none). */
+function referencesIn(bytes: Buffer): Descriptor[] {
+  try {
+    return descriptorsOf(parseManifest(bytes));
+  } catch {
+    return [];
+  }
+}
+
 const describeReference = (ref: ManifestReference): string => (ref.kind === 'invalid' ? ref.raw : referenceToString(ref));
 
 export const getManifest: Handler<'manifest'> = async (req, reply, endpoint, { registry, proxy }) => {
@@ -27,16 +38,30 @@ export const getManifest: Handler<'manifest'> = async (req, reply, endpoint, { r
   req.facts.reference = describeReference(endpoint.reference);
   const reference = knownOrUnknown(endpoint.reference);
   let m;
+  let upstream: string | undefined;
   if (proxy) {
     const answer = await proxy.manifest(name, reference, queryParam(req, 'ns'), headerList(req.headers.accept));
     req.facts.cache = answer.outcome;
     if (answer.outcome === 'miss') req.facts.upstreamBytes = answer.bytes.length;
     if (answer.namespace) reply.header('OCI-Namespace', answer.namespace);
     if (answer.warning) reply.header('Warning', answer.warning);
+    if (answer.outcome !== 'local') upstream = answer.namespace;
     m = answer;
   } else {
     m = await registry.manifests.get(name, reference);
     if (!m) throw manifestUnknown(referenceToString(reference));
+  }
+  if (req.method === 'GET') {
+    const served = m;
+    registry.events.record({
+      action: 'pull',
+      target: {
+        kind: 'manifest', repository: name, digest: served.digest, size: served.bytes.length, mediaType: served.mediaType,
+        ...(reference.kind === 'tag' ? { tag: reference.tag } : {}), references: () => referencesIn(served.bytes),
+      },
+      ...(req.facts.cache !== undefined ? { cache: req.facts.cache } : {}),
+      ...(upstream !== undefined ? { upstream } : {}),
+    });
   }
   reply.headers({
     'Content-Type': m.mediaType,

@@ -17,7 +17,10 @@ export const postUpload: Handler<'uploads'> = async (req, reply, { name }, deps)
   if (mount !== undefined) {
     const digest = parseDigest(mount);
     req.facts.reference = digest;
-    if (from !== undefined && (await registry.mount(name, parseRepoName(from), digest))) {
+    // Without pull on `from` the mount is not attempted: the upload starts as usual, and whether
+    // `from` holds the blob stays unknown to the caller.
+    const source = from === undefined ? undefined : parseRepoName(from);
+    if (source !== undefined && (req.access?.mayPull(source) ?? true) && (await registry.mount(name, source, digest))) {
       return blobCreated(req, reply, name, digest, deps);
     }
   }

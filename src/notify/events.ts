@@ -1,0 +1,42 @@
+/**
+ * Registry events, as the registry and the pull-through cache report them: the small interface
+ * they are given (EventSink) and what they say (EventInput). The notify/ sink turns an input into
+ * registry:2's event JSON (id, timestamp, request, actor, source) and writes it to the outbox.
+ */
+
+/** registry:2's actions, plus `fetch`: stowage stored content from an upstream. */
+export type EventAction = 'push' | 'pull' | 'mount' | 'delete' | 'fetch';
+
+export interface Descriptor { mediaType: string; digest: string; size: number }
+
+export interface EventInput {
+  action: EventAction;
+  target: {
+    /** What the event is about: decides target.url (manifests/ or blobs/). */
+    kind: 'manifest' | 'blob' | 'tag';
+    repository: string;
+    digest?: string;
+    size?: number;
+    mediaType?: string;
+    tag?: string;
+    /** Mount: the repository the blob came from. */
+    fromRepository?: string;
+    /** What a manifest references (sent only with notifications.events.includereferences; a function is called only then). */
+    references?: Descriptor[] | (() => Descriptor[]);
+  };
+  /** stowage's own: how a pull was answered (local, hit, miss, stale, joined, revalidated). */
+  cache?: string;
+  /** stowage's own: the upstream a pull went through or a fetch came from. */
+  upstream?: string;
+}
+
+/**
+ * Where the registry reports what happened. record() is synchronous: called inside a
+ * MetadataIndex transaction, its outbox rows commit (or roll back) with the content's own rows.
+ */
+export interface EventSink {
+  record(event: EventInput): void;
+}
+
+/** No endpoints configured: nothing is recorded. */
+export const NO_EVENTS: EventSink = { record() { /* nothing */ } };

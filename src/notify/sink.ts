@@ -1,0 +1,96 @@
+/**
+ * The event sink the registry and the cache write to: builds registry:2's event JSON once and adds
+ * it to the outbox of every endpoint that wants it. Synchronous, so inside the caller's SQLite
+ * transaction the event commits together with the content it reports (see README, Notifications).
+ */
+import { randomUUID } from 'node:crypto';
+import type { Endpoint } from './endpoint.js';
+import type { EventInput, EventSink } from './events.js';
+import { requestContext } from './request-context.js';
+
+/** registry:2's envelope media type (distribution 2.x). */
+export const EVENTS_MEDIA_TYPE = 'application/vnd.docker.distribution.events.v1+json';
+
+export interface SourceRecord { addr: string; instanceID: string }
+
+/** How long pull events wait in memory to be written together (see record()). */
+export const PULL_BATCH_MS = 20;
+
+export class OutboxSink implements EventSink {
+  private pulls: Array<{ endpoints: Endpoint[]; event: string }> = [];
+  private pullTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly endpoints: readonly Endpoint[],
+    private readonly source: SourceRecord,
+    private readonly includeReferences: boolean,
+    private readonly transaction: (fn: () => void) => void,
+  ) {}
+
+  /**
+   * Push, mount, delete and fetch events go to the outbox at once, inside the caller's
+   * transaction. Pull events change nothing to commit with, and come by the thousand per second:
+   * they are written together every PULL_BATCH_MS (one SQLite commit each costs ~100 µs here),
+   * or just before the next other event, which keeps the outbox in the order events happened.
+   */
+  record(input: EventInput): void {
+    const wanting = this.endpoints.filter((e) => e.accepts(input));
+    if (wanting.length === 0) return;
+    const event = JSON.stringify(this.event(input));
+    if (input.action === 'pull') {
+      this.pulls.push({ endpoints: wanting, event });
+      this.pullTimer ??= setTimeout(() => this.flushPulls(), PULL_BATCH_MS);
+      return;
+    }
+    this.flushPulls();
+    for (const e of wanting) e.add(event);
+  }
+
+  /** Writes the waiting pull events (also at shutdown). */
+  flushPulls(): void {
+    clearTimeout(this.pullTimer);
+    this.pullTimer = undefined;
+    const pulls = this.pulls;
+    if (pulls.length === 0) return;
+    this.pulls = [];
+    this.transaction(() => { for (const p of pulls) for (const e of p.endpoints) e.add(p.event); });
+  }
+
+  private event(input: EventInput): Record<string, unknown> {
+    const req = requestContext.getStore();
+    const t = input.target;
+    // registry:2 links to the content, except for deletes (it is gone).
+    const path = t.digest === undefined || input.action === 'delete' ? undefined : t.kind === 'blob' ? 'blobs' : 'manifests';
+    const target = dropUndefined({
+      mediaType: t.mediaType,
+      size: t.size,
+      digest: t.digest,
+      length: t.size,
+      repository: t.repository,
+      fromRepository: t.fromRepository,
+      url: req && path ? `${req.baseUrl}/v2/${t.repository}/${path}/${t.digest}` : undefined,
+      tag: t.tag,
+      references: this.includeReferences ? nonEmpty(typeof t.references === 'function' ? t.references() : t.references) : undefined,
+    });
+    const user = req?.user();
+    return dropUndefined({
+      id: randomUUID(),
+      timestamp: new Date().toISOString(),
+      action: input.action,
+      target,
+      request: req ? { id: req.id, addr: req.addr, host: req.host, method: req.method, useragent: req.useragent } : undefined,
+      actor: user !== undefined ? { name: user } : {},
+      source: this.source,
+      stowage: input.cache !== undefined || input.upstream !== undefined ? dropUndefined({ cache: input.cache, upstream: input.upstream }) : undefined,
+    });
+  }
+}
+
+function nonEmpty<T>(list: T[] | undefined): T[] | undefined {
+  return list && list.length > 0 ? list : undefined;
+}
+
+function dropUndefined(o: Record<string, unknown>): Record<string, unknown> {
+  for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
+  return o;
+}

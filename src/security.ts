@@ -1,0 +1,65 @@
+/**
+ * Opens what the config asks for security at start-up (main.ts): the authenticator (auth.htpasswd
+ * or auth.token), the access rules, and the TLS server options. Every file is read here, once, so
+ * a missing or broken one stops start-up with one line naming the key; later changes to the
+ * htpasswd file and the certificates are picked up by their watchers.
+ */
+import type { Server as TlsServer } from 'node:tls';
+import type { ServerOptions } from 'node:https';
+import type { Logger } from 'pino';
+import { AccessPolicy } from './auth/access.js';
+import { BasicAuthenticator, TokenAuthenticator, type Authenticator } from './auth/authenticator.js';
+import { HtpasswdFile } from './auth/htpasswd.js';
+import { TokenIssuer } from './auth/issuer.js';
+import { TokenVerifier } from './auth/token.js';
+import type { Config } from './config/schema.js';
+import { tlsServerOptions, watchCertificates } from './http/tls.js';
+
+export interface Security {
+  authenticator?: Authenticator;
+  policy?: AccessPolicy;
+  https?: ServerOptions;
+  /** For the start-up log line. */
+  summary: { tls: boolean; mutualTls: boolean; auth: 'htpasswd' | 'htpasswd+tokens' | 'token' | 'none'; accessRules: number | 'none' };
+  /** Starts reloading the certificate into the listening server when its files change. */
+  watch(server: TlsServer): void;
+  close(): void;
+}
+
+export function openSecurity(config: Config, log: Logger): Security {
+  const { auth, access, groups } = config;
+  const tls = config.http.tls;
+  if (auth?.htpasswd && auth.token) throw new Error('auth: give htpasswd or token, not both');
+  const https = tls ? tlsServerOptions(tls) : undefined;
+  let authenticator: Authenticator | undefined;
+  // Rules that let anonymous users in need a challenge Docker can answer without a login.
+  const anonymousRules = (access ?? []).some((r) => [r.pull, r.push, r.delete].some((who) => who?.includes('anonymous')));
+  if (auth?.htpasswd) {
+    const file = new HtpasswdFile(auth.htpasswd, log.child({ component: 'htpasswd' }));
+    authenticator = new BasicAuthenticator(file, anonymousRules ? new TokenIssuer() : undefined);
+  } else if (auth?.token) {
+    const { signingalgorithms, ...token } = auth.token;
+    authenticator = new TokenAuthenticator(new TokenVerifier({ ...token, ...(signingalgorithms.length > 0 ? { signingalgorithms } : {}) }));
+  }
+  const policy = access ? new AccessPolicy({ rules: access, groups }) : undefined;
+  if (!policy && Object.keys(groups).length > 0) log.warn('groups are defined but there are no access rules to use them');
+  const watches: Array<{ close(): void }> = [];
+  return {
+    ...(authenticator ? { authenticator } : {}),
+    ...(policy ? { policy } : {}),
+    ...(https ? { https } : {}),
+    summary: {
+      tls: tls !== undefined,
+      mutualTls: (tls?.clientcas.length ?? 0) > 0,
+      auth: auth?.htpasswd ? (authenticator?.issueToken ? 'htpasswd+tokens' : 'htpasswd') : auth?.token ? 'token' : 'none',
+      accessRules: access ? access.length : 'none',
+    },
+    watch(server) {
+      if (tls) watches.push(watchCertificates(server, tls, log.child({ component: 'tls' })));
+    },
+    close() {
+      for (const w of watches) w.close();
+      authenticator?.close();
+    },
+  };
+}

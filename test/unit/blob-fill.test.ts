@@ -1,0 +1,115 @@
+/**
+ * BlobFill in-process, against the filesystem driver: every reader of a fill gets exactly the
+ * blob, whatever the interleaving of upstream chunks, consumer speed and join time: from the
+ * in-memory window, from the staging file when behind it, or from blobs/ after the commit. Each
+ * round has a deadline, so a lost wake-up shows as a failure, not a hung suite.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import pino from 'pino';
+import t from 'tap';
+import { MetadataIndex } from '../../src/metadata/index.js';
+import type { Digest } from '../../src/oci/digest.js';
+import type { RepoName } from '../../src/oci/reference.js';
+import { BlobFill } from '../../src/proxy/blob-fill.js';
+import { BlobStore } from '../../src/registry/blob-store.js';
+import { FilesystemDriver } from '../../src/storage/drivers/filesystem.js';
+
+const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest;
+
+/** A deterministic generator of pseudo-random numbers, so a failing round can be replayed. */
+function prng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    return x / 2 ** 32;
+  };
+}
+
+/** An upstream body: the blob in chunks of random size, with random pauses. */
+function body(blob: Buffer, rnd: () => number): Readable {
+  return Readable.from((async function* () {
+    for (let off = 0; off < blob.length;) {
+      const n = Math.min(blob.length - off, 1 + Math.floor(rnd() * 256 * 1024));
+      yield blob.subarray(off, off + n);
+      off += n;
+      if (rnd() < 0.2) await new Promise((r) => setTimeout(r, Math.floor(rnd() * 3)));
+    }
+  })(), { objectMode: false });
+}
+
+/** A consumer with a small buffer that sometimes completes writes at once and sometimes later. */
+function consumer(rnd: () => number, into: Buffer[]): Writable {
+  return new Writable({
+    highWaterMark: 16 * 1024,
+    write(chunk: Buffer, _enc, cb) {
+      into.push(Buffer.from(chunk));
+      const r = rnd();
+      if (r < 0.4) cb();
+      else if (r < 0.8) queueMicrotask(() => cb());
+      else setTimeout(cb, Math.floor(rnd() * 2));
+    },
+  });
+}
+
+t.test('every reader of a fill gets exactly the blob', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'stowage-fill-'));
+  const storage = new FilesystemDriver({ rootDirectory: root });
+  const metadata = new MetadataIndex(':memory:');
+  t.teardown(() => metadata.close());
+  const blobs = new BlobStore(storage, metadata);
+  const log = pino({ level: 'silent' });
+  for (let round = 0; round < 30; round++) {
+    const rnd = prng(round + 1);
+    const blob = Buffer.alloc(2 * 1024 * 1024 + Math.floor(rnd() * 9 * 1024 * 1024));
+    for (let i = 0; i < blob.length; i += 4096) blob[i] = Math.floor(rnd() * 256);
+    const digest = sha(blob);
+    // odd rounds: a driver that cannot read a file while it is written (as object stores)
+    const driver = round % 2 === 1 ? Object.assign(Object.create(storage) as FilesystemDriver, { readsWhileWriting: false }) : storage;
+    const fill = new BlobFill(digest, `cache/r${round}` as RepoName, 'up', rnd() < 0.2 ? undefined : blob.length, { storage: driver, blobs, metadata, log });
+    const writer = await fill.open();
+    const running = fill.run({ size: fill.size, body: body(blob, rnd) }, writer);
+    const readers = Array.from({ length: 4 }, async (_, i) => {
+      await new Promise((r) => setTimeout(r, i * Math.floor(rnd() * 15))); // late joiners start behind the window
+      const parts: Buffer[] = [];
+      await pipeline(fill.reader(), consumer(rnd, parts));
+      return sha(Buffer.concat(parts));
+    });
+    const deadline = new Promise<string[]>((_, reject) => setTimeout(() => reject(new Error(`round ${round}: a reader hung`)), 30_000).unref());
+    const got = await Promise.race([Promise.all(readers), deadline]);
+    await running;
+    t.same(got, [digest, digest, digest, digest], `round ${round}: ${blob.length} bytes, 4 readers`);
+    t.equal(fill.state, 'committed', `round ${round}: committed`);
+    const after: Buffer[] = [];
+    await pipeline(fill.reader(), consumer(rnd, after));
+    t.equal(sha(Buffer.concat(after)), digest, `round ${round}: a reader after the commit`);
+  }
+});
+
+t.test('a fill with wrong bytes fails every reader', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'stowage-fill-'));
+  const storage = new FilesystemDriver({ rootDirectory: root });
+  const metadata = new MetadataIndex(':memory:');
+  t.teardown(() => metadata.close());
+  const blobs = new BlobStore(storage, metadata);
+  const blob = Buffer.alloc(3 * 1024 * 1024, 7);
+  const fill = new BlobFill(sha(Buffer.from('something else')), 'cache/bad' as RepoName, 'up', blob.length, { storage, blobs, metadata, log: pino({ level: 'silent' }) });
+  const writer = await fill.open();
+  const running = fill.run({ size: blob.length, body: body(blob, prng(99)) }, writer);
+  const results = await Promise.all(Array.from({ length: 3 }, async () => {
+    const parts: Buffer[] = [];
+    try {
+      await pipeline(fill.reader(), consumer(prng(7), parts));
+      return `complete ${Buffer.concat(parts).length}`;
+    } catch {
+      return Buffer.concat(parts).length < blob.length ? 'broken' : 'broken after everything';
+    }
+  }));
+  await running;
+  t.same(results, ['broken', 'broken', 'broken'], 'no reader completes, none got every byte');
+  t.equal(fill.state, 'failed');
+});
