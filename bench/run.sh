@@ -10,3 +10,5 @@ if command -v swift-proxy-server >/dev/null; then node --import=./node_modules/@
 node bench/notify.mjs "$@"
 node bench/security.mjs "$@"
 node bench/http2.mjs
+node bench/bundle.mjs "$@"
+node bench/eviction.mjs "$@"

@@ -9,7 +9,7 @@ import { createDriver } from './storage/drivers/index.js';
 import { Metrics } from './metrics.js';
 import { PullThrough } from './proxy/pull-through.js';
 import { UpstreamRouter, type Upstream } from './proxy/routing.js';
-import { CacheExpiry } from './proxy/expiry.js';
+import { Maintenance } from './lifecycle/maintenance.js';
 import { UpstreamClient } from './upstream/client.js';
 import { buildDebugApp } from './http/debug-server.js';
 import type { HealthMonitor } from './health/monitor.js';
@@ -25,7 +25,10 @@ export interface Services {
   metadata: MetadataIndex;
   metrics: Metrics;
   proxy?: PullThrough;
-  expiry: CacheExpiry;
+  /** The configured upstreams and routes, when there are any. */
+  router?: UpstreamRouter;
+  /** Cache budget, garbage collection, upload purging, proxy TTL (started by the server only). */
+  maintenance: Maintenance;
   health: HealthMonitor;
   notifier: Notifier;
   close(): Promise<void>;
@@ -57,33 +60,34 @@ function healthOptions(h: Config['health']): HealthOptions {
 }
 
 export function createServices(config: Config, log: Logger): Services {
-  const storage = createDriver(config.storage.backend);
+  let maintenance: Maintenance | undefined;
+  const storage = createDriver(config.storage.backend, { onFull: () => maintenance?.diskFull() });
   const metadata = new MetadataIndex(config.metadata.path);
   const metrics = new Metrics({ defaults: true });
   const notifier = new Notifier(notifyOptions(config), metadata.outbox, log.child({ component: 'notify' }), metrics.registry, (fn) => metadata.transaction(fn));
   const registry = new LocalRegistry(storage, metadata, log, notifier.sink);
+  maintenance = new Maintenance(config, registry, metadata, log, metrics);
   const upstreams: Upstream[] = config.upstreams.map((cfg) => ({
     config: cfg,
     client: new UpstreamClient(cfg, { log: log.child({ upstream: cfg.name }) }),
   }));
-  const proxy = upstreams.length > 0
-    ? new PullThrough({ registry, metadata, log, metrics, router: new UpstreamRouter(upstreams, config.defaultUpstream) })
-    : undefined;
+  const router = upstreams.length > 0 ? new UpstreamRouter(upstreams, config.defaultUpstream) : undefined;
+  const proxy = router ? new PullThrough({ registry, metadata, log, metrics, router }) : undefined;
   if (proxy) registry.local.onNewLocal((repo) => proxy.noteNewLocal(repo));
-  const expiry = new CacheExpiry(config.upstreams, registry, metadata, log);
   const health = createHealthMonitor(healthOptions(config.health), {
-    storage, upstreams: config.upstreams.map((u) => ({ name: u.name, url: u.url })), log, registry: metrics.registry,
+    storage, upstreams: upstreams.map((u) => ({ name: u.config.name, url: u.config.url, breaker: u.client.breaker })), log, registry: metrics.registry,
   });
   return {
     registry,
     metadata,
     metrics,
-    expiry,
+    maintenance,
     health,
     notifier,
     ...(proxy ? { proxy } : {}),
+    ...(router ? { router } : {}),
     async close() {
-      expiry.stop();
+      maintenance?.stop();
       health.stop();
       await notifier.flushAndStop(0);
       await Promise.all(upstreams.map((u) => u.client.close()));
@@ -122,20 +126,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   services.notifier.start();
   const timers: NodeJS.Timeout[] = [];
   timers.push(setInterval(() => services.metadata.flushAccessTimes(), ACCESS_FLUSH_MS).unref());
-  services.expiry.start();
-  const purging = config.storage.maintenance.uploadpurging;
-  if (purging.enabled) {
-    const purge = async () => {
-      try {
-        const purged = await services.registry.uploads.purge(Date.now() - purging.ageMs, purging.dryrun);
-        if (purged.length > 0) log.info({ purged: purged.length, dryrun: purging.dryrun }, 'purged stale upload sessions');
-      } catch (err) {
-        log.error({ err }, 'upload purge failed');
-      }
-    };
-    timers.push(setTimeout(() => void purge(), 60_000).unref());
-    timers.push(setInterval(() => void purge(), purging.intervalMs).unref());
-  }
+  services.maintenance.start();
   const address = await app.listen({ host: config.http.host, port: config.http.port });
   if (security.https) security.watch(app.server as unknown as TlsServer);
   log.info({
@@ -150,6 +141,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   let closing: Promise<void> | undefined;
   const close = async (drainMs: number): Promise<void> => {
     for (const t of timers) clearInterval(t);
+    services.maintenance.stop();
     services.health.setDraining(); // readiness probes on the debug server fail from now on
     const started = Date.now();
     await drain(app, services, drainMs, log);

@@ -1,5 +1,5 @@
 /** Prometheus counters (prom-client), served on GET /metrics. */
-import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -31,6 +31,36 @@ export class Metrics {
     name: 'stowage_uploads_refused_total', help: 'Upload requests refused with 429 because http.limits.uploads were already running',
     registers: [this.registry],
   });
+
+  readonly uploadsPurged = new Counter({
+    name: 'stowage_uploads_purged_total', help: 'Abandoned upload sessions removed by upload purging',
+    registers: [this.registry],
+  });
+
+  /** Cache usage and budget, read when /metrics is scraped (lifecycle/ sets the source). */
+  private cacheSource: () => { usage: number; budget: number } = () => ({ usage: 0, budget: 0 });
+  readonly cacheBytes = new Gauge({
+    name: 'stowage_cache_bytes', help: 'Bytes of cached (never pushed) content in storage', registers: [this.registry],
+    collect: () => { this.cacheBytes.set(this.cacheSource().usage); },
+  });
+  readonly cacheBudget = new Gauge({
+    name: 'stowage_cache_budget_bytes', help: 'cache.max_size (0: no budget)', registers: [this.registry],
+    collect: () => { this.cacheBudget.set(this.cacheSource().budget); },
+  });
+  readonly evictions = new Counter({
+    name: 'stowage_cache_evictions_total', help: 'Cached images evicted (budget, disk full)', registers: [this.registry],
+  });
+  readonly evictedBytes = new Counter({
+    name: 'stowage_cache_evicted_bytes_total', help: 'Bytes freed by cache eviction', registers: [this.registry],
+  });
+  readonly gcRuns = new Counter({
+    name: 'stowage_gc_runs_total', help: 'Garbage collection runs in this process', registers: [this.registry],
+  });
+  readonly gcBytesFreed = new Counter({
+    name: 'stowage_gc_bytes_freed_total', help: 'Bytes freed by garbage collection in this process', registers: [this.registry],
+  });
+
+  setCacheSource(source: () => { usage: number; budget: number }): void { this.cacheSource = source; }
 
   constructor(options: { defaults?: boolean } = {}) {
     if (options.defaults) collectDefaultMetrics({ register: this.registry });

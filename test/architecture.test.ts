@@ -26,7 +26,10 @@ const ALLOWED: Record<string, string[]> = {
   http: ['errors.ts', 'oci', 'config', 'registry', 'proxy', 'storage', 'metrics.ts', 'health', 'notify', 'auth'],
   'app.ts': ['errors.ts', 'oci', 'config', 'registry', 'proxy', 'upstream', 'http', 'metrics.ts', 'log.ts', 'health', 'notify', 'auth'],
   'security.ts': ['auth', 'http', 'config'],
+  lifecycle: ['errors.ts', 'oci', 'config', 'storage', 'metadata', 'registry', 'metrics.ts'],
+  bundle: ['errors.ts', 'oci', 'config', 'storage', 'metadata', 'registry', 'proxy'],
   'main.ts': ['*'],
+  cli: ['*'],
   'cli.ts': ['*'],
 };
 

@@ -18,6 +18,8 @@ export function resolveConfig(file: ConfigFile): Config {
   const driver = DRIVERS.find((d) => storage[d] !== undefined)!;
   const backend = { driver, ...storage[driver] } as StorageConfig;
   const purging = storage.maintenance.uploadpurging;
+  const gc = storage.maintenance.gc;
+  if (gc.enabled && gc.interval <= 0) throw new Problem('storage.maintenance.gc.interval', 'must be more than 0 when gc is enabled');
   if (purging.enabled && purging.interval <= 0) {
     throw new Problem('storage.maintenance.uploadpurging.interval', 'must be more than 0 when purging is enabled');
   }
@@ -61,7 +63,10 @@ export function resolveConfig(file: ConfigFile): Config {
       backend,
       delete: storage.delete,
       redirect: storage.redirect,
-      maintenance: { uploadpurging: { enabled: purging.enabled, ageMs: purging.age, intervalMs: purging.interval, dryrun: purging.dryrun } },
+      maintenance: {
+        uploadpurging: { enabled: purging.enabled, ageMs: purging.age, intervalMs: purging.interval, dryrun: purging.dryrun },
+        gc: { enabled: gc.enabled, intervalMs: gc.interval, graceMs: gc.grace, deleteUntagged: gc.delete_untagged },
+      },
     },
     http: { ...httpRest, host: addr.host, port: addr.port, relativeUrls: relativeurls, ...(externalUrl !== undefined ? { externalUrl } : {}) },
     metadata: {

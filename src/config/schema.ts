@@ -15,7 +15,7 @@
  */
 import type { Static } from 'typebox';
 import {
-  addr, bool, duration, either, href, ignored, int, list, map, oneOf, optional, path, refused, secret, section, size, str, url,
+  addr, bool, duration, either, href, ignored, int, list, map, oneOf, optional, path, percent, refused, secret, section, size, str, url,
 } from './kinds.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -191,7 +191,7 @@ const HealthSchema = section({
     threshold: threshold('the check'),
   }), { description: 'TCP checks', default: [] }),
   upstreams: section({
-    enabled: bool({ description: 'Probe each upstream\'s /v2/ (reported in metrics and logs; never fails health: the cache still serves)', default: true }),
+    enabled: bool({ description: 'Probe each upstream\'s /v2/ actively (reported in metrics and logs; never fails health). Off: reachability is reported from the circuit breaker, and nothing is sent upstream but pulls', default: false }),
     interval: duration({ description: 'Time between probes', default: '60s' }),
     timeout: duration({ description: 'Time a probe may take', default: '5s' }),
   }),
@@ -227,6 +227,12 @@ export const ConfigSchema = section({
         age: duration({ description: 'Uploads older than this are removed', default: '168h' }),
         interval: duration({ description: 'How often to look for them', default: '24h' }),
         dryrun: bool({ description: 'Only log what would be removed', default: false }),
+      }),
+      gc: section({
+        enabled: bool({ description: 'Collect garbage in the server, while it accepts pushes (`stowage gc` runs it by hand)', default: false }),
+        interval: duration({ description: 'How often', default: '24h' }),
+        grace: duration({ description: 'Content recorded or used this recently before a run is never removed', default: '10m' }),
+        delete_untagged: bool({ description: 'Also remove manifests of pushed repositories that no tag reaches', default: false }),
       }),
       readonly: ignored('registry:2 read-only mode; not implemented'),
     }),
@@ -285,6 +291,15 @@ export const ConfigSchema = section({
   metadata: section({
     path: optional(path({ description: 'The SQLite index (":memory:" allowed); default <rootdirectory>/stowage.sqlite, or :memory: for inmemory storage', literals: [':memory:'] })),
   }),
+  cache: optional(section({
+    max_size: size({ description: 'Cached content (never pushed content) is kept under this many bytes (0: no limit)', default: '0', example: '200GiB' }),
+    low_watermark: percent({ description: 'Once usage passes max_size, images are evicted until it is below this share of max_size', default: '90%' }),
+    pin: list(str({ description: 'An image pattern, repository:tag with globs', example: 'docker.io/library/alpine:3.*' }), {
+      description: 'Cached images never evicted (full cache names: docker.io/library/alpine:3.*); `stowage prefetch --pin` adds more', default: [],
+    }),
+    min_age: duration({ description: 'An image used more recently than this is never evicted (a pull in progress keeps its image)', default: '1m' }),
+    interval: duration({ description: 'How often usage is checked while serving', default: '30s' }),
+  }, { description: 'Cache budget: least recently used cached images are evicted (image by image) to keep cached content under max_size' })),
   upstreams: list(UpstreamSchema, { description: 'Upstream registries to pull through (none unless configured; the embedded defaults have docker.io)', default: [] }),
   default_upstream: optional(str({ description: 'The upstream un-prefixed names (library/ubuntu) go to; default: the proxy: block\'s upstream', example: 'docker.io' })),
   auth: optional(section({
@@ -334,6 +349,16 @@ export interface UploadPurgingConfig {
   dryrun: boolean;
 }
 
+export interface GcConfig {
+  enabled: boolean;
+  intervalMs: number;
+  graceMs: number;
+  deleteUntagged: boolean;
+}
+
+/** The cache budget, decoded: bytes, a fraction, milliseconds. */
+export type CacheConfig = NonNullable<ConfigFile['cache']>;
+
 type DriverName = (typeof DRIVERS)[number];
 type DriverSections = Pick<ConfigFile['storage'], DriverName>;
 /** The one configured driver: its name and its decoded section ({driver: 'filesystem', rootdirectory}). */
@@ -373,7 +398,7 @@ export interface Config extends Omit<ConfigFile, Resolved> {
   storage: {
     backend: StorageConfig;
     delete: { enabled: boolean };
-    maintenance: { uploadpurging: UploadPurgingConfig };
+    maintenance: { uploadpurging: UploadPurgingConfig; gc: GcConfig };
     /** registry:2's storage.redirect: disable=false answers blob GETs with a redirect to the store. */
     redirect: { disable: boolean };
   };

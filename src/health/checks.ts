@@ -123,6 +123,23 @@ export function upstreamCheck(name: string, url: string, o: Periodic & { timeout
   };
 }
 
+/**
+ * Upstream reachability without contacting it: what the pulls themselves found, as the upstream
+ * client's circuit breaker keeps it (open = it failed repeatedly and is not being waited on).
+ * The default, so that in an isolated network nothing leaves the machine but pulls.
+ */
+export function upstreamBreakerCheck(name: string, breaker: { state(): string }, intervalMs: number): HealthCheck {
+  return {
+    name: `upstream_${name}`,
+    intervalMs,
+    threshold: 1,
+    async run() {
+      const state = breaker.state();
+      if (state !== 'closed') throw new Error(`circuit ${state}: recent requests to the upstream failed`);
+    },
+  };
+}
+
 function splitHostPort(addr: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(addr);
   if (!m) throw new Error(`expected host:port, got ${JSON.stringify(addr)}`);

@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { StorageDriver } from '../storage/driver.js';
-import { fileCheck, httpCheck, storageDriverCheck, tcpCheck, upstreamCheck, type HttpCheckOptions, type TcpCheckOptions } from './checks.js';
+import { fileCheck, httpCheck, storageDriverCheck, tcpCheck, upstreamBreakerCheck, upstreamCheck, type HttpCheckOptions, type TcpCheckOptions } from './checks.js';
 import { HealthMonitor } from './monitor.js';
 
 export interface HealthOptions {
@@ -24,11 +24,11 @@ export const DEFAULT_HEALTH: HealthOptions = {
   file: [],
   http: [],
   tcp: [],
-  upstreams: { enabled: true, intervalMs: 60_000, timeoutMs: 5_000 },
+  upstreams: { enabled: false, intervalMs: 60_000, timeoutMs: 5_000 },
 };
 
 export function createHealthMonitor(options: HealthOptions, deps: {
-  storage: StorageDriver; upstreams: Array<{ name: string; url: string }>; log: Logger; registry?: Registry;
+  storage: StorageDriver; upstreams: Array<{ name: string; url: string; breaker?: { state(): string } }>; log: Logger; registry?: Registry;
 }): HealthMonitor {
   const gating = [
     ...(options.storagedriver.enabled ? [storageDriverCheck(deps.storage, options.storagedriver)] : []),
@@ -36,8 +36,9 @@ export function createHealthMonitor(options: HealthOptions, deps: {
     ...options.http.map((h) => httpCheck(h)),
     ...options.tcp.map((c) => tcpCheck(c)),
   ];
+  // Active probes only when asked for; otherwise the breakers report what the pulls found.
   const reported = options.upstreams.enabled
     ? deps.upstreams.map((u) => upstreamCheck(u.name, u.url, { ...options.upstreams, threshold: 1 }))
-    : [];
+    : deps.upstreams.flatMap((u) => (u.breaker ? [upstreamBreakerCheck(u.name, u.breaker, 5_000)] : []));
   return new HealthMonitor(gating, reported, { log: deps.log.child({ component: 'health' }), ...(deps.registry ? { registry: deps.registry } : {}) });
 }

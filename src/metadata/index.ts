@@ -17,6 +17,7 @@ export interface ReferrerRecord {
   artifactType?: string; size: number; annotations?: Record<string, string>;
 }
 export interface TagCacheRow { digest: string; media_type: string; checked_at: number }
+export interface UsageRow { origin: string; upstream: string | null; blobs: number; bytes: number }
 export interface UploadRow { uuid: string; repo: string; started_at: number }
 /** What a manifest references (kind: config, layer, blob, subject or manifest, as oci/manifest.ts says). */
 export interface ManifestRef { digest: string; kind: string }
@@ -79,6 +80,27 @@ export class MetadataIndex {
       setNegative: db.prepare('INSERT OR REPLACE INTO negative_cache (upstream, repo, reference, expires_at) VALUES (?, ?, ?, ?)'),
       deleteNegative: db.prepare('DELETE FROM negative_cache WHERE upstream = ? AND repo = ? AND reference = ?'),
       uploadsBefore: db.prepare<[number], UploadRow>('SELECT uuid, repo, started_at FROM uploads WHERE started_at < ?'),
+      accessedManifests: db.prepare<[number], { digest: string }>('SELECT b.digest FROM blobs b JOIN manifest_types m ON m.digest = b.digest WHERE b.last_access >= ?'),
+      blobAccess: db.prepare<[string], { size: number; origin: string; upstream: string | null; last_access: number }>('SELECT size, origin, upstream, last_access FROM blobs WHERE digest = ?'),
+      // lifecycle: garbage collection and the cache budget (see lifecycle/)
+      unreferenced: db.prepare<[number, number], { digest: string; size: number; origin: string }>(`SELECT digest, size, origin FROM blobs b
+        WHERE last_access < ? AND NOT EXISTS (SELECT 1 FROM repo_manifests m WHERE m.digest = b.digest)
+        AND NOT EXISTS (SELECT 1 FROM manifest_refs r JOIN repo_manifests m ON m.digest = r.manifest WHERE r.ref = b.digest) LIMIT ?`),
+      heldOrReferenced: db.prepare<[string, string], number>(`SELECT 1 FROM repo_manifests WHERE digest = ?
+        UNION ALL SELECT 1 FROM manifest_refs r JOIN repo_manifests m ON m.digest = r.manifest WHERE r.ref = ? LIMIT 1`).pluck(),
+      deleteIdleBlob: db.prepare('DELETE FROM blobs WHERE digest = ? AND last_access <= ?'),
+      repoManifests: db.prepare<[string], { digest: string; origin: string }>('SELECT digest, origin FROM repo_manifests WHERE repo = ?'),
+      localRepos: db.prepare<[], { name: string }>('SELECT name FROM local_repositories ORDER BY name'),
+      tagsOf: db.prepare<[string], TagRow>('SELECT tag, digest FROM tags WHERE repo = ?'),
+      cachedTops: db.prepare<[], { repo: string; digest: string }>(`SELECT m.repo, m.digest FROM repo_manifests m WHERE m.origin = 'cached'
+        AND NOT EXISTS (SELECT 1 FROM manifest_refs r JOIN repo_manifests p ON p.digest = r.manifest AND p.repo = m.repo
+          WHERE r.ref = m.digest AND r.kind = 'manifest')
+        AND NOT EXISTS (SELECT 1 FROM manifest_refs r JOIN repo_manifests s ON s.digest = r.ref AND s.repo = m.repo
+          WHERE r.manifest = m.digest AND r.kind = 'subject')`),
+      cachedBytes: db.prepare<[], number>("SELECT COALESCE(SUM(size), 0) FROM blobs WHERE origin = 'cached'").pluck(),
+      deleteTagCacheOf: db.prepare('DELETE FROM tag_cache WHERE upstream = ? AND repo = ? AND digest = ?'),
+      referrersOf: db.prepare<[string, string], { digest: string }>('SELECT digest FROM referrers WHERE repo = ? AND subject = ?'),
+      usage: db.prepare<[], UsageRow>('SELECT origin, upstream, COUNT(*) AS blobs, COALESCE(SUM(size), 0) AS bytes FROM blobs GROUP BY origin, upstream ORDER BY origin, upstream'),
       addRepoManifest: db.prepare('INSERT INTO repo_manifests (repo, digest, origin, added_at) VALUES (?, ?, ?, ?) ON CONFLICT(repo, digest) DO UPDATE SET origin = CASE WHEN excluded.origin = \'local\' THEN \'local\' ELSE repo_manifests.origin END'),
       removeRepoManifest: db.prepare('DELETE FROM repo_manifests WHERE repo = ? AND digest = ?'),
       addRef: db.prepare('INSERT OR IGNORE INTO manifest_refs (manifest, ref, kind) VALUES (?, ?, ?)'),
@@ -130,6 +152,15 @@ export class MetadataIndex {
 
   /** Access times are batched: remembered here and written by flushAccessTimes(). */
   touchBlob(digest: string): void { this.pendingAccess.set(digest, Date.now()); }
+  /**
+   * Records use now, synchronously (not batched): what a manifest push does for everything it
+   * references before checking it is there, so a concurrent sweep sees the use (lifecycle/sweep.ts).
+   */
+  markUsed(digests: readonly string[]): void {
+    const now = Date.now();
+    this.db.transaction(() => { for (const d of digests) this.stmts.touchBlob.run(now, d, now); })();
+  }
+
   flushAccessTimes(): number {
     if (this.pendingAccess.size === 0) return 0;
     const entries = [...this.pendingAccess];
@@ -168,6 +199,16 @@ export class MetadataIndex {
   }
   clearNegative(upstream: string, repo: string, reference: string): void { this.stmts.deleteNegative.run(upstream, repo, reference); }
 
+  /** Manifests (by digest) read or stored since `since` (access times as last flushed). */
+  manifestsAccessedSince(since: number): string[] {
+    return this.stmts.accessedManifests.all(since).map((r) => r.digest);
+  }
+  blobRecord(digest: string): { size: number; origin: string; upstream: string | null; lastAccess: number } | undefined {
+    const r = this.stmts.blobAccess.get(digest);
+    return r ? { size: r.size, origin: r.origin, upstream: r.upstream, lastAccess: r.last_access } : undefined;
+  }
+  /** Blob count and bytes by origin (local, cached) and upstream. */
+  usage(): UsageRow[] { return this.stmts.usage.all(); }
   /**
    * The reference index: `manifest` (stored bytes, global) references `refs`, and repo holds
    * manifest (a revision link) as pushed ('local') or cached content. Idempotent.
@@ -192,6 +233,26 @@ export class MetadataIndex {
   isLocal(repo: string): boolean { return this.stmts.isLocal.get(repo) !== undefined; }
   /** True when repo has manifests in the index (pushed or cached). */
   hasRepository(repo: string): boolean { return this.stmts.hasRepo.get(repo) !== undefined; }
+
+  // ------------------------------------------------------------ lifecycle (GC, cache budget)
+
+  /** Blobs no manifest held by any repository references (nor is one), last used before `before`. */
+  unreferencedBlobs(before: number, limit: number): Array<{ digest: string; size: number; origin: string }> {
+    return this.stmts.unreferenced.all(before, limit);
+  }
+  /** True when a repository holds digest as a manifest, or a manifest it holds references digest. */
+  isHeldOrReferenced(digest: string): boolean { return this.stmts.heldOrReferenced.get(digest, digest) !== undefined; }
+  /** Deletes the blob's row unless it was recorded or used after `notAfter`; true if deleted. */
+  deleteBlobIfIdle(digest: string, notAfter: number): boolean { return this.stmts.deleteIdleBlob.run(digest, notAfter).changes > 0; }
+  repositoryManifests(repo: string): Array<{ digest: string; origin: string }> { return this.stmts.repoManifests.all(repo); }
+  localRepositoryNames(): string[] { return this.stmts.localRepos.all().map((r) => r.name); }
+  tagsOf(repo: string): TagRow[] { return this.stmts.tagsOf.all(repo); }
+  /** Cached manifests that are not a child (or a referrer) of another manifest of their repository: images. */
+  cachedImages(): Array<{ repo: string; digest: string }> { return this.stmts.cachedTops.all(); }
+  /** Bytes of cached (never pushed) content. */
+  cachedBytes(): number { return this.stmts.cachedBytes.get() ?? 0; }
+  deleteTagCacheOf(upstream: string, repo: string, digest: string): void { this.stmts.deleteTagCacheOf.run(upstream, repo, digest); }
+  referrerDigests(repo: string, subject: string): string[] { return this.stmts.referrersOf.all(repo, subject).map((r) => r.digest); }
 
   /** Drops everything that reindex rebuilds from storage (not operational state). */
   clearContentIndex(): void {

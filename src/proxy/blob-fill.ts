@@ -114,8 +114,13 @@ export class BlobFill {
     const { log } = this.deps;
     const hash = createDigester(digestAlgorithm(this.digest));
     this.body = source.body;
+    // A failed write (a full disk) must end the fill, not leave it waiting for a 'drain' that never comes.
+    let writeError: Error | undefined;
+    const writeFailed = new Promise<never>((_resolve, reject) => writer.stream.once('error', (e: Error) => { writeError = e; reject(e); }));
+    writeFailed.catch(() => undefined);
     try {
       for await (const chunk of source.body as AsyncIterable<Buffer>) {
+        if (writeError) throw writeError;
         const start = this.received;
         this.received += chunk.length;
         if (this.size !== undefined && this.received > this.size) throw new FillError('upstream sent more bytes than announced');
@@ -130,7 +135,7 @@ export class BlobFill {
           this.trimWindow();
         });
         this.signalChange();
-        if (!ok) await new Promise<void>((r) => writer.stream.once('drain', r));
+        if (!ok) await Promise.race([new Promise<void>((r) => writer.stream.once('drain', r)), writeFailed]);
       }
       if (this.size !== undefined && this.received !== this.size) {
         throw new FillError(`upstream body ended after ${this.received} of ${this.size} bytes`);

@@ -94,6 +94,7 @@ export class PullThrough {
       if (local) return { ...local, outcome: 'local' };
       if (!route) throw manifestUnknown(ref.kind === 'tag' ? ref.tag : ref.digest);
     }
+    registry.noteUse(route.cacheRepo);
     const answer = ref.kind === 'digest'
       ? await this.manifestByDigest(route, ref.digest)
       : await this.manifestByTag(route, ref.tag, acceptFor(clientAccept));
@@ -196,6 +197,7 @@ export class PullThrough {
       if (!route) throw blobUnknown(digest);
     }
     const namespace = route.upstream.config.name;
+    registry.noteUse(route.cacheRepo);
     let size = await registry.blobs.sizeIn(route.cacheRepo, digest);
     if (size === undefined) {
       // Upstream eligibility: only a digest that a manifest cached in this repository references
@@ -215,8 +217,16 @@ export class PullThrough {
     const joined = this.fills.get(digest);
     if (!joined && headOnly) return { ...(await this.peek(route, digest)), namespace };
     const fill = await (joined ?? this.startFill(route, digest));
-    // A fill that already verified only has its commit to do: its bytes are a hit, not a wait.
-    const outcome: CacheOutcome = !joined ? 'miss' : fill.state === 'filling' ? 'joined' : 'hit';
+    if (joined && fill.state !== 'filling') {
+      // Verified, only its commit (an fsync and a rename) to go: wait for it and serve the stored
+      // blob, so this request comes after the fill in every record (logs, metrics, events).
+      await fill.done.catch(() => {
+        throw new RegistryError('UNAVAILABLE', 'the fetched blob could not be stored', { status: 503 });
+      });
+      this.deps.metrics?.cache.inc({ kind: 'blob', outcome: 'hit' });
+      return { ...this.stored(digest, fill.written, 'hit'), namespace };
+    }
+    const outcome: CacheOutcome = joined ? 'joined' : 'miss';
     this.deps.metrics?.cache.inc({ kind: 'blob', outcome });
     return {
       size: fill.size,

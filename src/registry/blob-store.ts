@@ -19,7 +19,9 @@ export const BLOB_MEDIA_TYPE = 'application/octet-stream';
 
 export class BlobStore {
   /** "repo@digest" -> size, for linked blobs. Blobs are immutable, so only deletes invalidate. */
-  private readonly linkedSizes = new LRUCache<string, number>({ max: 100_000 });
+  private readonly linkedSizes = new LRUCache<string, number>({ max: 50_000 });
+  /** Open readers per digest: eviction and GC never remove a blob while it is being read. */
+  private readonly readers = new Map<string, number>();
 
   constructor(private readonly storage: StorageDriver, private readonly metadata: MetadataIndex) {}
 
@@ -33,16 +35,40 @@ export class BlobStore {
     }
   }
 
-  /** Size of a blob as seen from repo: undefined unless it is linked there and its data exists. */
+  /**
+   * Size of a blob as seen from repo: undefined unless it is linked there and its data exists.
+   * Counts as a use (a push checking for a blob protects it from GC's grace period on).
+   */
   async sizeIn(repo: RepoName, digest: Digest): Promise<number | undefined> {
     const key = `${repo}@${digest}`;
     const cached = this.linkedSizes.get(key);
-    if (cached !== undefined) return cached;
+    if (cached !== undefined) {
+      this.metadata.touchBlob(digest);
+      return cached;
+    }
+    return this.sizeInUncached(repo, digest);
+  }
+
+  /**
+   * sizeIn from storage itself, never the cache: what a manifest push checks, since garbage
+   * collection (possibly another process) may have removed data this process remembers.
+   */
+  async sizeInUncached(repo: RepoName, digest: Digest): Promise<number | undefined> {
+    const key = `${repo}@${digest}`;
     const linked = await readLink(this.storage, layerLinkPath(repo, digest));
-    if (linked !== digest) return undefined;
-    const size = await this.dataSize(digest);
-    if (size !== undefined) this.linkedSizes.set(key, size);
+    const size = linked === digest ? await this.dataSize(digest) : undefined;
+    if (size === undefined) {
+      this.linkedSizes.delete(key);
+      return undefined;
+    }
+    this.linkedSizes.set(key, size);
+    this.metadata.touchBlob(digest);
     return size;
+  }
+
+  /** True while a stream of the blob is open in this process. */
+  isBeingRead(digest: Digest): boolean {
+    return (this.readers.get(digest) ?? 0) > 0;
   }
 
   /** Like sizeIn but BLOB_UNKNOWN when absent. */
@@ -57,6 +83,11 @@ export class BlobStore {
       const options = range ? { offset: range.start, length: range.end - range.start + 1, signal } : { signal };
       const stream = await this.storage.reader(blobDataPath(digest), options);
       this.metadata.touchBlob(digest);
+      this.readers.set(digest, (this.readers.get(digest) ?? 0) + 1);
+      stream.once('close', () => {
+        const n = (this.readers.get(digest) ?? 1) - 1;
+        if (n <= 0) this.readers.delete(digest); else this.readers.set(digest, n);
+      });
       return stream;
     } catch (e) {
       if (isPathNotFound(e) || e instanceof InvalidOffsetError) {
@@ -77,10 +108,14 @@ export class BlobStore {
   }
 
   /**
-   * Moves verified bytes from a staging path into blobs/ (no-op if the blob already exists), then
-   * records it in the index; `inTransaction` (an event) commits with that record.
+   * Moves verified bytes from a staging path into blobs/ (no-op if the blob already exists).
+   * Recorded (with a fresh access time) before the existence check: a garbage collection that
+   * is removing this very blob re-checks the record after moving the data away and puts it back
+   * (lifecycle/sweep.ts), or it is gone before the check and the staged bytes are moved in.
+   * Recorded again once in place, with `inTransaction` (an event) in the same commit.
    */
   async commitVerified(stagingPath: string, digest: Digest, size: number, origin: 'local' | 'cached', upstream?: string, inTransaction?: () => void): Promise<void> {
+    this.metadata.recordBlob(digest, size, origin, upstream);
     if ((await this.dataSize(digest)) === undefined) await this.storage.move(stagingPath, blobDataPath(digest));
     this.metadata.transaction(() => {
       this.metadata.recordBlob(digest, size, origin, upstream);
@@ -88,10 +123,10 @@ export class BlobStore {
     });
   }
 
-  /** Writes small verified content (a manifest) straight into blobs/, atomically. */
+  /** Writes small verified content (a manifest) straight into blobs/, atomically; recorded first as above. */
   async putVerified(digest: Digest, bytes: Buffer, origin: 'local' | 'cached', upstream?: string): Promise<void> {
-    if ((await this.dataSize(digest)) === undefined) await this.storage.putContent(blobDataPath(digest), bytes);
     this.metadata.recordBlob(digest, bytes.length, origin, upstream);
+    if ((await this.dataSize(digest)) === undefined) await this.storage.putContent(blobDataPath(digest), bytes);
   }
 
   async getContent(digest: Digest): Promise<Buffer | undefined> {
@@ -108,9 +143,14 @@ export class BlobStore {
    * request fetches it again.
    */
   async evict(digest: Digest): Promise<void> {
-    for (const key of [...this.linkedSizes.keys()]) if (key.endsWith(`@${digest}`)) this.linkedSizes.delete(key);
+    this.forgetLinks(digest);
     await deleteIfExists(this.storage, blobDataPath(digest));
     this.metadata.deleteBlob(digest);
+  }
+
+  /** Drops what this process remembers about the blob's links (its data is being removed). */
+  forgetLinks(digest: Digest): void {
+    for (const key of [...this.linkedSizes.keys()]) if (key.endsWith(`@${digest}`)) this.linkedSizes.delete(key);
   }
 
   /** Removes the blob from repo (the data stays for other repositories until garbage collection). */

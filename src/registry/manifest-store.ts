@@ -39,7 +39,7 @@ export class ManifestStore {
    * "repo:tag" -> digest and "repo@digest" -> true, read from link files. This process is the only
    * writer of its storage, so its own writes and deletes keep these exact.
    */
-  private readonly links = new LRUCache<string, string>({ max: 200_000 });
+  private readonly links = new LRUCache<string, string>({ max: 50_000 });
 
   constructor(
     private readonly storage: StorageDriver,
@@ -121,6 +121,7 @@ export class ManifestStore {
     if (opts.verifyReferences) await this.verifyReferences(repo, parsed);
 
     if (opts.origin === 'local') this.local.mark(repo);
+    const previousTag = ref.kind === 'tag' && opts.verifyReferences ? await readLink(this.storage, tagCurrentLinkPath(repo, ref.tag)) : undefined;
     // Order matters for crash safety: content, then revision link, then tag links, then index.
     await this.blobs.putVerified(digest, bytes, opts.origin, opts.upstream);
     await writeLink(this.storage, revisionLinkPath(repo, digest), digest);
@@ -143,10 +144,39 @@ export class ManifestStore {
         });
       }
     });
+    if (opts.verifyReferences) await this.checkAfterCommit(repo, ref, digest, bytes, parsed, previousTag);
     const stored: StoredManifest = { digest, mediaType, bytes };
     if (parsed.subject) stored.subject = parsed.subject.digest;
     this.content.set(digest, stored);
     return parsed.subject ? { digest, subject: parsed.subject.digest } : { digest };
+  }
+
+  /**
+   * Looks again once the index holds the manifest. A garbage collection (maybe in another process)
+   * that decided about these blobs before this push was in the index removes them only after
+   * checking the index again (lifecycle/sweep.ts): so either it sees this push now and puts
+   * everything back, or it was done before this look, which then finds the gap. The manifest's own
+   * bytes and link are put back here; a missing blob fails the push and the tag goes back to what
+   * it was, so no acknowledged image is ever incomplete.
+   */
+  private async checkAfterCommit(repo: RepoName, ref: Reference, digest: Digest, bytes: Buffer, parsed: ParsedManifest, previousTag: Digest | undefined): Promise<void> {
+    if ((await this.blobs.dataSize(digest)) === undefined) await this.blobs.putVerified(digest, bytes, 'local');
+    if ((await readLink(this.storage, revisionLinkPath(repo, digest))) !== digest) await writeLink(this.storage, revisionLinkPath(repo, digest), digest);
+    const missing: string[] = [];
+    for (const d of parsed.blobs) if ((await this.blobs.sizeInUncached(repo, d.digest)) === undefined) missing.push(d.digest);
+    for (const d of parsed.manifests) if (!(await this.presentUncached(repo, d.digest))) missing.push(d.digest);
+    if (missing.length === 0) return;
+    if (ref.kind === 'tag') {
+      if (previousTag) {
+        await this.writeTag(repo, ref.tag, previousTag);
+        this.metadata.setTag(repo, ref.tag, previousTag);
+      } else {
+        this.links.delete(`${repo}:${ref.tag}`);
+        await deleteIfExists(this.storage, tagDir(repo, ref.tag));
+        this.metadata.deleteTag(repo, ref.tag);
+      }
+    }
+    throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'manifest references blobs removed while it was pushed; push them again', { detail: { missing: missing.sort() } });
   }
 
   async writeTag(repo: RepoName, tag: Tag, digest: Digest): Promise<void> {
@@ -158,6 +188,35 @@ export class ManifestStore {
   /** Forgets cached manifest bytes (their blob was evicted). */
   forget(digest: Digest): void {
     this.content.delete(digest);
+  }
+
+  /**
+   * Removes repo's revision link to a manifest and its index rows, and nothing else: no tag is
+   * touched (garbage collection and eviction decide about tags themselves, and must not remove one
+   * a concurrent push just wrote). The bytes stay in blobs/ for the blob sweep.
+   */
+  async removeRevision(repo: RepoName, digest: Digest): Promise<void> {
+    await this.unlinkRevision(repo, digest);
+    this.forgetRevision(repo, digest);
+  }
+
+  /** The storage half of removeRevision: clients no longer find the manifest in repo. */
+  async unlinkRevision(repo: RepoName, digest: Digest): Promise<void> {
+    this.links.delete(`${repo}@${digest}`);
+    await deleteIfExists(this.storage, revisionLinkDir(repo, digest));
+  }
+
+  /** Undoes unlinkRevision (the index still has the manifest in repo). */
+  async relinkRevision(repo: RepoName, digest: Digest): Promise<void> {
+    await writeLink(this.storage, revisionLinkPath(repo, digest), digest);
+  }
+
+  /** The index half of removeRevision: what repo held no longer keeps its blobs referenced. */
+  forgetRevision(repo: RepoName, digest: Digest): void {
+    this.metadata.transaction(() => {
+      this.metadata.deleteReferrer(repo, digest);
+      this.metadata.removeManifestFrom(repo, digest);
+    });
   }
 
   /** Deletes a tag (ref is a tag) or a manifest and every tag pointing to it (ref is a digest). */
@@ -192,16 +251,28 @@ export class ManifestStore {
     });
   }
 
+  /** A revision of repo with its bytes, read from storage (not this process's caches): see BlobStore.sizeInUncached. */
+  private async presentUncached(repo: RepoName, digest: Digest): Promise<boolean> {
+    const found = (await readLink(this.storage, revisionLinkPath(repo, digest))) === digest && (await this.blobs.dataSize(digest)) !== undefined;
+    if (found) this.links.set(`${repo}@${digest}`, digest); else this.links.delete(`${repo}@${digest}`);
+    if (found) this.metadata.touchBlob(digest);
+    return found;
+  }
+
   private async verifyReferences(repo: RepoName, parsed: ParsedManifest): Promise<void> {
+    // Use is recorded before presence is checked: a sweep running meanwhile (garbage collection,
+    // maybe in another process) sees it and puts back what it set aside (lifecycle/sweep.ts).
+    this.metadata.markUsed([...parsed.blobs, ...parsed.manifests].map((d) => d.digest));
     const missing: string[] = [];
     await Promise.all([
-      ...parsed.blobs.map(async (d) => { if ((await this.blobs.sizeIn(repo, d.digest)) === undefined) missing.push(d.digest); }),
-      ...parsed.manifests.map(async (d) => { if (!(await this.resolve(repo, { kind: 'digest', digest: d.digest }))) missing.push(d.digest); }),
+      ...parsed.blobs.map(async (d) => { if ((await this.blobs.sizeInUncached(repo, d.digest)) === undefined) missing.push(d.digest); }),
+      ...parsed.manifests.map(async (d) => { if (!(await this.presentUncached(repo, d.digest))) missing.push(d.digest); }),
     ]);
     if (missing.length > 0) {
       throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'manifest references unknown blobs or manifests', { detail: { missing: missing.sort() } });
     }
   }
+
 }
 
 /** The descriptors a manifest references (config, layers, blobs, child manifests, subject): target.references. */

@@ -28,6 +28,11 @@ export class LocalRegistry {
   readonly manifests: ManifestStore;
   /** Repositories that hold pushed content (never routed to the default upstream). */
   readonly local: LocalRepositories;
+  /**
+   * When each repository was last read in this process: a pull in progress (between two layers
+   * of a big image, say) keeps its images from eviction even while no manifest is being read.
+   */
+  private readonly lastUse = new Map<string, number>();
 
   /**
    * `events`: where pushes, mounts, deletes, fetches (and, from the routes, pulls) are reported;
@@ -59,6 +64,14 @@ export class LocalRegistry {
    */
   isReferencedIn(repo: RepoName, digest: Digest): boolean {
     return this.metadata.isReferencedIn(repo, digest);
+  }
+
+  noteUse(repo: RepoName): void {
+    this.lastUse.set(repo, Date.now());
+  }
+
+  usedSince(repo: string, time: number): boolean {
+    return (this.lastUse.get(repo) ?? 0) > time;
   }
 
   tags(repo: RepoName, n: number, last: string): Page<string> {
@@ -99,6 +112,9 @@ export class LocalRegistry {
     this.local.mark(repo);
     const size = await this.blobs.sizeIn(from, digest);
     if (size === undefined) return false;
+    // Linked into a repository that holds pushed content: pushed content from now on, so the
+    // cache budget never evicts it (even if it was first fetched from an upstream).
+    this.metadata.recordBlob(digest, size, 'local');
     await this.blobs.link(repo, digest);
     this.events.record({ action: 'mount', target: { kind: 'blob', repository: repo, fromRepository: from, digest, size, mediaType: BLOB_MEDIA_TYPE } });
     return true;

@@ -11,7 +11,7 @@ import { RegistryError } from '../errors.js';
 import type { MetadataIndex } from '../metadata/index.js';
 import { createDigester, digestAlgorithm, digestFromHash, type Digest } from '../oci/digest.js';
 import type { RepoName } from '../oci/reference.js';
-import { isPathNotFound, type StorageDriver } from '../storage/driver.js';
+import { isPathNotFound, StorageFullError, type StorageDriver } from '../storage/driver.js';
 import { uploadDataPath, uploadDir, uploadStartedAtPath } from '../storage/layout.js';
 import { BLOB_MEDIA_TYPE, type BlobStore } from './blob-store.js';
 import type { EventSink } from '../notify/events.js';
@@ -101,6 +101,12 @@ export class UploadStore {
       await pipeline(body, counter, writer.stream);
       await writer.commit();
     } catch (e) {
+      if (e instanceof StorageFullError) {
+        // A full disk: nothing partial stays behind to fill it further; the client starts over.
+        await writer.cancel().catch(() => undefined);
+        await this.remove(repo, uuid).catch(() => undefined);
+        throw e;
+      }
       // The file may hold part of this chunk: keep it (the client can ask for the offset and
       // resume), but the running hash no longer matches, so completion will re-read the file.
       this.live.delete(uuid);
@@ -140,11 +146,9 @@ export class UploadStore {
     await this.remove(repo, uuid);
   }
 
-  /** Deletes sessions started before `before` (registry:2's upload purging). */
-  async purge(before: number, dryrun: boolean): Promise<string[]> {
-    const stale = this.metadata.uploadsStartedBefore(before);
-    if (!dryrun) for (const u of stale) await this.remove(u.repo as RepoName, u.uuid);
-    return stale.map((u) => `${u.repo}/${u.uuid}`);
+  /** Removes a session and its bytes (upload purging: see lifecycle/upload-purge.ts). */
+  discard(repo: RepoName, uuid: string): Promise<void> {
+    return this.remove(repo, uuid);
   }
 
   private async remove(repo: RepoName, uuid: string): Promise<void> {

@@ -79,6 +79,8 @@ export class PathNotFoundError extends StorageError {}
 export class InvalidPathError extends StorageError {}
 export class InvalidOffsetError extends StorageError {}
 export class DriverError extends StorageError {}
+/** No space left (ENOSPC, EDQUOT): the request fails cleanly, and the cache makes room. */
+export class StorageFullError extends DriverError {}
 
 const SEGMENT_RE = /^[A-Za-z0-9._-]+$/;
 

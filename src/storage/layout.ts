@@ -56,3 +56,10 @@ export const uploadStartedAtPath = (name: RepoName, uuid: string): string => `${
 
 /** Directory names that mark the inside of a repository (a name component never starts with "_"). */
 export const REPO_MARKERS = new Set(['_layers', '_manifests', '_uploads']);
+
+/**
+ * Staging for blobs that arrive without a repository (`stowage import` verifies a bundle's blobs
+ * before it knows their images): `_uploads` of a name no repository can have (components never
+ * start with "_"), so listings and reindex pass it by while upload purging still cleans it.
+ */
+export const STAGING_REPO = '_staging' as RepoName;

@@ -19,7 +19,7 @@ export function testConfig(overrides: { deleteEnabled?: boolean } = {}): Config 
     storage: {
       backend: { driver: 'inmemory' },
       delete: { enabled: overrides.deleteEnabled ?? true },
-      maintenance: { uploadpurging: { enabled: false, ageMs: 0, intervalMs: 0, dryrun: false } },
+      maintenance: { uploadpurging: { enabled: false, ageMs: 0, intervalMs: 0, dryrun: false }, gc: { enabled: false, intervalMs: 0, graceMs: 0, deleteUntagged: false } },
       redirect: { disable: true },
     },
     http: {

@@ -154,3 +154,27 @@ export async function pushImageHttp(base: string, repo: string, tag: string, x: 
 }
 
 export const ALL_ACCEPT = [OCI_INDEX, OCI_MANIFEST, 'application/vnd.docker.distribution.manifest.list.v2+json', 'application/vnd.docker.distribution.manifest.v2+json'].join(', ');
+
+/** A referrer (a "signature") of `subject`: an OCI manifest with an empty config, one blob and a subject. */
+export function makeReferrer(subject: Blob & { mediaType: string }, seed: number): { config: Blob; layers: Blob[]; manifest: Blob & { mediaType: string } } {
+  const config = blob(Buffer.from('{}'));
+  const sig = blob(Buffer.from(`signature ${seed} of ${subject.digest}`));
+  const bytes = Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: OCI_MANIFEST, artifactType: 'application/vnd.example.signature',
+    config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: config.digest, size: config.bytes.length },
+    layers: [{ mediaType: 'application/vnd.example.signature.v1', digest: sig.digest, size: sig.bytes.length }],
+    subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.bytes.length },
+  }));
+  return { config, layers: [sig], manifest: { ...blob(bytes), mediaType: OCI_MANIFEST } };
+}
+
+/** An OCI image made of the given layers (its config from the seed): for images that share layers. */
+export function imageFromLayers(seed: number, layers: Blob[]): Image {
+  const base = makeImage({ seed, layers: 1, layerSize: 1000 });
+  const bytes = Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: OCI_MANIFEST,
+    config: { mediaType: OCI_CONFIG, digest: base.config.digest, size: base.config.bytes.length },
+    layers: layers.map((l) => ({ mediaType: OCI_LAYER_GZIP, digest: l.digest, size: l.bytes.length })),
+  }));
+  return { ...base, layers, manifest: { ...blob(bytes), mediaType: OCI_MANIFEST } };
+}

@@ -13,6 +13,8 @@ const CLI = join(REPO_ROOT, 'dist/cli.js');
 
 export interface Proc {
   url: string;
+  /** The config file the process was started with (stowage only). */
+  configFile?: string;
   port: number;
   rootDir: string;
   proc: ChildProcess;
@@ -75,8 +77,8 @@ export function tlsDispatcher(tls: { ca: string; cert?: string; key?: string }):
   return new Agent({ connect: { ca: readFileSync(tls.ca), ...(tls.cert ? { cert: readFileSync(tls.cert), key: readFileSync(tls.key!) } : {}) } });
 }
 
-export async function startStowage(options: StowageOptions = {}): Promise<Proc> {
-  if (!existsSync(CLI)) throw new Error('dist/cli.js is missing: run `npm run build` (npm test does)');
+/** Writes a stowage config file (as startStowage does) without starting anything: for the CLI tools. */
+export async function writeStowageConfig(options: StowageOptions = {}): Promise<{ file: string; rootDir: string; port: number }> {
   const port = options.port ?? await freePort();
   const rootDir = options.rootDir ?? await mkdtemp(join(tmpdir(), 'stowage-it-'));
   const config = deepMerge({
@@ -87,6 +89,32 @@ export async function startStowage(options: StowageOptions = {}): Promise<Proc> 
   }, options.config ?? {});
   const file = join(rootDir, '..', `stowage-${port}.yml`);
   await writeFile(file, stringify(config));
+  return { file, rootDir, port };
+}
+
+export interface CliResult { code: number; stdout: string; stderr: string }
+
+/** Runs `node dist/cli.js ARGS` to its end. */
+export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+  if (!existsSync(CLI)) throw new Error('dist/cli.js is missing: run `npm run build` (npm test does)');
+  return new Promise((resolveRun, reject) => {
+    const proc = spawn(process.execPath, [CLI, ...args], { env: childEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    proc.stdout.on('data', (d: Buffer) => out.push(d));
+    proc.stderr.on('data', (d: Buffer) => err.push(d));
+    const timer = setTimeout(() => proc.kill('SIGKILL'), options.timeoutMs ?? 300_000);
+    proc.on('error', reject);
+    proc.on('close', (code) => {
+      clearTimeout(timer);
+      resolveRun({ code: code ?? -1, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
+    });
+  });
+}
+
+export async function startStowage(options: StowageOptions = {}): Promise<Proc> {
+  if (!existsSync(CLI)) throw new Error('dist/cli.js is missing: run `npm run build` (npm test does)');
+  const { file, rootDir, port } = await writeStowageConfig(options);
   const env = childEnv(options.env);
   for (const k of Object.keys(env)) if (k.startsWith('REGISTRY_') && !options.env?.[k]) delete env[k];
   const argv = [CLI, 'serve', '--config', file];
@@ -100,7 +128,7 @@ export async function startStowage(options: StowageOptions = {}): Promise<Proc> 
     dispatcher ? (u) => undiciFetch(u, { dispatcher }) as unknown as Promise<Response> : undefined);
   await dispatcher?.close();
   return {
-    url, port, rootDir, proc, output,
+    url, port, rootDir, proc, output, configFile: file,
     logs: () => output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>),
     stop: stopper(proc, 'SIGTERM'),
     kill9: stopper(proc, 'SIGKILL'),

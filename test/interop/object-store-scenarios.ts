@@ -155,7 +155,7 @@ export async function uploadPurging(t: Test, store: ObjectStore): Promise<void> 
   const status = await fetch(loc);
   await status.arrayBuffer();
   t.equal(status.status, 404, 'and is unknown to clients');
-  t.ok(s.logs().some((l) => l.msg === 'purged stale upload sessions'), 'purging logged');
+  t.ok(s.logs().some((l) => l.msg === 'purged abandoned upload sessions'), 'purging logged');
 }
 
 /** Pull-through with the cache on the object store: an upstream stowage, skopeo through the cache. */

@@ -131,10 +131,12 @@ t.test('upstream eligibility with a registry:2 upstream', { skip }, async (t) =>
   });
 });
 
-/** Turns the index back into what stowage wrote before the reference index (schema version 1). */
+/** Turns the index back into what stowage wrote before the reference index (schema version 1: its tables only). */
 function downgradeIndex(path: string): void {
   const db = new Database(path);
-  db.exec('DROP TABLE manifest_refs; DROP TABLE repo_manifests; DROP TABLE local_repositories; PRAGMA user_version = 1;');
+  const version1 = new Set(['meta', 'repositories', 'tags', 'manifest_types', 'referrers', 'blobs', 'uploads', 'tag_cache', 'negative_cache']);
+  const later = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>).map((r) => r.name).filter((n) => !version1.has(n));
+  db.exec(`${later.map((n) => `DROP TABLE ${n};`).join(' ')} PRAGMA user_version = 1;`);
   db.close();
 }
 

@@ -192,9 +192,21 @@ t.test('circuit breaker: a dead upstream stops being waited on', async (t) => {
   t.equal(fast.status, 503, 'open circuit: 503 at once');
   t.match(fast.body.toString(), /UNAVAILABLE/);
   t.equal(liar.requests('/blobs/'), requestsBefore, 'the upstream was not contacted');
+  // reachability is reported from the breaker (no probe requests): unreachable while it is open
+  const reported = async (value: 0 | 1) => {
+    const want = `stowage_upstream_reachable{upstream="liar.test"} ${value}`;
+    for (let i = 0; i < 40; i++) {
+      if ((await (await fetch(`${s.url}/metrics`)).text()).includes(want)) return true;
+      await sleep(250);
+    }
+    return false;
+  };
+  t.ok(await reported(0), 'metrics report the upstream unreachable');
+  t.equal(liar.requests('GET /v2/') - liar.requests('GET /v2/org/'), 0, 'without probing it (no GET /v2/)');
   liar.blobs.set(digest, { bytes, behaviour: 'good' });
   await sleep(1100);
   const probe = await rawGet(url);
   t.equal(probe.status, 200, 'after the cooldown a probe goes through and closes the circuit');
   t.equal(sha256(probe.body), digest);
+  t.ok(await reported(1), 'metrics report it reachable again');
 });

@@ -258,7 +258,7 @@ t.test('stowage config check and reference, as the CLI', async (t) => {
   writeFileSync(join(dir, 'ok.yml'), 'storage: inmemory\nproxy: {remoteurl: "https://quay.io", password: hunter2}\nredis: {addr: "redis:6379"}\n');
   const ok = await run(process.execPath, [cli, 'config', 'check', '--config', join(dir, 'ok.yml')], { env });
   const shown = parseYaml(ok.stdout);
-  t.same([shown.http.addr, shown.proxy.password, shown.metadata.path, shown.storage], ['127.0.0.1:5999', '[redacted]', ':memory:', { inmemory: {}, delete: { enabled: false }, maintenance: { uploadpurging: { enabled: true, age: '168h', interval: '24h', dryrun: false } }, redirect: { disable: true } }]);
+  t.same([shown.http.addr, shown.proxy.password, shown.metadata.path, shown.storage], ['127.0.0.1:5999', '[redacted]', ':memory:', { inmemory: {}, delete: { enabled: false }, maintenance: { uploadpurging: { enabled: true, age: '168h', interval: '24h', dryrun: false }, gc: { enabled: false, interval: '24h', grace: '10m', delete_untagged: false } }, redirect: { disable: true } }]);
   t.notMatch(ok.stdout, /hunter2/);
   t.equal(ok.stderr, 'stowage: warning: config: redis: ignored (registry:2 Redis cache; not used)\n');
 

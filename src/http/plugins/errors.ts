@@ -6,11 +6,14 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RegistryError } from '../../errors.js';
-import { DriverError, InvalidPathError } from '../../storage/driver.js';
+import { DriverError, InvalidPathError, StorageFullError } from '../../storage/driver.js';
 
 export function toRegistryError(err: unknown): RegistryError | undefined {
   if (err instanceof RegistryError) return err;
   if (err instanceof InvalidPathError) return new RegistryError('NAME_INVALID', 'invalid name');
+  if (err instanceof StorageFullError) {
+    return new RegistryError('UNAVAILABLE', 'storage is full; the cache is making room, retry shortly', { status: 503, headers: { 'Retry-After': '5' } });
+  }
   // The storage backend failed after its own retries (an object store down, slow or answering 5xx).
   if (err instanceof DriverError) {
     return new RegistryError('UNAVAILABLE', 'storage backend unavailable', { headers: { 'Retry-After': '5' } });
@@ -42,6 +45,9 @@ export function sendError(req: FastifyRequest, reply: FastifyReply, err: unknown
     re = new RegistryError('UNKNOWN', 'internal server error');
   }
   reply.code(re.status).headers(re.headers).type('application/json');
+  // A request body left unread (an upload that failed midway): the connection cannot carry another
+  // request, so say so and close it instead of leaving the client's next request stuck behind it.
+  if (!req.raw.complete) reply.header('Connection', 'close');
   return reply.send(JSON.stringify(re.toJSON()));
 }
 

@@ -8,7 +8,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promis
 import { dirname, join } from 'node:path';
 import { addAbortSignal, type Readable, Writable } from 'node:stream';
 import {
-  checkPath, DriverError, InvalidOffsetError, PathNotFoundError,
+  checkPath, DriverError, InvalidOffsetError, PathNotFoundError, StorageFullError,
   type FileInfo, type FileWriter, type ReadOptions, type StorageDriver,
 } from '../driver.js';
 import { blobChunkPool, CHUNK_SIZE } from '../chunk-pool.js';
@@ -30,8 +30,11 @@ export class FilesystemDriver implements StorageDriver {
   readonly readsWhileWriting = true;
   private readonly root: string;
 
-  constructor(options: { rootDirectory: string }) {
+  private readonly onFull: (() => void) | undefined;
+
+  constructor(options: { rootDirectory: string; onFull?: () => void }) {
     this.root = options.rootDirectory;
+    this.onFull = options.onFull;
   }
 
   private full(path: string): string {
@@ -43,6 +46,10 @@ export class FilesystemDriver implements StorageDriver {
     const code = (e as NodeJS.ErrnoException)?.code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return new PathNotFoundError('path not found', path, { cause: e });
     if (e instanceof PathNotFoundError || e instanceof InvalidOffsetError || e instanceof DriverError) return e;
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      this.onFull?.();
+      return new StorageFullError('filesystem: no space left on device', path, { cause: e });
+    }
     return new DriverError(`filesystem: ${(e as Error)?.message ?? String(e)}`, path, { cause: e });
   }
 
@@ -116,22 +123,33 @@ export class FilesystemDriver implements StorageDriver {
     }
     const fh = await open(full, options.append ? 'a' : 'w').catch((e: unknown) => { throw this.wrap(e, path); });
     let written = 0;
+    const wrap = (e: unknown) => this.wrap(e, path);
     // Our own Writable over the FileHandle: every write is a positional fs write, the callback
     // fires once the bytes are in the file (readers may rely on that), backpressure is honoured.
+    // A write may store fewer bytes than asked (a disk filling up): the rest is written again, so
+    // the file always holds exactly the bytes in order, or the write fails (ENOSPC) and says so.
+    const writeAll = async (buf: Buffer): Promise<void> => {
+      let done = 0;
+      while (done < buf.length) {
+        const { bytesWritten } = await fh.write(buf, done, buf.length - done, options.append ? null : written);
+        if (bytesWritten === 0) throw Object.assign(new Error('no space left on device (short write)'), { code: 'ENOSPC' });
+        done += bytesWritten;
+        written += bytesWritten;
+      }
+    };
     const stream = new Writable({
       highWaterMark: CHUNK_SIZE,
       write(chunk: Buffer, _enc, cb) {
-        fh.write(chunk, 0, chunk.length, options.append ? null : written).then(() => {
-          written += chunk.length;
-          cb();
-        }, cb);
+        writeAll(chunk).then(() => cb(), (e: unknown) => cb(wrap(e)));
       },
       writev(chunks, cb) {
         const bufs = chunks.map((c) => c.chunk as Buffer);
-        fh.writev(bufs, options.append ? undefined : written).then((r) => {
+        const total = bufs.reduce((n, b) => n + b.length, 0);
+        fh.writev(bufs, options.append ? undefined : written).then(async (r) => {
           written += r.bytesWritten;
+          if (r.bytesWritten < total) await writeAll(Buffer.concat(bufs).subarray(r.bytesWritten));
           cb();
-        }, cb);
+        }).catch((e: unknown) => cb(wrap(e)));
       },
     });
     let finished: Promise<void> | undefined;

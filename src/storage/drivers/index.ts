@@ -12,10 +12,10 @@ function defined<T extends object>(o: T): { [K in keyof T]: Exclude<T[K], undefi
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]: Exclude<T[K], undefined> };
 }
 
-export function createDriver(cfg: StorageConfig): StorageDriver {
+export function createDriver(cfg: StorageConfig, events: { onFull?: () => void } = {}): StorageDriver {
   switch (cfg.driver) {
     case 'filesystem':
-      return new FilesystemDriver({ rootDirectory: cfg.rootdirectory });
+      return new FilesystemDriver({ rootDirectory: cfg.rootdirectory, ...(events.onFull ? { onFull: events.onFull } : {}) });
     case 'inmemory':
       return new MemoryDriver();
     case 's3':

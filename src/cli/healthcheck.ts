@@ -1,0 +1,10 @@
+/** stowage healthcheck [--config FILE | FILE]: probe the running registry (exit 0 if healthy; container HEALTHCHECK). */
+import { readConfig } from './common.js';
+import { configFileArg } from './serve.js';
+
+export async function run(args: string[]): Promise<number> {
+  const { probeHealth } = await import('../health/probe.js');
+  const result = await probeHealth(readConfig(configFileArg(args)));
+  process.stdout.write(`${result.ok ? 'healthy' : 'unhealthy'}: ${result.detail}\n`);
+  return result.ok ? 0 : 1;
+}

@@ -1,0 +1,18 @@
+/** stowage reindex [--config FILE | FILE]: rebuild the SQLite metadata index from storage. */
+import { createLogger } from '../log.js';
+import { createServices } from '../main.js';
+import { readConfig } from './common.js';
+import { configFileArg } from './serve.js';
+
+export async function run(args: string[]): Promise<number> {
+  const config = readConfig(configFileArg(args));
+  const log = createLogger(config.log);
+  const services = createServices(config, log);
+  try {
+    const result = await services.registry.reindex(config.upstreams.map((u) => u.name));
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  } finally {
+    await services.close();
+  }
+  return 0;
+}

@@ -1,0 +1,53 @@
+/** stowage serve [--config FILE | FILE]: run the registry (registry:2 style: `serve CONFIG`). */
+import { createLogger } from '../log.js';
+import { startServer } from '../main.js';
+import { readConfigDetailed, UsageError } from './common.js';
+
+/**
+ * The config file: the last `--config FILE` / `--config=FILE` wins (so `npm start -- --config X`
+ * overrides the one npm start names), else a bare argument (registry:2's `serve FILE`).
+ */
+export function configFileArg(args: readonly string[]): string | undefined {
+  let file: string | undefined;
+  let bare: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--config') {
+      const next = args[++i];
+      if (next === undefined) throw new UsageError('--config needs a file');
+      file = next;
+    } else if (a.startsWith('--config=')) {
+      file = a.slice('--config='.length);
+    } else if (!a.startsWith('-')) {
+      bare ??= a;
+    }
+  }
+  return file ?? bare;
+}
+
+export async function run(args: string[]): Promise<number | undefined> {
+  const { config, warnings } = readConfigDetailed(configFileArg(args));
+  const log = createLogger(config.log);
+  for (const w of warnings) log.warn(`config: ${w}`);
+  const server = await startServer(config, log).catch((err: unknown) => {
+    log.fatal({ err }, 'start-up failed');
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  });
+  // The first SIGTERM/SIGINT drains (http.draintimeout); a second one exits at once.
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting without draining');
+      process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+    }
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    server.close().then(() => process.exit(0), (err: unknown) => {
+      log.error({ err }, 'shutdown failed');
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  return undefined; // keeps running
+}

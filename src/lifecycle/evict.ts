@@ -1,0 +1,263 @@
+/**
+ * The cache budget: cached content (never pushed content) is kept under max_size. Once usage
+ * passes it, images are evicted least recently used first until usage is below low_watermark of
+ * max_size, in the background while serving, at start-up, and when the disk fills up (ENOSPC).
+ *
+ * An image is a cached manifest that is not a child (or referrer) of another manifest of its
+ * cache repository: an index goes with its children, its referrers and its tags (tag-cache
+ * entries included). Then its blobs go unless something else still needs them: a manifest of any
+ * repository referencing them (a kept, pinned or pushed image: registry:2's proxy.ttl deletes blobs
+ * other repositories still use, its issue #2367), pushed content (never evicted), a read in
+ * progress, or a use within min_age. An image is not evicted at all while its manifests or its
+ * repository were read within min_age, so a pull in progress keeps everything it is pulling, even
+ * between two layers; and an image goes in two steps (evictImages), so a pull that started just
+ * before is not cut off either. Removal of bytes itself is sweep.ts's.
+ */
+import type { Logger } from 'pino';
+import type { MetadataIndex } from '../metadata/index.js';
+import type { Digest } from '../oci/digest.js';
+import type { RepoName, Tag } from '../oci/reference.js';
+import { RegistryError } from '../errors.js';
+import type { LocalRegistry } from '../registry/registry.js';
+import type { Pins } from './pins.js';
+import type { BlobSweeper } from './sweep.js';
+
+const SHORTFALL_LOG_MS = 60_000;
+/** Between untagging images and removing them: requests already under way show up in this time. */
+const DRAIN_MS = 1_000;
+const MAX_ROUNDS = 4;
+
+export interface BudgetOptions {
+  /** Bytes of cached content allowed (0: no budget; eviction still runs when the disk is full). */
+  maxBytes: number;
+  /** Fraction of maxBytes eviction goes down to. */
+  lowWatermark: number;
+  minAgeMs: number;
+  intervalMs: number;
+}
+
+export interface CachedImage {
+  repo: string;
+  digest: string;
+  tags: string[];
+  lastAccess: number;
+  bytes: number;
+  pinned: boolean;
+}
+
+export interface EvictionReport {
+  reason: string;
+  images: Array<{ repo: string; digest: string; tags: string[] }>;
+  bytesFreed: number;
+  usageBefore: number;
+  usageAfter: number;
+}
+
+export interface EvictorEvents {
+  onEvicted?: (images: number, bytes: number) => void;
+}
+
+export class CacheEvictor {
+  private running: Promise<EvictionReport | undefined> | undefined;
+  private lastShortfallLog = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly registry: LocalRegistry,
+    private readonly metadata: MetadataIndex,
+    private readonly sweeper: BlobSweeper,
+    private readonly pins: Pins,
+    private readonly log: Logger,
+    readonly options: BudgetOptions,
+    private readonly events: EvictorEvents = {},
+  ) {}
+
+  usage(): number { return this.metadata.cachedBytes(); }
+
+  /** An eviction pass is running. */
+  get busy(): boolean { return this.running !== undefined; }
+
+  start(): void {
+    if (this.options.maxBytes > 0) void this.check('start-up');
+    if (this.options.maxBytes > 0 && this.options.intervalMs > 0) {
+      this.timer = setInterval(() => void this.check('over budget'), this.options.intervalMs);
+      this.timer.unref();
+    }
+  }
+
+  stop(): void { if (this.timer) clearInterval(this.timer); }
+
+  /** Evicts if usage is over the budget; resolves when done (or at once when within it). */
+  check(reason: string): Promise<EvictionReport | undefined> {
+    if (this.options.maxBytes <= 0 || this.usage() <= this.options.maxBytes) return Promise.resolve(undefined);
+    return this.enforce(reason, this.options.maxBytes * this.options.lowWatermark);
+  }
+
+  /** The disk is full: free a share of the cache whatever the budget says. */
+  diskFull(): Promise<EvictionReport | undefined> {
+    const usage = this.usage();
+    const budget = this.options.maxBytes > 0 ? Math.min(usage, this.options.maxBytes) : usage;
+    return this.enforce('disk full', budget * Math.min(this.options.lowWatermark, 0.9));
+  }
+
+  /** Evicts until cached usage is at most `target` bytes; one pass at a time. */
+  enforce(reason: string, target: number): Promise<EvictionReport | undefined> {
+    this.running ??= this.evict(reason, target)
+      .catch((err: unknown) => { this.log.error({ err }, 'eviction failed'); return undefined; })
+      .finally(() => { this.running = undefined; });
+    return this.running;
+  }
+
+  /** Every cached image, with what it holds and when it was last used. */
+  images(): CachedImage[] {
+    const pinned = this.pins.matcher();
+    return this.metadata.cachedImages().map(({ repo, digest }) => {
+      const tags = this.metadata.tagsOf(repo).filter((t) => t.digest === digest).map((t) => t.tag);
+      const { lastAccess, bytes } = this.measure(digest);
+      return { repo, digest, tags, lastAccess, bytes, pinned: pinned(repo, tags, digest) };
+    });
+  }
+
+  /** Last use of the image (its manifests: a client pulling one platform touches the child) and its bytes. */
+  private measure(top: string): { lastAccess: number; bytes: number } {
+    let lastAccess = 0;
+    let bytes = 0;
+    const seen = new Set<string>();
+    const queue = [top];
+    while (queue.length > 0) {
+      const d = queue.pop()!;
+      if (seen.has(d)) continue;
+      seen.add(d);
+      const rec = this.metadata.blobRecord(d);
+      if (rec) { lastAccess = Math.max(lastAccess, rec.lastAccess); bytes += rec.size; }
+      for (const r of this.metadata.manifestRefs(d)) {
+        if (r.kind === 'manifest') queue.push(r.digest);
+        else if (r.kind !== 'subject' && !seen.has(r.digest)) {
+          seen.add(r.digest);
+          bytes += this.metadata.blobRecord(r.digest)?.size ?? 0;
+        }
+      }
+    }
+    return { lastAccess, bytes };
+  }
+
+  private async evict(reason: string, target: number): Promise<EvictionReport | undefined> {
+    this.metadata.flushAccessTimes();
+    const usageBefore = this.usage();
+    if (usageBefore <= target) return undefined;
+    const started = Date.now();
+    const report: EvictionReport = { reason, images: [], bytesFreed: 0, usageBefore, usageAfter: usageBefore };
+    const notAfter = Date.now() - this.options.minAgeMs;
+    // Cached blobs nothing references any more (an image evicted while a layer was being read,
+    // a fill whose manifest went meanwhile) are the cheapest to free.
+    for (const b of this.metadata.unreferencedBlobs(notAfter, 10_000)) {
+      if (b.origin === 'cached') report.bytesFreed += await this.sweeper.remove(b.digest as Digest, { notAfter, onlyCached: true });
+    }
+    let usage = this.usage();
+    // In rounds: untag enough images, let requests already under way show up, then remove those
+    // nobody touched meanwhile (evictImages); an image a pull reached in between stays.
+    for (let round = 0; round < MAX_ROUNDS && usage > target; round++) {
+      const victims: CachedImage[] = [];
+      let planned = usage;
+      for (const image of this.images().filter((i) => !i.pinned && this.isIdle(i.repo, i.lastAccess, notAfter)).sort((a, b) => a.lastAccess - b.lastAccess)) {
+        if (planned <= target) break;
+        victims.push(image);
+        planned -= image.bytes;
+      }
+      if (victims.length === 0) break;
+      const result = await this.evictImages(victims, notAfter);
+      report.bytesFreed += result.bytesFreed;
+      report.images.push(...result.evicted.map((i) => ({ repo: i.repo, digest: i.digest, tags: i.tags })));
+      usage = this.usage();
+      if (result.evicted.length === 0) break;
+    }
+    report.usageAfter = usage;
+    const facts = { reason, evicted: report.images.length, bytesFreed: report.bytesFreed, usageBefore, usageAfter: usage, target: Math.round(target), ms: Date.now() - started };
+    if (usage <= target) this.log.info(facts, 'cache eviction');
+    else if (report.images.length > 0 || Date.now() - this.lastShortfallLog > SHORTFALL_LOG_MS) {
+      // Checked every interval while over budget: said once a minute, not every time.
+      this.lastShortfallLog = Date.now();
+      this.log.warn(facts, 'cache eviction could not reach its target: the rest is pinned, pushed, or used within min_age');
+    }
+    this.events.onEvicted?.(report.images.length, report.bytesFreed);
+    return report;
+  }
+
+  /** Neither the image's manifests nor anything in its repository were read after notAfter. */
+  isIdle(repo: string, lastAccess: number, notAfter: number): boolean {
+    return lastAccess <= notAfter && !this.registry.usedSince(repo, notAfter);
+  }
+
+  /**
+   * Evicts images in two steps. First their tags go (tag-cache entries included): a new pull by
+   * tag now goes to the upstream and stores the manifest again. After DRAIN_MS, an image whose
+   * repository was read meanwhile (a client that had the manifest just before, now fetching its
+   * layers) stays; the others lose their manifests, checked once more around that, and then the
+   * blobs nothing else needs (sweep.ts).
+   */
+  async evictImages(images: CachedImage[], notAfter: number): Promise<{ evicted: CachedImage[]; bytesFreed: number }> {
+    const untagged = Date.now();
+    const chosen: CachedImage[] = [];
+    for (const image of images) {
+      // Looked at again right before: a pull may have started on it since the list was made.
+      this.metadata.flushAccessTimes();
+      if (!this.isIdle(image.repo, this.measure(image.digest).lastAccess, notAfter)) continue;
+      await this.untag(image.repo as RepoName, image.digest as Digest);
+      chosen.push(image);
+    }
+    if (chosen.length > 0) await new Promise((r) => setTimeout(r, DRAIN_MS));
+    const evicted: CachedImage[] = [];
+    let bytesFreed = 0;
+    for (const image of chosen) {
+      const freed = await this.removeImage(image.repo as RepoName, image.digest as Digest, notAfter, untagged);
+      if (freed === undefined) continue;
+      evicted.push(image);
+      bytesFreed += freed;
+    }
+    return { evicted, bytesFreed };
+  }
+
+  private async untag(repo: RepoName, top: Digest): Promise<void> {
+    const upstream = repo.slice(0, repo.indexOf('/'));
+    for (const t of this.metadata.tagsOf(repo)) {
+      if (t.digest !== top) continue;
+      await this.registry.manifests.delete(repo, { kind: 'tag', tag: t.tag as Tag }).catch((e: unknown) => {
+        if (!(e instanceof RegistryError && e.code === 'MANIFEST_UNKNOWN')) throw e;
+      });
+    }
+    this.metadata.deleteTagCacheOf(upstream, repo.slice(upstream.length + 1), top);
+  }
+
+  /** Removes an untagged image's manifests, then its blobs; undefined when it was used since `since`. */
+  private async removeImage(repo: RepoName, top: Digest, notAfter: number, since: number): Promise<number | undefined> {
+    const { registry, metadata } = this;
+    if (registry.usedSince(repo, since)) return undefined;
+    const manifests: Digest[] = [];
+    const candidates = new Set<string>();
+    const queue: string[] = [top];
+    while (queue.length > 0) {
+      const d = queue.shift()!;
+      if (manifests.includes(d as Digest)) continue;
+      // A child another manifest of this repository still has stays, with what it references.
+      if (d !== top && metadata.repositoryManifests(repo).some((m) => !manifests.includes(m.digest as Digest) && m.digest !== d
+        && metadata.manifestRefs(m.digest).some((r) => r.digest === d && r.kind === 'manifest'))) continue;
+      manifests.push(d as Digest);
+      candidates.add(d);
+      for (const r of metadata.manifestRefs(d)) {
+        if (r.kind === 'manifest') queue.push(r.digest);
+        else if (r.kind !== 'subject') candidates.add(r.digest);
+      }
+      queue.push(...metadata.referrerDigests(repo, d));
+    }
+    for (const m of manifests) await registry.manifests.unlinkRevision(repo, m);
+    if (registry.usedSince(repo, since)) {
+      for (const m of manifests) await registry.manifests.relinkRevision(repo, m);
+      return undefined;
+    }
+    for (const m of manifests) registry.manifests.forgetRevision(repo, m);
+    let freed = 0;
+    for (const d of candidates) freed += await this.sweeper.remove(d as Digest, { notAfter, onlyCached: true });
+    this.log.debug({ repo, digest: top, manifests: manifests.length, bytesFreed: freed }, 'evicted cached image');
+    return freed;
+  }
+}
