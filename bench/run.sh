@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 npm run build >/dev/null
 node bench/registry.mjs "$@"
 if [ -f bench/proxy.mjs ]; then node bench/proxy.mjs "$@"; fi
+# Object stores (Swift's S3 API): needs the Debian swift packages and memcached.
+if command -v swift-proxy-server >/dev/null; then node --import=./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/object-store.ts "$@"; fi
 node bench/notify.mjs "$@"
 node bench/security.mjs "$@"
 node bench/http2.mjs

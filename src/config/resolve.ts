@@ -62,6 +62,7 @@ export function resolveConfig(file: ConfigFile): Config {
     storage: {
       backend,
       delete: storage.delete,
+      redirect: storage.redirect,
       maintenance: {
         uploadpurging: { enabled: purging.enabled, ageMs: purging.age, intervalMs: purging.interval, dryrun: purging.dryrun },
         gc: { enabled: gc.enabled, intervalMs: gc.interval, graceMs: gc.grace, deleteUntagged: gc.delete_untagged },

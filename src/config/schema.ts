@@ -20,8 +20,84 @@ import {
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 /** Storage drivers stowage has (each a section under storage:); the other registry:2 drivers are refused. */
-export const DRIVERS = ['filesystem', 'inmemory'] as const;
-const NO_DRIVER = 'storage driver not supported (filesystem and inmemory are)';
+export const DRIVERS = ['filesystem', 'inmemory', 's3', 'oss', 'azure', 'swift'] as const;
+const NO_DRIVER = 'storage driver not supported (stowage has filesystem, inmemory, s3, oss, azure and swift)';
+const HTTP_URL = '^https?://[^\\s]+$';
+
+/** registry:2's storage.s3 keys. OSS and other S3-compatible stores use them with regionendpoint + forcepathstyle. */
+const S3Section = section({
+  accesskey: optional(str({ description: 'Access key id; with secretkey absent too, the AWS SDK\'s default credential chain (environment, shared files, instance role)' })),
+  secretkey: optional(secret({ description: 'Secret access key' })),
+  region: str({ description: 'Region of the bucket (S3-compatible stores: whatever they expect, often us-east-1)', example: 'us-east-1' }),
+  regionendpoint: optional(str({ description: 'Endpoint of an S3-compatible store (MinIO, Ceph, Swift s3api, OSS): a URL, or host:port with `secure` choosing the scheme', example: 'http://127.0.0.1:8080' })),
+  forcepathstyle: bool({ description: 'Path-style URLs (endpoint/bucket/key), as most S3-compatible stores need', default: false }),
+  bucket: str({ description: 'The bucket (created beforehand)', pattern: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$', expected: 'expected a bucket name of 3 to 63 lowercase letters, digits, dots and hyphens' }),
+  rootdirectory: optional(str({ description: 'Key prefix under which the registry lives', example: '/registry' })),
+  encrypt: bool({ description: 'Server-side encryption (AES256, or aws:kms with keyid)', default: false }),
+  keyid: optional(str({ description: 'KMS key id for server-side encryption' })),
+  secure: bool({ description: 'https for a regionendpoint given without a scheme', default: true }),
+  skipverify: bool({ description: 'Skip TLS certificate verification of the endpoint', default: false }),
+  v4auth: ignored('registry:2 signature v4 switch; always v4'),
+  chunksize: size({ description: 'Multipart part size (at least 5MiB)', default: '10MiB' }),
+  multipartcopychunksize: size({ description: 'Part size of server-side multipart copies (moves of big objects)', default: '32MiB' }),
+  multipartcopymaxconcurrency: int({ description: 'Parts copied at once in a multipart copy', default: 100, min: 1, max: 1000 }),
+  multipartcopythresholdsize: size({ description: 'Objects above this are moved with a multipart copy', default: '32MiB' }),
+  storageclass: str({ description: 'Storage class of new objects (STANDARD, REDUCED_REDUNDANCY, ...; NONE sends none)', default: 'STANDARD' }),
+  loglevel: ignored('registry:2 AWS SDK log level'),
+  objectacl: ignored('registry:2 canned ACL; not sent'),
+  useragent: ignored('registry:2 user agent'),
+  usedualstack: ignored('registry:2 dual-stack endpoints'),
+  accelerate: ignored('registry:2 transfer acceleration'),
+}, { description: 'S3 storage driver (Amazon S3 and S3-compatible stores)' });
+
+/** registry:2's storage.oss keys, mapped onto the s3 driver (OSS speaks the S3 API). */
+const OssSection = section({
+  accesskeyid: str({ description: 'OSS AccessKey ID' }),
+  accesskeysecret: secret({ description: 'OSS AccessKey secret' }),
+  region: str({ description: 'OSS region, e.g. oss-cn-hangzhou', example: 'oss-cn-hangzhou' }),
+  endpoint: optional(str({ description: 'Endpoint host or URL; default https://<region>.aliyuncs.com', example: 'oss-cn-hangzhou.aliyuncs.com' })),
+  bucket: str({ description: 'The bucket (created beforehand)' }),
+  rootdirectory: optional(str({ description: 'Key prefix under which the registry lives' })),
+  chunksize: size({ description: 'Multipart part size (at least 5MiB)', default: '10MiB' }),
+  secure: bool({ description: 'https to the endpoint', default: true }),
+  internal: ignored('registry:2 OSS internal endpoint switch; give endpoint instead'),
+  encrypt: ignored('registry:2 OSS server-side encryption; not sent'),
+  encryptionkeyid: ignored('registry:2 OSS KMS key; not sent'),
+}, { description: 'Aliyun OSS, through the S3 driver (S3-compatible API; tested only as S3)' });
+
+const AzureSection = section({
+  accountname: str({ description: 'Storage account name' }),
+  accountkey: secret({ description: 'Storage account key (base64)' }),
+  container: str({ description: 'Blob container (created beforehand)', pattern: '^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$', expected: 'expected a container name of 3 to 63 lowercase letters, digits and hyphens' }),
+  realm: str({ description: 'Domain of the public endpoints', default: 'core.windows.net' }),
+  serviceurl: optional(str({ description: 'Blob service URL for non-public endpoints (Azurite: http://127.0.0.1:10000/devstoreaccount1)', pattern: HTTP_URL, expected: 'expected an http:// or https:// URL', example: 'http://127.0.0.1:10000/devstoreaccount1' })),
+  rootdirectory: optional(str({ description: 'Blob name prefix under which the registry lives' })),
+  chunksize: size({ description: 'Block size of writes', default: '4MiB' }),
+}, { description: 'Azure Blob Storage driver' });
+
+const SwiftSection = section({
+  authurl: str({ description: 'Identity endpoint: tempauth /auth/v1.0, Keystone /v2.0 or /v3', pattern: HTTP_URL, expected: 'expected an http:// or https:// URL', example: 'https://keystone.example.com/v3' }),
+  username: str({ description: 'User name' }),
+  password: secret({ description: 'Password (or tempauth key)' }),
+  tenant: optional(str({ description: 'Project (tenant) name' })),
+  tenantid: optional(str({ description: 'Project (tenant) id' })),
+  domain: optional(str({ description: 'User domain name (Keystone v3)' })),
+  domainid: optional(str({ description: 'User domain id (Keystone v3)' })),
+  tenantdomain: optional(str({ description: 'Project domain name (Keystone v3; default: the user domain)' })),
+  tenantdomainid: optional(str({ description: 'Project domain id (Keystone v3)' })),
+  trustid: optional(str({ description: 'Trust id (Keystone v3)' })),
+  region: optional(str({ description: 'Region of the object-store endpoint in the catalog' })),
+  endpointtype: oneOf(['public', 'internal', 'admin'], { description: 'Which catalog endpoint to use', default: 'public' }),
+  container: str({ description: 'Container (created beforehand)' }),
+  prefix: optional(str({ description: 'Object name prefix under which the registry lives' })),
+  authversion: int({ description: '1 (tempauth), 2 or 3 (Keystone); 0: guessed from authurl', default: 0, min: 0, max: 3 }),
+  chunksize: size({ description: 'Segment size: bigger files are Static Large Objects', default: '20MiB' }),
+  insecureskipverify: bool({ description: 'Skip TLS certificate verification', default: false }),
+  secretkey: optional(secret({ description: 'Temp-URL key for redirects; default: read from the account (or container) metadata' })),
+  accesskey: ignored('registry:2 HP Cloud access key; not used'),
+  tempurlcontainerkey: bool({ description: 'Read the temp-URL key from the container metadata instead of the account\'s', default: false }),
+  tempurlmethods: list(str({ description: 'An HTTP method' }), { description: 'Methods redirected to temp URLs', default: ['GET', 'HEAD'], single: true }),
+}, { description: 'OpenStack Swift storage driver (native API)' });
 
 /** Host names, optionally with a port up to 65535: also cache prefixes (a ':' becomes '_'). */
 const LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?';
@@ -137,11 +213,11 @@ export const ConfigSchema = section({
       maxthreads: ignored('registry:2 filesystem thread limit; not needed'),
     }, { description: 'Filesystem storage driver (the default)' })),
     inmemory: optional(section({}, { description: 'In-memory storage driver: everything is lost at exit (tests, trials)' })),
-    s3: refused(NO_DRIVER, 'registry:2 S3 driver; not implemented yet'),
-    azure: refused(NO_DRIVER, 'registry:2 Azure driver; not implemented yet'),
-    gcs: refused(NO_DRIVER, 'registry:2 GCS driver; not implemented yet'),
-    swift: refused(NO_DRIVER, 'registry:2 Swift driver; not implemented yet'),
-    oss: refused(NO_DRIVER, 'registry:2 OSS driver; not implemented yet'),
+    s3: optional(S3Section),
+    oss: optional(OssSection),
+    azure: optional(AzureSection),
+    swift: optional(SwiftSection),
+    gcs: refused(NO_DRIVER, 'registry:2 Google Cloud Storage driver; not implemented: refused at start-up'),
     delete: section({
       enabled: bool({ description: 'Allow DELETE of manifests and blobs (405 UNSUPPORTED while false)', default: false }),
     }),
@@ -161,7 +237,12 @@ export const ConfigSchema = section({
       readonly: ignored('registry:2 read-only mode; not implemented'),
     }),
     cache: ignored('registry:2 blob descriptor cache; stowage keeps its own SQLite index'),
-    redirect: ignored('registry:2 storage redirects; stowage serves blobs itself'),
+    redirect: section({
+      disable: bool({
+        description: 'Serve blob bytes from stowage (true, stowage\'s default) or answer blob GETs with a redirect to the object store (false, registry:2\'s default): clients must reach the store',
+        default: true,
+      }),
+    }),
     tag: ignored('registry:2 tag concurrency; not needed'),
   }, { description: 'Storage driver and storage options', drivers: [...DRIVERS] }),
   http: section({
@@ -318,6 +399,8 @@ export interface Config extends Omit<ConfigFile, Resolved> {
     backend: StorageConfig;
     delete: { enabled: boolean };
     maintenance: { uploadpurging: UploadPurgingConfig; gc: GcConfig };
+    /** registry:2's storage.redirect: disable=false answers blob GETs with a redirect to the store. */
+    redirect: { disable: boolean };
   };
   http: Omit<ConfigFile['http'], 'addr' | 'host' | 'relativeurls'> & {
     /** Interface to listen on ("0.0.0.0" for ":5000"). */

@@ -24,6 +24,8 @@ export interface RequestFacts {
   cache?: string;
   /** Bytes this request caused to be fetched from an upstream (a miss fetches the whole object). */
   upstreamBytes?: number;
+  /** The blob GET was answered with a redirect to the storage backend. */
+  redirected?: boolean;
   /** The authenticated user, when there is one (never a credential). */
   user?: string;
 }

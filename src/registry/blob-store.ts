@@ -97,6 +97,11 @@ export class BlobStore {
     }
   }
 
+  /** A URL the storage backend serves the blob's bytes from (presigned, SAS, temp URL), if it has one. */
+  async redirectURL(digest: Digest): Promise<string | undefined> {
+    return this.storage.redirectURL?.(blobDataPath(digest), { method: 'GET' });
+  }
+
   /** Makes a blob whose data exists visible in repo. */
   async link(repo: RepoName, digest: Digest): Promise<void> {
     await writeLink(this.storage, layerLinkPath(repo, digest), digest);

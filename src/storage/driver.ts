@@ -34,6 +34,11 @@ export interface FileWriter {
   cancel(): Promise<void>;
 }
 
+export interface RedirectOptions {
+  /** HTTP method the URL is for (GET or HEAD). */
+  method: 'GET' | 'HEAD';
+}
+
 export interface StorageDriver {
   readonly name: string;
   /**
@@ -55,6 +60,11 @@ export interface StorageDriver {
   move(source: string, dest: string): Promise<void>;
   /** Deletes a file or a whole directory tree. PathNotFoundError if missing. */
   delete(path: string): Promise<void>;
+  /**
+   * A URL from which a client can GET the file straight from the store (presigned S3 URL, Azure
+   * SAS, Swift temp URL), or undefined when the driver cannot give one for this path.
+   */
+  redirectURL?(path: string, options: RedirectOptions): Promise<string | undefined>;
   /** Releases resources (timers, handles). */
   close?(): Promise<void>;
 }

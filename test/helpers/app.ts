@@ -20,6 +20,7 @@ export function testConfig(overrides: { deleteEnabled?: boolean } = {}): Config 
       backend: { driver: 'inmemory' },
       delete: { enabled: overrides.deleteEnabled ?? true },
       maintenance: { uploadpurging: { enabled: false, ageMs: 0, intervalMs: 0, dryrun: false }, gc: { enabled: false, intervalMs: 0, graceMs: 0, deleteUntagged: false } },
+      redirect: { disable: true },
     },
     http: {
       ...defaults.http, host: '127.0.0.1', port: 0, relativeUrls: false, headers: { 'X-Content-Type-Options': ['nosniff'] },

@@ -1,8 +1,8 @@
 /**
- * The kill -9 crash rounds, shared by the crash test (test config) and the isolated-network test
- * (the shipped config with an unreachable default upstream): kill -9 while uploads are in flight,
- * restart on the same directory: everything acknowledged is intact, nothing partial is visible,
- * and every file under blobs/ hashes to its own name.
+ * The kill -9 crash rounds, shared by the crash test (test config), the isolated-network test
+ * (the shipped config with an unreachable default upstream) and the object-store crash test:
+ * kill -9 while uploads are in flight, restart on the same storage: everything acknowledged is
+ * intact, nothing partial is visible, and every blob hashes to its own name.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -61,11 +61,39 @@ async function partialBytes(sessions: string): Promise<number> {
   return partial;
 }
 
-/** `start` starts stowage on the data directory `dataDir` (the same one every time). */
-export async function crashRounds(t: Test, dataDir: string, start: () => Promise<Proc>): Promise<void> {
+/** Where the crash rounds run, and how to look at what they left. */
+export interface CrashTarget {
+  /** Starts stowage on the same storage every time. */
+  start(): Promise<Proc>;
+  /** Blobs that do not hash to their name (or stray files beside them). */
+  corruptBlobs(): Promise<string[]>;
+  /**
+   * Evidence of the interrupted monolithic uploads in storage (bytes on disk; sessions in an
+   * object store, which shows no bytes before commit). It grows when a new upload is under way.
+   */
+  partialEvidence(): Promise<number>;
+  /** What the evidence counts, for the test's messages. */
+  evidenceUnit: string;
+}
+
+const MONO_SESSIONS = 'docker/registry/v2/repositories/crash/mono/_uploads';
+
+/** The rounds on a filesystem data directory. */
+export function filesystemTarget(dataDir: string, start: () => Promise<Proc>): CrashTarget {
+  return {
+    start,
+    corruptBlobs: () => corruptBlobs(dataDir),
+    partialEvidence: () => partialBytes(join(dataDir, MONO_SESSIONS)),
+    evidenceUnit: 'bytes on disk',
+  };
+}
+
+/** `start` starts stowage on the data directory `dataDir` (the same one every time), or a target. */
+export async function crashRounds(t: Test, where: string | CrashTarget, start?: () => Promise<Proc>): Promise<void> {
+  const target = typeof where === 'string' ? filesystemTarget(where, start!) : where;
   const acknowledged: Array<{ repo: string; tag: string; image: Image }> = [];
   const inflight: string[] = [];
-  let s = await start();
+  let s = await target.start();
   for (const [round, killAfterMs] of [[1, 80], [2, 400], [3, 1200]] as const) {
     const image = makeImage({ seed: 100 + round, layers: 2, layerSize: 512 * 1024 });
     await pushImageHttp(s.url, `crash/r${round}`, 'v1', image);
@@ -82,19 +110,19 @@ export async function crashRounds(t: Test, dataDir: string, start: () => Promise
     const rest = big.subarray(4 * 1024 * 1024);
     const s1 = trickle(s.port, `PUT ${loc}?digest=${bigDigest} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: ${rest.length}\r\n\r\n`, rest);
     // (b) a monolithic upload that never finishes (64 MiB at ~25 MiB/s: still going at the kill)
+    const before = await target.partialEvidence();
     const mono = prngBytes(round * 104729, 64 * 1024 * 1024);
     inflight.push(sha256(mono));
     const s2 = trickle(s.port, `POST /v2/crash/mono/blobs/uploads/?digest=${sha256(mono)} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: ${mono.length}\r\n\r\n`, mono);
-    // The kill must land mid-upload: wait until the monolithic upload has bytes on disk (a loaded
+    // The kill must land mid-upload: wait until the monolithic upload shows in storage (a loaded
     // machine can take longer than killAfterMs to get there), then give it killAfterMs more.
-    const sessions = join(dataDir, 'docker/registry/v2/repositories/crash/mono/_uploads');
-    for (const end = Date.now() + 15_000; Date.now() < end && (await partialBytes(sessions)) === 0;) await sleep(20);
+    for (const end = Date.now() + 15_000; Date.now() < end && (await target.partialEvidence()) <= before;) await sleep(20);
     await sleep(killAfterMs);
     await s.kill9();
     s1.destroy();
     s2.destroy();
 
-    s = await start();
+    s = await target.start();
     for (const a of acknowledged) {
       const m = await fetch(`${s.url}/v2/${a.repo}/manifests/${a.tag}`, { headers: { accept: ALL_ACCEPT } });
       t.equal(m.status, 200, `round ${round}: ${a.repo}:${a.tag} resolves`);
@@ -110,10 +138,10 @@ export async function crashRounds(t: Test, dataDir: string, start: () => Promise
         t.equal(h.status, 404, `round ${round}: in-flight blob ${d.slice(7, 19)} not visible in ${repo}`);
       }
     }
-    t.same(await corruptBlobs(dataDir), [], `round ${round}: every blob file hashes to its name`);
+    t.same(await target.corruptBlobs(), [], `round ${round}: every blob hashes to its name`);
     // proof that the kill really came mid-upload: partial sessions exist (and stay invisible)
-    const partial = await partialBytes(sessions);
-    t.ok(partial > 0, `round ${round}: ${partial} bytes of the interrupted upload were on disk, none visible`);
+    const partial = await target.partialEvidence();
+    t.ok(partial > before, `round ${round}: ${partial - before} ${target.evidenceUnit} of the interrupted upload in storage, none visible`);
   }
   await s.stop();
 }

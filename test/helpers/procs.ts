@@ -64,6 +64,8 @@ export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 
 export interface StowageOptions {
   rootDir?: string; config?: Record<string, unknown>; env?: NodeJS.ProcessEnv; port?: number;
+  /** A storage driver section ({ s3: {...} }) instead of the filesystem under rootDir. */
+  storage?: Record<string, unknown>;
   /** Run as this uid/gid (via setpriv; needs root), e.g. so file permissions apply to stowage. */
   uid?: number;
   /** Serving HTTPS (http.tls in config): the CA to trust, and a client certificate for mutual TLS. */
@@ -82,7 +84,7 @@ export async function writeStowageConfig(options: StowageOptions = {}): Promise<
   const config = deepMerge({
     version: '0.1',
     log: { level: 'info' },
-    storage: { filesystem: { rootdirectory: rootDir }, delete: { enabled: true } },
+    storage: { ...(options.storage ?? { filesystem: { rootdirectory: rootDir } }), delete: { enabled: true } },
     http: { addr: `127.0.0.1:${port}` },
   }, options.config ?? {});
   const file = join(rootDir, '..', `stowage-${port}.yml`);

@@ -53,6 +53,14 @@ const BASE = {
   access: [{ repository: '**' }],
 };
 
+/** The keys each object-store driver section cannot do without. */
+const OBJECT_STORE_REQUIRED: Record<string, Record<string, string>> = {
+  s3: { region: 'eu-west-1', bucket: 'registry-bucket' },
+  oss: { accesskeyid: 'id', accesskeysecret: 'secret', region: 'oss-cn-beijing', bucket: 'registry-bucket' },
+  azure: { accountname: 'account', accountkey: 'a2V5', container: 'registry' },
+  swift: { authurl: 'http://127.0.0.1:8080/auth/v1.0', username: 'test:tester', password: 'testing', container: 'registry' },
+};
+
 t.test('every scalar key can be set by its REGISTRY_ variable, with the same effect as in the file', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'cfg-env-'));
   const aFile = join(dir, 'a-file');
@@ -69,12 +77,15 @@ t.test('every scalar key can be set by its REGISTRY_ variable, with the same eff
     t.ok(names.includes(old), old);
   }
   t.ok(names.includes('REGISTRY_UPSTREAMS_0_TIMEOUT_CONNECT'), 'inside list items and mapping-or-duration keys too');
-  const plain = load(stringify(BASE)).effective;
   for (const key of keys) {
     const kind = key.schema['x-kind'] as string;
     const sample = kind === 'path' ? aFile : (key.schema.examples as string[] | undefined)?.[0] ?? KINDS[kind]!.example(key.schema);
-    const fromEnv = load(stringify(BASE), { [key.name]: sample }).effective;
-    const inFile = structuredClone(BASE) as Record<string, unknown>;
+    // An object-store driver's key needs that driver's required keys beside it (in the file).
+    const required = key.path[0] === 'storage' ? OBJECT_STORE_REQUIRED[key.path[1]!] : undefined;
+    const base = required ? { ...BASE, storage: { [key.path[1]!]: required } } : BASE;
+    const plain = load(stringify(base)).effective;
+    const fromEnv = load(stringify(base), { [key.name]: sample }).effective;
+    const inFile = structuredClone(base) as Record<string, unknown>;
     let node = inFile;
     for (const k of key.path.slice(0, -1)) node = (node[k] ??= {}) as Record<string, unknown>;
     node[key.path.at(-1)!] = parseYaml(sample);
@@ -119,7 +130,12 @@ t.test('variables naming a list or a mapping hold YAML', async (t) => {
   failsWith(t, () => load('', { REGISTRY_UPSTREAMS_0_NAME: 'x.io' }), /^config \(REGISTRY_UPSTREAMS_0_NAME\): upstreams\[0\]\.url: required$/);
   failsWith(t, () => load('', { REGISTRY_AUTH_HTPASSWD_PATH: '/auth/htpasswd' }), /^config \(REGISTRY_AUTH_HTPASSWD_PATH\): auth\.htpasswd\.realm: required$/);
   t.same(load('', { REGISTRY_AUTH_HTPASSWD_PATH: '/auth/htpasswd', REGISTRY_AUTH_HTPASSWD_REALM: 'r' }).config.auth?.htpasswd, { realm: 'r', path: '/auth/htpasswd' }, 'htpasswd from two variables, as registry:2 images are often run');
-  failsWith(t, () => load('', { REGISTRY_STORAGE_S3_BUCKET: 'b' }), /^config \(REGISTRY_STORAGE_S3_BUCKET\): storage\.s3: storage driver not supported/);
+  failsWith(t, () => load('', { REGISTRY_STORAGE_GCS_BUCKET: 'b' }), /^config \(REGISTRY_STORAGE_GCS_BUCKET\): storage\.gcs: storage driver not supported \(stowage has filesystem, inmemory, s3, oss, azure and swift\)$/);
+  failsWith(t, () => load('', { REGISTRY_STORAGE_S3_BUCKET: 'registry-bucket' }), /^config \(REGISTRY_STORAGE_S3_BUCKET\): storage\.s3\.region: required$/);
+  t.same(load('', { REGISTRY_STORAGE_S3_BUCKET: 'registry-bucket', REGISTRY_STORAGE_S3_REGION: 'us-east-1', REGISTRY_STORAGE_S3_CHUNKSIZE: '16MiB' }).config.storage.backend,
+    { driver: 's3', bucket: 'registry-bucket', region: 'us-east-1', chunksize: 16 * 1024 * 1024, forcepathstyle: false, encrypt: false, secure: true, skipverify: false,
+      multipartcopychunksize: 32 * 1024 * 1024, multipartcopymaxconcurrency: 100, multipartcopythresholdsize: 32 * 1024 * 1024, storageclass: 'STANDARD' },
+    'REGISTRY_STORAGE_S3_* select and configure the s3 driver, registry:2 defaults filled in');
   t.same(load('', { REGISTRY_SOMETHING_ELSE: 'x', REGISTRY_PORT: 'tcp://10.0.0.1:5000', REGISTRY_HTTP_ADDR_EXTRA: 'x' }).warnings, [], 'variables naming no key are ignored');
 
   const sectionThenKey = load('version: 0.1', { REGISTRY_HTTP: '{addr: ":6000", relativeurls: true}', REGISTRY_HTTP_ADDR: ':7000' }).config.http;
@@ -242,7 +258,7 @@ t.test('stowage config check and reference, as the CLI', async (t) => {
   writeFileSync(join(dir, 'ok.yml'), 'storage: inmemory\nproxy: {remoteurl: "https://quay.io", password: hunter2}\nredis: {addr: "redis:6379"}\n');
   const ok = await run(process.execPath, [cli, 'config', 'check', '--config', join(dir, 'ok.yml')], { env });
   const shown = parseYaml(ok.stdout);
-  t.same([shown.http.addr, shown.proxy.password, shown.metadata.path, shown.storage], ['127.0.0.1:5999', '[redacted]', ':memory:', { inmemory: {}, delete: { enabled: false }, maintenance: { uploadpurging: { enabled: true, age: '168h', interval: '24h', dryrun: false }, gc: { enabled: false, interval: '24h', grace: '10m', delete_untagged: false } } }]);
+  t.same([shown.http.addr, shown.proxy.password, shown.metadata.path, shown.storage], ['127.0.0.1:5999', '[redacted]', ':memory:', { inmemory: {}, delete: { enabled: false }, maintenance: { uploadpurging: { enabled: true, age: '168h', interval: '24h', dryrun: false }, gc: { enabled: false, interval: '24h', grace: '10m', delete_untagged: false } }, redirect: { disable: true } }]);
   t.notMatch(ok.stdout, /hunter2/);
   t.equal(ok.stderr, 'stowage: warning: config: redis: ignored (registry:2 Redis cache; not used)\n');
 

@@ -140,7 +140,7 @@ default_upstream: docker.io
   t.equal(mem.metadata.path, ':memory:');
   t.equal(mem.storage.delete.enabled, true, 'the rest of storage stays');
   t.same(parse('storage: inmemory', { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: 'var' }).storage.backend, { driver: 'filesystem', rootdirectory: '/srv/stowage/var' });
-  fails(t, 'version: 0.1', /^config \(REGISTRY_STORAGE\): storage: expected filesystem or inmemory/, { REGISTRY_STORAGE: 's3' });
+  fails(t, 'version: 0.1', /^config \(REGISTRY_STORAGE\): storage: expected one of filesystem, inmemory, s3, oss, azure, swift \(the storage drivers stowage has\), got "gcs"$/, { REGISTRY_STORAGE: 'gcs' });
 });
 
 t.test('proxy block naming', async (t) => {
@@ -205,7 +205,10 @@ t.test('every problem is one line naming the key', async (t) => {
   fails(t, 'http: {addr: abc}', /^config: http\.addr: expected "host:port" or ":port", got "abc"$/);
   fails(t, 'storage: {maintenance: {uploadpurging: {age: forever}}}', /^config: storage\.maintenance\.uploadpurging\.age: expected a duration/);
   fails(t, 'storage: {filesystem: {rootdirectory: /a}, inmemory: {}}', /^config: storage: exactly one storage driver/);
-  fails(t, 'storage: {s3: {bucket: x}}', /^config: storage\.s3: storage driver not supported/);
+  fails(t, 'storage: {gcs: {bucket: x}}', /^config: storage\.gcs: storage driver not supported/);
+  fails(t, 'storage: {s3: {bucket: x, region: us-east-1}}', /^config: storage\.s3\.bucket: expected a bucket name of 3 to 63/);
+  fails(t, 'storage: {azure: {accountname: a, accountkey: k, container: c}}', /^config: storage\.azure\.container: expected a container name/);
+  fails(t, 'storage: {swift: {authurl: "ftp://x", username: u, password: p, container: c}}', /^config: storage\.swift\.authurl: expected an http:\/\/ or https:\/\/ URL/);
   fails(t, 'default_upstream: nowhere', /^config: default_upstream: names no configured upstream/);
   fails(t, 'upstreams: [{name: a.io, url: "https://a.io"}, {name: a.io, url: "https://b.io"}]', /^config: upstreams\[1\]\.name: duplicate upstream name/);
   fails(t, 'upstreams: [{name: a.io, url: "ftp://a.io"}]', /^config: upstreams\[0\]\.url: expected an http:\/\/ or https:\/\/ URL/);

@@ -6,13 +6,17 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RegistryError } from '../../errors.js';
-import { InvalidPathError, StorageFullError } from '../../storage/driver.js';
+import { DriverError, InvalidPathError, StorageFullError } from '../../storage/driver.js';
 
 export function toRegistryError(err: unknown): RegistryError | undefined {
   if (err instanceof RegistryError) return err;
   if (err instanceof InvalidPathError) return new RegistryError('NAME_INVALID', 'invalid name');
   if (err instanceof StorageFullError) {
     return new RegistryError('UNAVAILABLE', 'storage is full; the cache is making room, retry shortly', { status: 503, headers: { 'Retry-After': '5' } });
+  }
+  // The storage backend failed after its own retries (an object store down, slow or answering 5xx).
+  if (err instanceof DriverError) {
+    return new RegistryError('UNAVAILABLE', 'storage backend unavailable', { headers: { 'Retry-After': '5' } });
   }
   const fe = err as Partial<FastifyError> & { code?: string };
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
@@ -33,6 +37,8 @@ export function sendError(req: FastifyRequest, reply: FastifyReply, err: unknown
     reply.raw.destroy(err instanceof Error ? err : undefined);
     return reply;
   }
+  // Only the message: the error's cause may carry the store's request details.
+  if (err instanceof DriverError) req.log.warn({ storageError: err.message, path: err.path }, 'storage backend error');
   let re = toRegistryError(err);
   if (!re) {
     req.log.error({ err }, 'internal error');

@@ -30,6 +30,7 @@ export function registerRequestLog(app: FastifyInstance, metrics?: Metrics): voi
       cache: facts.cache,
       bytes,
       upstreamBytes: facts.upstreamBytes,
+      redirected: facts.redirected,
       ms: Math.round(reply.elapsedTime * 10) / 10,
       ...(aborted ? { aborted: true } : {}),
     }, 'request');

@@ -6,13 +6,21 @@ import { queryParam, type Handler } from '../context.js';
 import { parseRangeHeader } from '../range.js';
 import { sendBody } from '../send-body.js';
 
-export const getBlob: Handler<'blob'> = async (req, reply, { name, digest }, { registry, proxy }) => {
+export const getBlob: Handler<'blob'> = async (req, reply, { name, digest }, { registry, proxy, config }) => {
   req.facts.repo = name;
   req.facts.reference = digest;
   const answer = proxy
     ? await proxy.blob(name, digest, queryParam(req, 'ns'), req.method === 'HEAD')
     : localAnswer(await registry.blobs.requireIn(name, digest), (range) => registry.blobs.open(digest, range));
   req.facts.cache = answer.outcome;
+  // registry:2's storage.redirect: a stored blob is fetched from the object store itself.
+  if (!config.storage.redirect.disable && req.method === 'GET' && answer.complete && (answer.outcome === 'local' || answer.outcome === 'hit')) {
+    const url = await registry.blobs.redirectURL(digest);
+    if (url) {
+      req.facts.redirected = true;
+      return reply.code(307).headers({ Location: url, 'Docker-Content-Digest': digest, 'Content-Length': 0 }).send();
+    }
+  }
   if (answer.outcome === 'miss' && answer.size !== undefined) req.facts.upstreamBytes = answer.size;
   if (answer.namespace) reply.header('OCI-Namespace', answer.namespace);
   // A range, a HEAD, or an unannounced length needs the verified size: wait for the fetch to end.

@@ -27,6 +27,7 @@ export async function fsyncDir(dir: string): Promise<void> {
 
 export class FilesystemDriver implements StorageDriver {
   readonly name = 'filesystem';
+  readonly readsWhileWriting = true;
   private readonly root: string;
 
   private readonly onFull: (() => void) | undefined;

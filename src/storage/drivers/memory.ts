@@ -18,6 +18,7 @@ function flatten(f: MemFile): Buffer {
 
 export class MemoryDriver implements StorageDriver {
   readonly name = 'inmemory';
+  readonly readsWhileWriting = true;
   private readonly files = new Map<string, MemFile>();
 
   private isDir(path: string): boolean {

@@ -1,0 +1,16 @@
+/** Integration scenarios (object-store-scenarios.ts) with stowage on the azure driver. */
+import t from 'tap';
+import { missingStore, startObjectStore, type ObjectStore } from '../helpers/object-stores.js';
+import { missingTools } from '../helpers/tools.js';
+import { objectStoreSuite } from './object-store-scenarios.js';
+
+const skip = missingTools('skopeo') ?? missingStore('azure');
+let store: ObjectStore | undefined;
+
+if (skip) {
+  t.test('azure: object-store integration', { skip }, async () => undefined);
+} else {
+  t.before(async () => { store = await startObjectStore('azure'); });
+  t.teardown(async () => store?.stop());
+  objectStoreSuite(t, () => store!);
+}
