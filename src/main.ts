@@ -59,9 +59,9 @@ function healthOptions(h: Config['health']): HealthOptions {
   };
 }
 
-export function createServices(config: Config, log: Logger): Services {
+export async function createServices(config: Config, log: Logger): Promise<Services> {
   let maintenance: Maintenance | undefined;
-  const storage = createDriver(config.storage.backend, { onFull: () => maintenance?.diskFull() });
+  const storage = await createDriver(config.storage.backend, { onFull: () => maintenance?.diskFull() });
   const metadata = new MetadataIndex(config.metadata.path);
   const metrics = new Metrics({ defaults: true });
   const notifier = new Notifier(notifyOptions(config), metadata.outbox, log.child({ component: 'notify' }), metrics.registry, (fn) => metadata.transaction(fn));
@@ -114,7 +114,7 @@ const ACCESS_FLUSH_MS = 30_000;
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   const security = openSecurity(config, log);
-  const services = createServices(config, log);
+  const services = await createServices(config, log);
   await services.registry.ensureIndexed(config.upstreams.map((u) => u.name));
   const app = buildApp({
     config, registry: services.registry, log, metrics: services.metrics, health: services.health, ...(services.proxy ? { proxy: services.proxy } : {}),

@@ -48,7 +48,7 @@ export function toolLogger(config: Config, level: LogLevel = 'warn'): Logger {
  * the same config: SQLite (WAL) takes several processes, and storage writes are atomic.
  */
 export async function openServices(config: Config, log: Logger): Promise<Services> {
-  const services = createServices(config, log);
+  const services = await createServices(config, log);
   try {
     await services.registry.ensureIndexed(config.upstreams.map((u) => u.name));
   } catch (e) {

@@ -7,7 +7,7 @@ import { configFileArg } from './serve.js';
 export async function run(args: string[]): Promise<number> {
   const config = readConfig(configFileArg(args));
   const log = createLogger(config.log);
-  const services = createServices(config, log);
+  const services = await createServices(config, log);
   try {
     const result = await services.registry.reindex(config.upstreams.map((u) => u.name));
     process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -102,7 +102,7 @@ t.test('pushes racing gc passes back to back: every acknowledged image complete'
   // it, without a process start per pass), so passes overlap pushes at every step of a push.
   const config = loadConfig({ file: server.configFile!, env: {} });
   const log = createLogger({ level: 'silent', fields: {} });
-  const services = createServices(config, log);
+  const services = await createServices(config, log);
   const gc = new GarbageCollector(services.registry, services.metadata, new BlobSweeper(services.registry, services.metadata, log), log);
   let stop = false;
   let passes = 0;

@@ -1,24 +1,28 @@
-/** Picks the StorageDriver for the configured backend. */
+/**
+ * Picks the StorageDriver for the configured backend. The object-store drivers are imported only
+ * when configured: their SDKs (AWS, Azure) cost ~60 MiB of resident memory that a filesystem
+ * registry should not carry.
+ */
 import type { StorageConfig } from '../../config/schema.js';
 import type { StorageDriver } from '../driver.js';
-import { AzureDriver } from './azure.js';
 import { FilesystemDriver } from './filesystem.js';
 import { MemoryDriver } from './memory.js';
-import { S3Driver, type S3DriverOptions } from './s3.js';
-import { SwiftDriver, type SwiftDriverOptions } from './swift.js';
+import type { S3DriverOptions } from './s3.js';
+import type { SwiftDriverOptions } from './swift.js';
 
 /** The keys of `o` whose value is not undefined (optional config keys stay absent). */
 function defined<T extends object>(o: T): { [K in keyof T]: Exclude<T[K], undefined> } {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]: Exclude<T[K], undefined> };
 }
 
-export function createDriver(cfg: StorageConfig, events: { onFull?: () => void } = {}): StorageDriver {
+export async function createDriver(cfg: StorageConfig, events: { onFull?: () => void } = {}): Promise<StorageDriver> {
   switch (cfg.driver) {
     case 'filesystem':
       return new FilesystemDriver({ rootDirectory: cfg.rootdirectory, ...(events.onFull ? { onFull: events.onFull } : {}) });
     case 'inmemory':
       return new MemoryDriver();
-    case 's3':
+    case 's3': {
+      const { S3Driver } = await import('./s3.js');
       return new S3Driver({
         bucket: cfg.bucket, region: cfg.region, forcePathStyle: cfg.forcepathstyle, secure: cfg.secure, skipVerify: cfg.skipverify,
         encrypt: cfg.encrypt, chunkSize: cfg.chunksize, multipartCopyChunkSize: cfg.multipartcopychunksize,
@@ -26,9 +30,11 @@ export function createDriver(cfg: StorageConfig, events: { onFull?: () => void }
         storageClass: cfg.storageclass,
         ...defined({ regionEndpoint: cfg.regionendpoint, accessKey: cfg.accesskey, secretKey: cfg.secretkey, rootDirectory: cfg.rootdirectory, keyId: cfg.keyid }),
       } satisfies S3DriverOptions);
+    }
     case 'oss': {
       // OSS speaks the S3 API: virtual-hosted buckets on https://<region>.aliyuncs.com by default.
       const endpoint = cfg.endpoint ?? `${cfg.region}.aliyuncs.com`;
+      const { S3Driver } = await import('./s3.js');
       return new S3Driver({
         bucket: cfg.bucket, region: cfg.region, secure: cfg.secure, chunkSize: cfg.chunksize,
         regionEndpoint: /^https?:\/\//.test(endpoint) ? endpoint : `${cfg.secure ? 'https' : 'http'}://${endpoint}`,
@@ -36,12 +42,15 @@ export function createDriver(cfg: StorageConfig, events: { onFull?: () => void }
         ...defined({ rootDirectory: cfg.rootdirectory }),
       } satisfies S3DriverOptions);
     }
-    case 'azure':
+    case 'azure': {
+      const { AzureDriver } = await import('./azure.js');
       return new AzureDriver({
         accountName: cfg.accountname, accountKey: cfg.accountkey, container: cfg.container, realm: cfg.realm, chunkSize: cfg.chunksize,
         ...defined({ serviceUrl: cfg.serviceurl, rootDirectory: cfg.rootdirectory }),
       });
-    case 'swift':
+    }
+    case 'swift': {
+      const { SwiftDriver } = await import('./swift.js');
       return new SwiftDriver({
         authUrl: cfg.authurl, username: cfg.username, password: cfg.password, container: cfg.container,
         authVersion: cfg.authversion, chunkSize: cfg.chunksize, insecureSkipVerify: cfg.insecureskipverify,
@@ -51,5 +60,6 @@ export function createDriver(cfg: StorageConfig, events: { onFull?: () => void }
           tenantDomainId: cfg.tenantdomainid, trustId: cfg.trustid, region: cfg.region, prefix: cfg.prefix, secretKey: cfg.secretkey,
         }),
       } satisfies SwiftDriverOptions);
+    }
   }
 }
