@@ -1,12 +1,28 @@
 /** Child processes for integration tests: stowage itself and Debian's docker-registry (registry:2). */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { freePort, waitForHttp } from './tools.js';
+
+/**
+ * Data directories made for a test process, removed when it exits (not at stop: tests restart
+ * servers on the same directory). A full suite would otherwise leave gigabytes in /tmp.
+ */
+const scratch = new Set<string>();
+process.once('exit', () => {
+  for (const dir of scratch) {
+    try { rmSync(dir, { recursive: true, force: true }); } catch { /* best effort */ }
+  }
+});
+async function scratchDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  scratch.add(dir);
+  return dir;
+}
 
 const REPO_ROOT = resolve(import.meta.dirname, '../..');
 const CLI = join(REPO_ROOT, 'dist/cli.js');
@@ -80,7 +96,7 @@ export function tlsDispatcher(tls: { ca: string; cert?: string; key?: string }):
 /** Writes a stowage config file (as startStowage does) without starting anything: for the CLI tools. */
 export async function writeStowageConfig(options: StowageOptions = {}): Promise<{ file: string; rootDir: string; port: number }> {
   const port = options.port ?? await freePort();
-  const rootDir = options.rootDir ?? await mkdtemp(join(tmpdir(), 'stowage-it-'));
+  const rootDir = options.rootDir ?? await scratchDir('stowage-it-');
   const config = deepMerge({
     version: '0.1',
     log: { level: 'info' },
@@ -176,7 +192,7 @@ export interface Registry2Options {
 /** Debian's docker-registry (distribution 2.8.2) on a loopback port. Its access log goes to output(). */
 export async function startRegistry2(options: Registry2Options = {}): Promise<Proc> {
   const port = options.port ?? await freePort();
-  const rootDir = options.rootDir ?? await mkdtemp(join(tmpdir(), 'registry2-it-'));
+  const rootDir = options.rootDir ?? await scratchDir('registry2-it-');
   const config = deepMerge({
     version: 0.1,
     log: { level: 'info', formatter: 'text' },
