@@ -32,6 +32,13 @@ import { blobDataPath, uploadDataPath, uploadDir, uploadStartedAtPath } from '..
 const HOLDBACK_BYTES = 1;
 /** Written bytes kept in memory for clients; bounds a fill's memory whatever the blob size. */
 const WINDOW_BYTES = 4 * 1024 * 1024;
+/**
+ * Received bytes not yet in the staging file: past the limit the fill stops reading the upstream
+ * until the writes are down to the resume mark. Writes stay in flight while the fill reads and
+ * hashes (a stream's 'drain' would wait for an empty buffer, leaving the disk or the CPU idle).
+ */
+const UNWRITTEN_LIMIT = 8 * 1024 * 1024;
+const UNWRITTEN_RESUME = 4 * 1024 * 1024;
 
 export interface FillSource {
   /** Size announced by the upstream (Content-Length), if any. */
@@ -67,6 +74,8 @@ export class BlobFill {
   /** The most recent chunks, in order, contiguous, ending at `received`. */
   private readonly window: WindowChunk[] = [];
   private windowBytes = 0;
+  /** Set while run() waits for the staging file writes to catch up. */
+  private writeWaiter: (() => void) | undefined;
   error: Error | undefined;
   /** Staging file while filling; the blob's own path once committed. */
   path: string;
@@ -114,7 +123,7 @@ export class BlobFill {
     const { log } = this.deps;
     const hash = createDigester(digestAlgorithm(this.digest));
     this.body = source.body;
-    // A failed write (a full disk) must end the fill, not leave it waiting for a 'drain' that never comes.
+    // A failed write (a full disk) must end the fill, not leave it waiting for writes that never complete.
     let writeError: Error | undefined;
     const writeFailed = new Promise<never>((_resolve, reject) => writer.stream.once('error', (e: Error) => { writeError = e; reject(e); }));
     writeFailed.catch(() => undefined);
@@ -129,14 +138,21 @@ export class BlobFill {
         this.window.push({ start, bytes: chunk });
         this.windowBytes += chunk.length;
         const end = this.received;
-        const ok = writer.stream.write(chunk, (err) => {
+        writer.stream.write(chunk, (err) => {
           if (err) return;
           this.writtenToFile = end;
           this.trimWindow();
+          if (this.writeWaiter && this.received - this.writtenToFile <= UNWRITTEN_RESUME) this.writeWaiter();
         });
         this.signalChange();
-        if (!ok) await Promise.race([new Promise<void>((r) => writer.stream.once('drain', r)), writeFailed]);
+        if (this.received - this.writtenToFile > UNWRITTEN_LIMIT) {
+          await Promise.race([new Promise<void>((r) => { this.writeWaiter = r; }), writeFailed]);
+          this.writeWaiter = undefined;
+        }
       }
+      // 'error' is emitted a tick after the failed write: ask the stream itself too.
+      const failedWrite = writeError ?? writer.stream.errored;
+      if (failedWrite) throw failedWrite;
       if (this.size !== undefined && this.received !== this.size) {
         throw new FillError(`upstream body ended after ${this.received} of ${this.size} bytes`);
       }

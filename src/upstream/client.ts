@@ -22,6 +22,12 @@ export interface UpstreamResponse {
 }
 
 const MAX_REDIRECTS = 5;
+/**
+ * How much of an upstream body undici buffers ahead of its reader. Its 64 KiB default stops the
+ * socket whenever the fill pauses (hashing, a disk write), and the upstream's TCP window then
+ * takes a round trip to open again; a few MiB keep the transfer streaming.
+ */
+const BODY_BUFFER = 4 * 1024 * 1024;
 const TOKEN_MARGIN_MS = 10_000;
 
 export class UpstreamClient {
@@ -99,7 +105,7 @@ export class UpstreamClient {
       const headers: Record<string, string> = { 'user-agent': 'stowage', ...extraHeaders };
       const auth = sameOrigin ? this.authorization(scope) : undefined;
       if (auth) headers.authorization = auth;
-      const res = await request(url, { method, headers, dispatcher: this.agent as Dispatcher, ...(signal ? { signal } : {}) });
+      const res = await request(url, { method, headers, dispatcher: this.agent as Dispatcher, highWaterMark: BODY_BUFFER, ...(signal ? { signal } : {}) });
       const status = res.statusCode;
       if (status === 401 && sameOrigin && !triedAuth) {
         await res.body.dump();

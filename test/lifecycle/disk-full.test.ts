@@ -75,7 +75,13 @@ t.test('ENOSPC on a small tmpfs: clean failures, eviction, then success', { skip
   // Now a pull-through fill runs out of space: the pull fails, nothing partial stays, eviction, the next pull works.
   await sleep(1200);
   const before = await evictions();
-  await t.rejects(pull('c'), 'the pull that hit the full disk fails');
+  // The fill hits ENOSPC. If the whole body had already arrived and verified in memory, the
+  // client gets those verified bytes (skopeo checks every digest) and only the caching fails;
+  // otherwise the transfer breaks. Either way nothing is cached or left behind.
+  const outcome = await pull('c').then(() => 'served the verified bytes', (e: unknown) => `failed: ${String(e).slice(0, 80)}`);
+  t.comment(`the pull that hit the full disk: ${outcome}`);
+  t.ok(server.logs().some((l) => l.level === 'warn' && /no space left/.test(String(l.err)) && /nothing cached/.test(String(l.msg))),
+    'the fill hit the full disk and cached nothing');
   for (let i = 0; i < 50 && partial().length > 0; i++) await sleep(100); // the fill cleans up as it ends
   t.same(partial(), [], 'the fill left nothing behind');
   for (let i = 0; i < 50 && (await evictions()) <= before; i++) await sleep(100);

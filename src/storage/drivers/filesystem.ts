@@ -138,7 +138,7 @@ export class FilesystemDriver implements StorageDriver {
       }
     };
     const stream = new Writable({
-      highWaterMark: CHUNK_SIZE,
+      highWaterMark: 4 * CHUNK_SIZE,
       write(chunk: Buffer, _enc, cb) {
         writeAll(chunk).then(() => cb(), (e: unknown) => cb(wrap(e)));
       },
@@ -158,10 +158,16 @@ export class FilesystemDriver implements StorageDriver {
       stream.once('error', reject);
       stream.end(() => resolve());
     });
+    // A write that failed (ENOSPC) destroys the stream; commit must then fail too, never keep a
+    // file with missing bytes (end() alone would resolve at once on a destroyed stream).
+    let failure: Error | undefined;
+    stream.on('error', (e: Error) => { failure ??= e; });
     const finish = (keep: boolean) => {
       finished ??= (async () => {
         try {
           await end();
+          const failed = failure ?? stream.errored;
+          if (keep && failed) throw failed;
           if (keep) await fh.sync();
         } finally {
           await fh.close().catch(() => undefined);
