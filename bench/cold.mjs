@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import {
   freePort, makeImage, need, peakRssMiB, pushImage, registry2Config, sha256, start, stop, stowageConfig, table, waitHttp, wrk,
 } from './lib.mjs';
+import { startCache as startCacheIn } from './lib.mjs';
 
 need(['docker-registry', 'curl', 'wrk']);
 const run = promisify(execFile);
@@ -50,23 +51,7 @@ function cpuSeconds(pid) {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
-let instance = 0;
-async function startCache(kind) {
-  const port = await freePort();
-  const root = join(work, `${kind}-${++instance}`);
-  const file = join(work, `${kind}-${instance}.yml`);
-  if (kind === 'stowage') {
-    writeFileSync(file, stowageConfig(root, port, `upstreams:\n  - {name: upstream.test, url: "http://127.0.0.1:${upPort}"}\ndefault_upstream: upstream.test\n`));
-    // `node dist/cli.js` directly, as production should run it (npm start adds an npm process)
-    const p = start('stowage', process.execPath, ['dist/cli.js', 'serve', file]);
-    await waitHttp(`http://127.0.0.1:${port}/v2/`);
-    return { ...p, port, root };
-  }
-  writeFileSync(file, registry2Config(root, port, `proxy:\n  remoteurl: http://127.0.0.1:${upPort}\n`));
-  const p = start('registry:2 proxy', 'docker-registry', ['serve', file]);
-  await waitHttp(`http://127.0.0.1:${port}/v2/`);
-  return { ...p, port, root };
-}
+const startCache = (kind) => startCacheIn(kind, work, upPort);
 
 const ACCEPT = 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json';
 /** curl arguments for a raw pull: the manifest by tag, then every blob in sequence, bodies discarded. */

@@ -145,3 +145,24 @@ export function table(rows) {
   const line = (r) => `| ${r.map((c, i) => String(c).padEnd(widths[i])).join(' | ')} |`;
   return [line(rows[0]), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.slice(1).map(line)].join('\n');
 }
+
+let cacheInstance = 0;
+/**
+ * A pull-through cache in front of the upstream at upPort, in a fresh directory under work:
+ * `kind` 'stowage' (node dist/cli.js, as production runs it) or 'r2' (registry:2's proxy mode).
+ */
+export async function startCache(kind, work, upPort) {
+  const port = await freePort();
+  const root = join(work, `${kind}-${++cacheInstance}`);
+  const file = join(work, `${kind}-${cacheInstance}.yml`);
+  if (kind === 'stowage') {
+    writeFileSync(file, stowageConfig(root, port, `upstreams:\n  - {name: upstream.test, url: "http://127.0.0.1:${upPort}"}\ndefault_upstream: upstream.test\n`));
+    const p = start('stowage', process.execPath, ['dist/cli.js', 'serve', file]);
+    await waitHttp(`http://127.0.0.1:${port}/v2/`);
+    return { ...p, port, root };
+  }
+  writeFileSync(file, registry2Config(root, port, `proxy:\n  remoteurl: http://127.0.0.1:${upPort}\n`));
+  const p = start('registry:2 proxy', 'docker-registry', ['serve', file]);
+  await waitHttp(`http://127.0.0.1:${port}/v2/`);
+  return { ...p, port, root };
+}

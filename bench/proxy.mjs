@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import {
   freePort, makeImage, need, peakRssMiB, registry2Config, start, stop, stowageConfig, table, waitHttp, writeOciLayout,
 } from './lib.mjs';
+import { startCache as startCacheIn } from './lib.mjs';
 
 need(['docker-registry', 'skopeo']);
 const MiB = 1024 * 1024;
@@ -31,22 +32,7 @@ const upstreamBlobBytes = () => up.output().split('\n')
   .map((l) => /"GET \/v2\/[^ ]+\/blobs\/[^ ]+ HTTP\/1\.[01]" 200 (\d+)/.exec(l))
   .reduce((n, m) => n + (m ? Number(m[1]) : 0), 0);
 
-let instance = 0;
-async function startCache(kind) {
-  const port = await freePort();
-  const root = join(work, `${kind}-${++instance}`);
-  const file = join(work, `${kind}-${instance}.yml`);
-  if (kind === 'stowage') {
-    writeFileSync(file, stowageConfig(root, port, `upstreams:\n  - {name: upstream.test, url: "http://127.0.0.1:${upPort}"}\ndefault_upstream: upstream.test\n`));
-    const p = start('stowage', process.execPath, ['dist/cli.js', 'serve', file]);
-    await waitHttp(`http://127.0.0.1:${port}/v2/`);
-    return { ...p, port, root };
-  }
-  writeFileSync(file, registry2Config(root, port, `proxy:\n  remoteurl: http://127.0.0.1:${upPort}\n`));
-  const p = start('registry:2 proxy', 'docker-registry', ['serve', file]);
-  await waitHttp(`http://127.0.0.1:${port}/v2/`);
-  return { ...p, port, root };
-}
+const startCache = (kind) => startCacheIn(kind, work, upPort);
 
 function pull(port, image, dest) {
   const t0 = process.hrtime.bigint();

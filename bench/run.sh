@@ -4,7 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 npm run build >/dev/null
 node bench/registry.mjs "$@"
-if [ -f bench/proxy.mjs ]; then node bench/proxy.mjs "$@"; fi
+node bench/proxy.mjs "$@"
+# The cold path with raw HTTP (curl), beside the direct pull and registry:2's proxy mode.
+node bench/cold.mjs "$@"
 # Object stores (Swift's S3 API): needs the Debian swift packages and memcached.
 if command -v swift-proxy-server >/dev/null; then node --import=./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/object-store.ts "$@"; fi
 node bench/notify.mjs "$@"

@@ -32,6 +32,18 @@ export function show(value: unknown): string {
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
+/** An http:// or https:// URL, or the one-line mismatch. */
+function httpUrl(raw: unknown): URL {
+  let u: URL | undefined;
+  try {
+    u = typeof raw === 'string' ? new URL(raw) : undefined;
+  } catch {
+    // reported below
+  }
+  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) throw mismatch('expected an http:// or https:// URL', raw);
+  return u;
+}
+
 export function mismatch(expected: string, value: unknown): Mismatch {
   return new Mismatch(`${expected}, got ${show(value)}`);
 }
@@ -155,13 +167,7 @@ export const KINDS: Readonly<Record<string, Kind>> = {
   },
   url: {
     decode(raw) {
-      let u: URL | undefined;
-      try {
-        u = typeof raw === 'string' ? new URL(raw) : undefined;
-      } catch {
-        // reported below
-      }
-      if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) throw mismatch('expected an http:// or https:// URL', raw);
+      const u = httpUrl(raw);
       if (u.pathname !== '/' || u.search || u.hash || u.username || u.password) throw mismatch('expected a URL without path, query or credentials', raw);
       return `${u.protocol}//${u.host}`;
     },
@@ -170,14 +176,7 @@ export const KINDS: Readonly<Record<string, Kind>> = {
   },
   href: {
     decode(raw) {
-      let u: URL | undefined;
-      try {
-        u = typeof raw === 'string' ? new URL(raw) : undefined;
-      } catch {
-        // reported below
-      }
-      if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) throw mismatch('expected an http:// or https:// URL', raw);
-      return u.toString();
+      return httpUrl(raw).toString();
     },
     docType: () => 'URL',
     example: () => 'https://example.com/hooks/registry',
