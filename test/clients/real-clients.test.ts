@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import t from 'tap';
 import { makeImage, writeOciLayout } from '../helpers/image.js';
 import { childEnv } from '../helpers/procs.js';
-import { missingTools, sleep } from '../helpers/tools.js';
+import { missingTools, sleep, stopChild, until } from '../helpers/tools.js';
 
 const skip = process.getuid?.() !== 0 && process.env.CI !== 'true'
   ? 'needs root (network namespace, dockerd, containerd)'
@@ -40,30 +40,15 @@ function daemon(name: string, cmd: string, args: string[], logFile: string): Chi
 }
 const output = (p: ChildProcess) => (p as ChildProcess & { output: () => string }).output();
 
-async function until(what: string, check: () => boolean, timeoutMs = 30_000, describe = () => ''): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${describe()}`);
-    await sleep(200);
-  }
-}
 const httpUp = (url: string) => () => { try { inNs('curl', ['-sf', '-o', '/dev/null', url]); return true; } catch { return false; } };
 
-function stop(p: ChildProcess | undefined): Promise<void> {
-  return new Promise((r) => {
-    if (!p || p.exitCode !== null || p.signalCode !== null) return r();
-    p.once('exit', () => r());
-    p.kill('SIGTERM');
-    setTimeout(() => p.kill('SIGKILL'), 8000).unref();
-  });
-}
 
 t.test('docker, containerd and podman pull through stowage', { skip, timeout: 600_000 }, async (t) => {
   const work = mkdtempSync(join(tmpdir(), 'stowage-clients-'));
   execFileSync('ip', ['netns', 'add', NS]);
   const procs: ChildProcess[] = [];
   t.teardown(async () => {
-    for (const p of procs.reverse()) await stop(p);
+    for (const p of procs.reverse()) await stopChild(p);
     try { execFileSync('ip', ['netns', 'del', NS]); } catch { /* already gone */ }
     rmSync(work, { recursive: true, force: true });
   });
@@ -130,7 +115,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
   for (const round of ['upstream up', 'upstream stopped'] as const) {
     if (round === 'upstream stopped') {
-      await stop(r2);
+      await stopChild(r2);
       t.notOk(httpUp('http://127.0.0.1:5001/v2/')(), 'the upstream is down');
       docker('rmi', '-f', 'library/hello:latest');
       podman('rmi', '-f', 'docker.io/library/hello:latest');

@@ -18,7 +18,7 @@ import t from 'tap';
 import { issueServer, makeCa } from '../helpers/certs.js';
 import { makeImage, writeOciLayout } from '../helpers/image.js';
 import { childEnv } from '../helpers/procs.js';
-import { missingTools, sleep } from '../helpers/tools.js';
+import { missingTools, sleep, stopChild, until } from '../helpers/tools.js';
 
 const skip = process.getuid?.() !== 0 && process.env.CI !== 'true'
   ? 'needs root (network and mount namespaces, dockerd)'
@@ -56,29 +56,14 @@ function daemon(cmd: string, args: string[], logFile: string, wrap: string[] = [
 }
 const output = (p: ChildProcess) => (p as ChildProcess & { output: () => string }).output();
 
-async function until(what: string, check: () => boolean, timeoutMs = 30_000, describe = () => ''): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${describe()}`);
-    await sleep(200);
-  }
-}
 
-function stop(p: ChildProcess | undefined): Promise<void> {
-  return new Promise((r) => {
-    if (!p || p.exitCode !== null || p.signalCode !== null) return r();
-    p.once('exit', () => r());
-    p.kill('SIGTERM');
-    setTimeout(() => p.kill('SIGKILL'), 8000).unref();
-  });
-}
 
 t.test('docker login, push and pull over verified TLS with htpasswd and access rules', { skip, timeout: 600_000 }, async (t) => {
   const work = mkdtempSync(join(tmpdir(), 'stowage-secure-clients-'));
   execFileSync('ip', ['netns', 'add', NS]);
   const procs: ChildProcess[] = [];
   t.teardown(async () => {
-    for (const p of procs.reverse()) await stop(p);
+    for (const p of procs.reverse()) await stopChild(p);
     try { execFileSync('ip', ['netns', 'del', NS]); } catch { /* already gone */ }
     rmSync(work, { recursive: true, force: true });
   });

@@ -78,3 +78,33 @@ export async function startBlackhole(): Promise<Blackhole> {
     }),
   };
 }
+
+/** Polls `check` every 200 ms until it holds; throws after timeoutMs with describe()'s text. */
+export async function until(what: string, check: () => boolean, timeoutMs = 30_000, describe = () => ''): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${describe()}`);
+    await sleep(200);
+  }
+}
+
+/** SIGTERM, then SIGKILL after 8 s; resolves when the process has exited. */
+export function stopChild(p: import('node:child_process').ChildProcess | undefined): Promise<void> {
+  return new Promise((r) => {
+    if (!p || p.exitCode !== null || p.signalCode !== null) return r();
+    p.once('exit', () => r());
+    p.kill('SIGTERM');
+    setTimeout(() => p.kill('SIGKILL'), 8000).unref();
+  });
+}
+
+/** Runs a client command; resolves with {ok, output} instead of throwing, so refusals can be asserted. */
+export async function runClient(cmd: string, args: string[]): Promise<{ ok: boolean; output: string }> {
+  const { execFile } = await import('node:child_process');
+  return new Promise((resolve) => {
+    execFile(cmd, args, { timeout: 120_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (!err) return resolve({ ok: true, output: stdout + stderr });
+      resolve({ ok: false, output: `${stdout ?? ''}${stderr || err.message}` });
+    });
+  });
+}

@@ -19,7 +19,7 @@ import { fetch as undiciFetch, type Dispatcher } from 'undici';
 import { issueClient, issueServer, makeCa } from '../helpers/certs.js';
 import { ALL_ACCEPT, makeImage, pushImageHttp, sha256, writeOciLayout } from '../helpers/image.js';
 import { startRegistry2, startStowage, tlsDispatcher } from '../helpers/procs.js';
-import { missingTools, sleep } from '../helpers/tools.js';
+import { missingTools, runClient, sleep } from '../helpers/tools.js';
 
 const skip = missingTools('skopeo', 'podman', 'docker-registry', 'openssl', 'htpasswd');
 const run = promisify(execFile);
@@ -27,16 +27,6 @@ const run = promisify(execFile);
 const PASSWORDS = { alice: 'alice-pw-Zq81', bob: 'bob-pw-Kx22', runner: 'runner-pw-Lm33' } as const;
 type User = keyof typeof PASSWORDS;
 
-/** Runs a client; resolves with {ok, output} instead of throwing, so refusals can be asserted. */
-async function client(cmd: string, args: string[]): Promise<{ ok: boolean; output: string }> {
-  try {
-    const { stdout, stderr } = await run(cmd, args, { timeout: 120_000, maxBuffer: 16 * 1024 * 1024 });
-    return { ok: true, output: stdout + stderr };
-  } catch (e) {
-    const err = e as { stdout?: string; stderr?: string; message: string };
-    return { ok: false, output: `${err.stdout ?? ''}${err.stderr ?? err.message}` };
-  }
-}
 
 const hello = makeImage({ seed: 901, layers: 2, layerSize: 50_000 });
 const teamApp = makeImage({ seed: 902, layers: 2, layerSize: 80_000 });
@@ -104,9 +94,9 @@ t.test('HTTPS + htpasswd + access rules with skopeo and podman', { skip, timeout
   const layout = join(work, 'layout');
   await writeOciLayout(layout, { v1: teamApp });
   const skopeoPush = (dest: string, auth: string[]) =>
-    client('skopeo', ['copy', '--quiet', '--preserve-digests', '--dest-cert-dir', certDir, ...auth, `oci:${layout}:v1`, `docker://${host}/${dest}`]);
+    runClient('skopeo', ['copy', '--quiet', '--preserve-digests', '--dest-cert-dir', certDir, ...auth, `oci:${layout}:v1`, `docker://${host}/${dest}`]);
   const skopeoPull = (src: string, auth: string[]) =>
-    client('skopeo', ['copy', '--quiet', '--src-cert-dir', certDir, ...auth, `docker://${host}/${src}`, `dir:${mkdtempSync(join(work, 'out-'))}`]);
+    runClient('skopeo', ['copy', '--quiet', '--src-cert-dir', certDir, ...auth, `docker://${host}/${src}`, `dir:${mkdtempSync(join(work, 'out-'))}`]);
 
   await t.test('pushes: the team member yes, another team and anonymous no, a wrong password no', async (t) => {
     const alice = await skopeoPush('team-a/app:v1', ['--dest-creds', creds('alice')]);
@@ -127,13 +117,13 @@ t.test('HTTPS + htpasswd + access rules with skopeo and podman', { skip, timeout
   await t.test('pulls: anonymous from the cache, team content with a login, podman too', async (t) => {
     const anon = await skopeoPull('library/hello:latest', ['--src-no-creds']);
     t.ok(anon.ok, `anonymous pull of a cached docker.io image (${anon.output.trim().slice(0, 200)})`);
-    const raw = await client('skopeo', ['inspect', '--raw', '--cert-dir', certDir, '--no-creds', `docker://${host}/docker.io/library/hello:latest`]);
+    const raw = await runClient('skopeo', ['inspect', '--raw', '--cert-dir', certDir, '--no-creds', `docker://${host}/docker.io/library/hello:latest`]);
     t.equal(raw.ok && sha256(Buffer.from(raw.output)), hello.manifest.digest, 'the same manifest by its cache name');
     t.notOk((await skopeoPull('team-a/app:v1', ['--src-no-creds'])).ok, 'team-a is not anonymous');
     t.ok((await skopeoPull('team-a/app:v1', ['--src-creds', creds('runner')])).ok, 'a member of group ci pulls team-a');
     t.notOk((await skopeoPull('team-a/app:v1', ['--src-creds', creds('bob')])).ok, 'bob does not');
 
-    const podman = (...args: string[]) => client('podman', ['--root', join(work, 'podman-root'), '--runroot', join(work, 'podman-run'), '--storage-driver', 'vfs', ...args]);
+    const podman = (...args: string[]) => runClient('podman', ['--root', join(work, 'podman-root'), '--runroot', join(work, 'podman-run'), '--storage-driver', 'vfs', ...args]);
     const pulled = await podman('pull', '-q', '--cert-dir', certDir, '--creds', creds('alice'), `${host}/team-a/app:v1`);
     t.ok(pulled.ok, `podman pulls team-a/app with --creds and --cert-dir (${pulled.output.trim().slice(-200)})`);
     const images = await podman('images', '--digests', '--format', '{{.Digest}}');
@@ -218,7 +208,7 @@ t.test('mutual TLS: a client certificate from clientcas, or no connection', { sk
   copyFileSync(ci.cert, join(withCert, 'client.cert'));
   copyFileSync(ci.key, join(withCert, 'client.key'));
   await writeOciLayout(join(work, 'layout'), { v1: image });
-  const push = (certDir: string) => client('skopeo', ['copy', '--quiet', '--dest-cert-dir', certDir, `oci:${join(work, 'layout')}:v1`, `docker://localhost:${s.port}/mtls/app:v1`]);
+  const push = (certDir: string) => runClient('skopeo', ['copy', '--quiet', '--dest-cert-dir', certDir, `oci:${join(work, 'layout')}:v1`, `docker://localhost:${s.port}/mtls/app:v1`]);
   const ok = await push(withCert);
   t.ok(ok.ok, `skopeo with a client certificate (${ok.output.trim().slice(0, 200)})`);
   const refused = await push(withoutCert);

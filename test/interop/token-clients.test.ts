@@ -5,29 +5,17 @@
  * repository and action, refuses expired tokens and tokens signed under another CA, and lists in
  * _catalog only what the token may pull.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import t from 'tap';
 import { makeImage, writeOciLayout } from '../helpers/image.js';
 import { startStowage } from '../helpers/procs.js';
 import { startTokenServer, type Access } from '../helpers/token-server.js';
-import { missingTools } from '../helpers/tools.js';
+import { missingTools, runClient } from '../helpers/tools.js';
 
 const skip = missingTools('skopeo', 'podman', 'openssl');
-const run = promisify(execFile);
 
-async function client(cmd: string, args: string[]): Promise<{ ok: boolean; output: string }> {
-  try {
-    const { stdout, stderr } = await run(cmd, args, { timeout: 120_000, maxBuffer: 16 * 1024 * 1024 });
-    return { ok: true, output: stdout + stderr };
-  } catch (e) {
-    const err = e as { stdout?: string; stderr?: string; message: string };
-    return { ok: false, output: `${err.stdout ?? ''}${err.stderr ?? err.message}` };
-  }
-}
 
 const USERS = { alice: 'alice-token-pw', bob: 'bob-token-pw' };
 
@@ -51,8 +39,8 @@ t.test('token auth with skopeo and podman', { skip, timeout: 300_000 }, async (t
   const image = makeImage({ seed: 911, layers: 3, layerSize: 60_000 });
   await writeOciLayout(join(work, 'layout'), { v1: image });
   const host = `127.0.0.1:${s.port}`;
-  const push = (repo: string, creds: string[]) => client('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', ...creds, `oci:${join(work, 'layout')}:v1`, `docker://${host}/${repo}:v1`]);
-  const pull = (repo: string, creds: string[]) => client('skopeo', ['copy', '--quiet', '--src-tls-verify=false', ...creds, `docker://${host}/${repo}:v1`, `dir:${mkdtempSync(join(work, 'out-'))}`]);
+  const push = (repo: string, creds: string[]) => runClient('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', ...creds, `oci:${join(work, 'layout')}:v1`, `docker://${host}/${repo}:v1`]);
+  const pull = (repo: string, creds: string[]) => runClient('skopeo', ['copy', '--quiet', '--src-tls-verify=false', ...creds, `docker://${host}/${repo}:v1`, `dir:${mkdtempSync(join(work, 'out-'))}`]);
 
   const before = tokens.requests.length;
   const pushed = await push('alice/app', ['--dest-creds', `alice:${USERS.alice}`]);
@@ -69,7 +57,7 @@ t.test('token auth with skopeo and podman', { skip, timeout: 300_000 }, async (t
   t.notOk((await pull('alice/app', ['--src-no-creds'])).ok, 'anonymous gets a token without access: refused');
   t.notOk((await pull('alice/app', ['--src-creds', `bob:wrong`])).ok, 'the token server refuses a wrong password');
 
-  const podman = (...args: string[]) => client('podman', ['--root', join(work, 'podman-root'), '--runroot', join(work, 'podman-run'), '--storage-driver', 'vfs', ...args]);
+  const podman = (...args: string[]) => runClient('podman', ['--root', join(work, 'podman-root'), '--runroot', join(work, 'podman-run'), '--storage-driver', 'vfs', ...args]);
   const pp = await podman('pull', '-q', '--tls-verify=false', '--creds', `bob:${USERS.bob}`, `${host}/alice/app:v1`);
   t.ok(pp.ok, `podman pulls with a token (${pp.output.trim().slice(-200)})`);
   t.match((await podman('images', '--digests', '--format', '{{.Digest}}')).output, image.manifest.digest);
