@@ -7,10 +7,13 @@
 //
 // Usage: npm run build && node bench/prof-cold.mjs
 //   ROUNDS=6             rounds (default 3), a fresh stowage each
+//   CLIENTS=8            concurrent clients of the one cold blob (default 1)
+//   VERIFY=1             each client pipes the blob through sha256sum and it must match
 //   NODE_ARGS="--trace-gc"   flags for stowage's node; with --trace-gc, mark-compacts are counted
 //   PERF=1 | STRACE=1    perf record (cpu-clock, call graphs) or strace -c of the GET, into $OUT_DIR
 //   OUT_DIR=/tmp/prof    where perf/strace/stdout files go
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +23,8 @@ need(['docker-registry', 'curl', 'dd']);
 const MiB = 1024 * 1024;
 const SIZE_MIB = 512;
 const rounds = Number(process.env.ROUNDS ?? 3);
+const clients = Number(process.env.CLIENTS ?? 1);
+const run = promisify(execFile);
 const outDir = process.env.OUT_DIR ?? '/tmp/prof';
 mkdirSync(outDir, { recursive: true });
 const work = mkdtempSync(join(tmpdir(), 'stowage-prof-'));
@@ -57,7 +62,11 @@ for (let round = 0; round < rounds; round++) {
     : process.env.STRACE ? spawn('strace', ['-c', '-f', '-p', pid, '-o', join(outDir, `strace-${round}.txt`)], { stdio: 'ignore' }) : undefined;
   if (tracer) await sleep(500);
   const t0 = process.hrtime.bigint();
-  execFileSync('curl', ['-s', '--fail', '-o', '/dev/null', `http://127.0.0.1:${port}/v2/bench/single/blobs/${digest}`]);
+  const url = `http://127.0.0.1:${port}/v2/bench/single/blobs/${digest}`;
+  const sums = await Promise.all(Array.from({ length: clients }, () => (process.env.VERIFY
+    ? run('bash', ['-c', `set -o pipefail; curl -s --fail ${url} | sha256sum`]).then((r) => `sha256:${r.stdout.split(' ')[0]}`)
+    : run('curl', ['-s', '--fail', '-o', '/dev/null', url]).then(() => digest))));
+  if (sums.some((d) => d !== digest)) throw new Error(`a client got wrong bytes: ${sums.join(' ')}`);
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   await sleep(500); // the commit (fsync, rename) follows the client's last byte
   if (tracer) { tracer.kill('SIGINT'); await new Promise((r) => tracer.once('exit', r)); }
@@ -76,7 +85,7 @@ for (let round = 0; round < rounds; round++) {
   // Kept until the end like the rounds' blobs, so every round lands in memory the same way.
   const dd = spawnSync('bash', ['-c', `TIMEFORMAT=%S; time dd if=/dev/zero of=${join(work, `dd-${round}`)} bs=1M count=${SIZE_MIB} status=none`], { encoding: 'utf8' });
   const ddSys = Number(dd.stderr.trim().split('\n').pop());
-  console.log(`round ${round}: ${seconds.toFixed(2)} s (${(SIZE_MIB / seconds).toFixed(0)} MiB/s); stowage CPU-s ${sum(used).toFixed(2)}: `
+  console.log(`round ${round}: ${seconds.toFixed(2)} s (${(SIZE_MIB / seconds).toFixed(0)} MiB/s per client, ${clients} client(s)); stowage CPU-s ${sum(used).toFixed(2)}: `
     + `main ${sum(main).toFixed(2)}, V8 workers ${sum(v8).toFixed(2)}, threadpool ${sum(pool).toFixed(2)}; mark-compacts ${markCompacts}; dd of ${SIZE_MIB} MiB right after: ${ddSys.toFixed(2)} CPU-s; `
     + `RSS idle ${idleRss.toFixed(0)} MiB, peak ${peakRss.toFixed(0)} MiB`);
 }

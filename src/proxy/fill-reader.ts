@@ -1,11 +1,18 @@
 /** The stream one client reads a blob fill through (see blob-fill.ts). */
 import { Readable } from 'node:stream';
+import { claimPooledChunks, offerPooledChunks } from '../storage/chunk-pool.js';
 import type { BlobFill } from './blob-fill.js';
 
 /**
  * One client's stream of a fill. Pushes every chunk available at once in one _read (no promise
  * per window chunk), keeps a file stream open across reads while it catches up from the staging
  * file (honouring backpressure), and sleeps on the fill's change signal when it has caught up.
+ *
+ * A consumer that claims pooled chunks (http/send-body.ts) gets the file streams' pooled,
+ * reused buffers passed through: several clients behind the window otherwise read a fresh 1 MiB
+ * buffer each time, and that allocation rate alone ran V8 into ~100 full mark-compacts per
+ * 512 MiB with 8 clients (bench/prof-cold.mjs CLIENTS=8). The release function is handed every
+ * chunk, window chunks included; those were never lent and it ignores them.
  */
 export class FillReader extends Readable {
   private pos = 0;
@@ -13,9 +20,23 @@ export class FillReader extends Readable {
   private wanted = false;
   /** The file stream this reader is catching up from, if any. */
   private file: AsyncIterator<Buffer> | undefined;
+  /** Set once our consumer claimed pooled chunks: file streams are then claimed too. */
+  private pooled = false;
+  /** How the current file stream takes its pooled chunks back, if it lends them. */
+  private fileRelease: ((view: Buffer) => void) | undefined;
+  /** Pooled chunks handed on, with the release of the stream that lent each. */
+  private readonly lent = new WeakMap<Buffer, (view: Buffer) => void>();
 
   constructor(private readonly fill: BlobFill) {
     super({ highWaterMark: 1024 * 1024 });
+    offerPooledChunks(this, () => {
+      this.pooled = true;
+      return (view) => {
+        const release = this.lent.get(view);
+        this.lent.delete(view);
+        release?.(view);
+      };
+    });
   }
 
   override _read(): void {
@@ -51,6 +72,7 @@ export class FillReader extends Readable {
           continue;
         }
         this.pos += r.value.length;
+        if (this.fileRelease) this.lent.set(r.value, this.fileRelease);
         if (!this.push(r.value)) return;
         continue;
       }
@@ -65,7 +87,9 @@ export class FillReader extends Readable {
         continue;
       }
       if (!Array.isArray(next)) {
-        this.file = (await next)[Symbol.asyncIterator]();
+        const stream = await next;
+        this.fileRelease = this.pooled ? claimPooledChunks(stream) : undefined;
+        this.file = stream[Symbol.asyncIterator]();
         continue;
       }
       let more = true;

@@ -51,7 +51,10 @@ function track(proc: ChildProcess): { output: () => string } {
 function stopper(proc: ChildProcess, signal: NodeJS.Signals): () => Promise<void> {
   return () => new Promise((resolveStop) => {
     if (proc.exitCode !== null || proc.signalCode !== null) return resolveStop();
-    proc.once('exit', () => resolveStop());
+    // 'close' comes once the pipes are drained, so the last log lines are in output(); a
+    // grandchild holding a pipe open must not hang the test, hence the bound after 'exit'.
+    proc.once('close', () => resolveStop());
+    proc.once('exit', () => setTimeout(resolveStop, 2000).unref());
     proc.kill(signal);
     setTimeout(() => proc.kill('SIGKILL'), 5000).unref();
   });

@@ -77,9 +77,12 @@ function slowGet(url: string, bytesPerSec: number, onFirstBytes: () => void): Pr
   });
 }
 
+/** Waits for 'close', not 'exit': the last log lines may still be in the pipe when the process has exited. */
 const exited = (p: Proc) => new Promise<{ code: number | null; signal: string | null }>((resolve) => {
-  if (p.proc.exitCode !== null || p.proc.signalCode !== null) return resolve({ code: p.proc.exitCode, signal: p.proc.signalCode });
-  p.proc.once('exit', (code, signal) => resolve({ code, signal }));
+  const done = () => resolve({ code: p.proc.exitCode, signal: p.proc.signalCode });
+  const exitedAlready = p.proc.exitCode !== null || p.proc.signalCode !== null;
+  if (exitedAlready && (p.proc.stdout?.closed ?? true) && (p.proc.stderr?.closed ?? true)) return done();
+  p.proc.once('close', done);
 });
 
 t.test('SIGTERM during a 512 MiB cold fill', { skip, timeout: 300_000 }, async (t) => {
