@@ -157,14 +157,17 @@ for (const kind of ['stowage', 'registry:2']) {
     r.concurrentCold = await pullConcurrent(c.port, 'big', 8);
     r.concurrentCpu = await settledCpuSeconds(c.proc.pid) - cpu0;
     r.concurrentFloor = pageCacheCost(meta.big.bytes / MiB);
+    r.peakAfterConcurrentCold = peakRssMiB(c.proc.pid);
     r.upstreamBytes = upstreamBlobBytes() - before;
     r.concurrentWarm = await pullConcurrent(c.port, 'big', 8);
+    r.peakAfterConcurrentWarm = peakRssMiB(c.proc.pid);
     r.peakRss = Math.max(r.peakRss ?? 0, peakRssMiB(c.proc.pid));
     // warm manifest GETs by tag and by digest
     const base = `http://127.0.0.1:${c.port}/v2/bench/big/manifests`;
     const seconds = quick ? 5 : 10;
     r.byTag = wrk(`${base}/v1`, { seconds, headers: [ACCEPT] });
     r.byDigest = wrk(`${base}/${meta.big.manifestDigest}`, { seconds, headers: [ACCEPT] });
+    r.peakWrk = peakRssMiB(c.proc.pid);
     r.peakRss = Math.max(r.peakRss ?? 0, peakRssMiB(c.proc.pid));
     await stop(c);
   }
@@ -195,6 +198,8 @@ const rows = [
   ['warm manifest GET by tag (req/s, p99)', '-', `${f(S.byTag.rps, 0)}, ${S.byTag.p99}`, `${f(G.byTag.rps, 0)}, ${G.byTag.p99}`, '-', '-'],
   ['warm manifest GET by digest (req/s, p99)', '-', `${f(S.byDigest.rps, 0)}, ${S.byDigest.p99}`, `${f(G.byDigest.rps, 0)}, ${G.byDigest.p99}`, '-', '-'],
   ['peak RSS over all of the above (MiB)', '-', f(S.peakRss, 0), f(G.peakRss, 0), '-', '-'],
+  ['  peak RSS after 8 cold / + 8 warm / + wrk', '-', `${f(S.peakAfterConcurrentCold, 0)} / ${f(S.peakAfterConcurrentWarm, 0)} / ${f(S.peakWrk, 0)}`,
+    `${f(G.peakAfterConcurrentCold, 0)} / ${f(G.peakAfterConcurrentWarm, 0)} / ${f(G.peakWrk, 0)}`, '-', '-'],
   ['idle RSS, node dist/cli.js serve (MiB)', '-', f(S.idleRss, 0), '-', '-', '-'],
 ];
 const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');

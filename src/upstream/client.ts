@@ -25,9 +25,11 @@ const MAX_REDIRECTS = 5;
 /**
  * How much of an upstream body undici buffers ahead of its reader. Its 64 KiB default stops the
  * socket whenever the fill pauses (hashing, a disk write), and the upstream's TCP window then
- * takes a round trip to open again; a few MiB keep the transfer streaming.
+ * takes a round trip to open again. 1 MiB keeps the transfer streaming (the kernel's socket
+ * buffer holds the rest); 4 MiB measured no faster and held 4 MiB per paused fill: 8 clients
+ * pulling one 6-blob image cold peaked at 191 MiB RSS with 4 MiB, 155 MiB with 1 MiB.
  */
-const BODY_BUFFER = 4 * 1024 * 1024;
+const BODY_BUFFER = 1024 * 1024;
 const TOKEN_MARGIN_MS = 10_000;
 
 export class UpstreamClient {
