@@ -17,7 +17,9 @@ import type { Digest } from '../../src/oci/digest.js';
 import type { RepoName } from '../../src/oci/reference.js';
 import { BlobFill } from '../../src/proxy/blob-fill.js';
 import { BlobStore } from '../../src/registry/blob-store.js';
+import type { FileWriter } from '../../src/storage/driver.js';
 import { FilesystemDriver } from '../../src/storage/drivers/filesystem.js';
+import { uploadsDir } from '../../src/storage/layout.js';
 
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest;
 
@@ -112,4 +114,70 @@ t.test('a fill with wrong bytes fails every reader', async (t) => {
   await running;
   t.same(results, ['broken', 'broken', 'broken'], 'no reader completes, none got every byte');
   t.equal(fill.state, 'failed');
+});
+
+/** The filesystem driver with a staging file that takes `delayMs` for every write. */
+function slowDriver(storage: FilesystemDriver, delayMs: number): FilesystemDriver {
+  return Object.assign(Object.create(storage) as FilesystemDriver, {
+    writer: async (path: string): Promise<FileWriter> => {
+      const real = await storage.writer(path);
+      const stream = new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          setTimeout(() => real.stream.write(chunk, cb), delayMs);
+        },
+      });
+      const end = () => new Promise<void>((resolve) => stream.end(resolve));
+      return { stream, size: () => real.size(), commit: async () => { await end(); await real.commit(); }, cancel: async () => { stream.destroy(); await real.cancel(); } };
+    },
+  });
+}
+
+t.test('a slow staging file pauses the upstream body, and every byte still arrives', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'stowage-fill-'));
+  const storage = new FilesystemDriver({ rootDirectory: root });
+  const metadata = new MetadataIndex(':memory:');
+  t.teardown(() => metadata.close());
+  const blobs = new BlobStore(storage, metadata);
+  const blob = Buffer.alloc(12 * 1024 * 1024);
+  for (let i = 0; i < blob.length; i += 512) blob[i] = i % 251;
+  const fill = new BlobFill(sha(blob), 'cache/slow' as RepoName, 'up', blob.length, { storage: slowDriver(storage, 3), blobs, metadata, log: pino({ level: 'silent' }) });
+  const upstream = body(blob, prng(5));
+  let pauses = 0;
+  upstream.on('pause', () => { pauses++; });
+  const writer = await fill.open();
+  const running = fill.run({ size: blob.length, body: upstream }, writer);
+  const parts: Buffer[] = [];
+  await pipeline(fill.reader(), consumer(prng(6), parts));
+  await running;
+  t.equal(sha(Buffer.concat(parts)), sha(blob), 'the reader got the blob');
+  t.equal(fill.state, 'committed');
+  t.ok(pauses > 1, `the body was paused while the writes caught up (${pauses} times)`);
+});
+
+t.test('a body that closes before its end fails the fill and leaves nothing behind', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'stowage-fill-'));
+  const storage = new FilesystemDriver({ rootDirectory: root });
+  const metadata = new MetadataIndex(':memory:');
+  t.teardown(() => metadata.close());
+  const blobs = new BlobStore(storage, metadata);
+  const blob = Buffer.alloc(4 * 1024 * 1024, 3);
+  for (const size of [blob.length, undefined]) {
+    const repo = `cache/cut-${size ?? 'chunked'}` as RepoName;
+    const fill = new BlobFill(sha(blob), repo, 'up', size, { storage, blobs, metadata, log: pino({ level: 'silent' }) });
+    // One MiB arrives, then the body is destroyed without an error (a connection that just ends).
+    const upstream = new Readable({ read() {} });
+    upstream.push(blob.subarray(0, 1024 * 1024));
+    const writer = await fill.open();
+    const running = fill.run({ size, body: upstream }, writer);
+    t.equal((await storage.list(uploadsDir(repo))).length, 1, 'the staging directory is there while the fill runs');
+    setTimeout(() => upstream.destroy(), 20);
+    const parts: Buffer[] = [];
+    const read = await pipeline(fill.reader(), consumer(prng(8), parts)).then(() => 'complete', () => 'broken');
+    await running;
+    t.equal(read, 'broken', `${size ?? 'no'} Content-Length: the reader's stream broke`);
+    t.equal(fill.state, 'failed', 'the fill failed');
+    t.match(fill.error?.message, /closed before its end/, 'and says why');
+    t.same(await storage.list(uploadsDir(repo)), [], 'no staging directory is left');
+    t.equal(await blobs.dataSize(sha(blob)), undefined, 'nothing was stored');
+  }
 });
