@@ -204,6 +204,8 @@ export class BlobFill {
    */
   private pump(body: Readable, writer: FileWriter, hash: ReturnType<typeof createDigester>): Promise<void> {
     return new Promise<void>((resolve, reject) => {
+      // Broken before anyone listened (a reset right after the headers): its events are gone.
+      if (body.destroyed) return reject(body.errored ?? new FillError('upstream body closed before its end'));
       let settled = false;
       const settle = (err?: Error) => {
         if (settled) return;

@@ -268,6 +268,9 @@ export class PullThrough {
         res.body?.destroy();
         throw blobUnknown(digest);
       }
+      // Until the fill's pump listens, an error on the body (a reset right after the headers)
+      // must not go unheard and crash the process; the pump then finds the body destroyed.
+      res.body.on('error', () => undefined);
       const length = res.headers['content-length'];
       const size = typeof length === 'string' && /^\d+$/.test(length) ? Number(length) : undefined;
       const fill = new BlobFill(digest, route.cacheRepo, upstream.name, size, {

@@ -181,3 +181,23 @@ t.test('a body that closes before its end fails the fill and leaves nothing behi
     t.equal(await blobs.dataSize(sha(blob)), undefined, 'nothing was stored');
   }
 });
+
+t.test('a body broken before the fill starts reading fails the fill at once', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'stowage-fill-'));
+  const storage = new FilesystemDriver({ rootDirectory: root });
+  const metadata = new MetadataIndex(':memory:');
+  t.teardown(() => metadata.close());
+  const blobs = new BlobStore(storage, metadata);
+  const repo = 'cache/reset' as RepoName;
+  const fill = new BlobFill(sha(Buffer.from('x')), repo, 'up', 1, { storage, blobs, metadata, log: pino({ level: 'silent' }) });
+  const upstream = new Readable({ read() {} });
+  upstream.on('error', () => undefined); // as pull-through.ts does from the response on
+  const writer = await fill.open();
+  upstream.destroy(new Error('connection reset'));
+  await new Promise((r) => setImmediate(r)); // its 'error' and 'close' have been emitted
+  const deadline = new Promise((_, reject) => setTimeout(() => reject(new Error('the fill hung')), 5000).unref());
+  await Promise.race([fill.run({ size: 1, body: upstream }, writer), deadline]);
+  t.equal(fill.state, 'failed');
+  t.equal(fill.error?.message, 'connection reset', 'with the body\'s own error');
+  t.same(await storage.list(uploadsDir(repo)), [], 'no staging directory is left');
+});
