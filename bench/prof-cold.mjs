@@ -10,6 +10,7 @@
 //   CLIENTS=8            concurrent clients of the one cold blob (default 1)
 //   VERIFY=1             each client pipes the blob through sha256sum and it must match
 //   NODE_ARGS="--trace-gc"   flags for stowage's node; with --trace-gc, mark-compacts are counted
+//                        (start-up runs two of them: a fill without a storm shows 2)
 //   PERF=1 | STRACE=1    perf record (cpu-clock, call graphs) or strace -c of the GET, into $OUT_DIR
 //   OUT_DIR=/tmp/prof    where perf/strace/stdout files go
 import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
