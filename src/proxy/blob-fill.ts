@@ -16,7 +16,7 @@
  *
  * The fill belongs to no client: it runs to the end even if every client disconnects.
  */
-import { randomUUID } from 'node:crypto';
+import { randomUUID, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { RegistryError } from '../errors.js';
@@ -202,7 +202,7 @@ export class BlobFill {
    * UNWRITTEN_RESUME; writes stay in flight meanwhile (a stream's 'drain' would wait for an empty
    * buffer, leaving the disk or the CPU idle).
    */
-  private pump(body: Readable, writer: FileWriter, hash: ReturnType<typeof createDigester>): Promise<void> {
+  private pump(body: Readable, writer: FileWriter, hash: Hash): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       // Broken before anyone listened (a reset right after the headers): its events are gone.
       if (body.destroyed) return reject(body.errored ?? new FillError('upstream body closed before its end'));
@@ -246,7 +246,7 @@ export class BlobFill {
   }
 
   /** One upstream chunk: counted, hashed, into the window, on its way to the staging file. */
-  private accept(chunk: Buffer, writer: FileWriter, hash: ReturnType<typeof createDigester>): void {
+  private accept(chunk: Buffer, writer: FileWriter, hash: Hash): void {
     const start = this.received;
     this.received += chunk.length;
     if (this.size !== undefined && this.received > this.size) throw new FillError('upstream sent more bytes than announced');

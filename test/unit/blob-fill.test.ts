@@ -5,13 +5,13 @@
  * round has a deadline, so a lost wake-up shows as a failure, not a hung suite.
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pino from 'pino';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { MetadataIndex } from '../../src/metadata/index.js';
 import type { Digest } from '../../src/oci/digest.js';
 import type { RepoName } from '../../src/oci/reference.js';
@@ -58,12 +58,20 @@ function consumer(rnd: () => number, into: Buffer[]): Writable {
   });
 }
 
-t.test('every reader of a fill gets exactly the blob', async (t) => {
+/** A filesystem driver on a fresh directory, an in-memory index and a blob store, removed after the test. */
+async function setup(t: Test): Promise<{ storage: FilesystemDriver; metadata: MetadataIndex; blobs: BlobStore }> {
   const root = await mkdtemp(join(tmpdir(), 'stowage-fill-'));
   const storage = new FilesystemDriver({ rootDirectory: root });
   const metadata = new MetadataIndex(':memory:');
-  t.teardown(() => metadata.close());
-  const blobs = new BlobStore(storage, metadata);
+  t.teardown(async () => {
+    metadata.close();
+    await rm(root, { recursive: true, force: true });
+  });
+  return { storage, metadata, blobs: new BlobStore(storage, metadata) };
+}
+
+t.test('every reader of a fill gets exactly the blob', async (t) => {
+  const { storage, metadata, blobs } = await setup(t);
   const log = pino({ level: 'silent' });
   for (let round = 0; round < 30; round++) {
     const rnd = prng(round + 1);
@@ -93,11 +101,7 @@ t.test('every reader of a fill gets exactly the blob', async (t) => {
 });
 
 t.test('a fill with wrong bytes fails every reader', async (t) => {
-  const root = await mkdtemp(join(tmpdir(), 'stowage-fill-'));
-  const storage = new FilesystemDriver({ rootDirectory: root });
-  const metadata = new MetadataIndex(':memory:');
-  t.teardown(() => metadata.close());
-  const blobs = new BlobStore(storage, metadata);
+  const { storage, metadata, blobs } = await setup(t);
   const blob = Buffer.alloc(3 * 1024 * 1024, 7);
   const fill = new BlobFill(sha(Buffer.from('something else')), 'cache/bad' as RepoName, 'up', blob.length, { storage, blobs, metadata, log: pino({ level: 'silent' }) });
   const writer = await fill.open();
@@ -133,11 +137,7 @@ function slowDriver(storage: FilesystemDriver, delayMs: number): FilesystemDrive
 }
 
 t.test('a slow staging file pauses the upstream body, and every byte still arrives', async (t) => {
-  const root = await mkdtemp(join(tmpdir(), 'stowage-fill-'));
-  const storage = new FilesystemDriver({ rootDirectory: root });
-  const metadata = new MetadataIndex(':memory:');
-  t.teardown(() => metadata.close());
-  const blobs = new BlobStore(storage, metadata);
+  const { storage, metadata, blobs } = await setup(t);
   const blob = Buffer.alloc(12 * 1024 * 1024);
   for (let i = 0; i < blob.length; i += 512) blob[i] = i % 251;
   const fill = new BlobFill(sha(blob), 'cache/slow' as RepoName, 'up', blob.length, { storage: slowDriver(storage, 3), blobs, metadata, log: pino({ level: 'silent' }) });
@@ -155,11 +155,7 @@ t.test('a slow staging file pauses the upstream body, and every byte still arriv
 });
 
 t.test('a body that closes before its end fails the fill and leaves nothing behind', async (t) => {
-  const root = await mkdtemp(join(tmpdir(), 'stowage-fill-'));
-  const storage = new FilesystemDriver({ rootDirectory: root });
-  const metadata = new MetadataIndex(':memory:');
-  t.teardown(() => metadata.close());
-  const blobs = new BlobStore(storage, metadata);
+  const { storage, metadata, blobs } = await setup(t);
   const blob = Buffer.alloc(4 * 1024 * 1024, 3);
   for (const size of [blob.length, undefined]) {
     const repo = `cache/cut-${size ?? 'chunked'}` as RepoName;
@@ -183,11 +179,7 @@ t.test('a body that closes before its end fails the fill and leaves nothing behi
 });
 
 t.test('a body broken before the fill starts reading fails the fill at once', async (t) => {
-  const root = await mkdtemp(join(tmpdir(), 'stowage-fill-'));
-  const storage = new FilesystemDriver({ rootDirectory: root });
-  const metadata = new MetadataIndex(':memory:');
-  t.teardown(() => metadata.close());
-  const blobs = new BlobStore(storage, metadata);
+  const { storage, metadata, blobs } = await setup(t);
   const repo = 'cache/reset' as RepoName;
   const fill = new BlobFill(sha(Buffer.from('x')), repo, 'up', 1, { storage, blobs, metadata, log: pino({ level: 'silent' }) });
   const upstream = new Readable({ read() {} });
