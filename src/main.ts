@@ -3,7 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { Config } from './config/schema.js';
-import { MetadataIndex } from './metadata/index.js';
+import type { MetadataIndex } from './metadata/port.js';
+import { openMetadata } from './metadata/open.js';
 import { LocalRegistry } from './registry/registry.js';
 import { createDriver } from './storage/drivers/index.js';
 import { Metrics } from './metrics.js';
@@ -24,6 +25,8 @@ export interface Services {
   registry: LocalRegistry;
   metadata: MetadataIndex;
   metrics: Metrics;
+  /** This process among the replicas on one index (leases, events' source.instanceID). */
+  instanceId: string;
   proxy?: PullThrough;
   /** The configured upstreams and routes, when there are any. */
   router?: UpstreamRouter;
@@ -35,11 +38,11 @@ export interface Services {
 }
 
 /** config.notifications as notify's options; the source record names this host and port, as registry:2's does. */
-function notifyOptions(config: Config): NotifyOptions {
+function notifyOptions(config: Config, instanceID: string): NotifyOptions {
   const n = config.notifications;
   return {
     includeReferences: n.events.includereferences,
-    source: { addr: `${hostname()}:${config.http.port}`, instanceID: randomUUID() },
+    source: { addr: `${hostname()}:${config.http.port}`, instanceID },
     endpoints: n.endpoints.map((e) => ({
       name: e.name, url: e.url, headers: e.headers, timeoutMs: e.timeout, threshold: e.threshold, backoffMs: e.backoff,
       disabled: e.disabled, ignoredMediaTypes: [...e.ignoredmediatypes, ...e.ignore.mediatypes], ignoredActions: e.ignore.actions,
@@ -62,9 +65,10 @@ function healthOptions(h: Config['health']): HealthOptions {
 export async function createServices(config: Config, log: Logger): Promise<Services> {
   let maintenance: Maintenance | undefined;
   const storage = await createDriver(config.storage.backend, { onFull: () => maintenance?.diskFull() });
-  const metadata = new MetadataIndex(config.metadata.path);
+  const metadata = await openMetadata(config);
+  const instanceId = randomUUID();
   const metrics = new Metrics({ defaults: true });
-  const notifier = new Notifier(notifyOptions(config), metadata.outbox, log.child({ component: 'notify' }), metrics.registry, (fn) => metadata.transaction(fn));
+  const notifier = new Notifier(notifyOptions(config, instanceId), metadata, instanceId, log.child({ component: 'notify' }), metrics.registry);
   const registry = new LocalRegistry(storage, metadata, log, notifier.sink);
   maintenance = new Maintenance(config, registry, metadata, log, metrics);
   const upstreams: Upstream[] = config.upstreams.map((cfg) => ({
@@ -73,7 +77,7 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
   }));
   const router = upstreams.length > 0 ? new UpstreamRouter(upstreams, config.defaultUpstream) : undefined;
   const proxy = router ? new PullThrough({ registry, metadata, log, metrics, router }) : undefined;
-  if (proxy) registry.local.onNewLocal((repo) => proxy.noteNewLocal(repo));
+  if (proxy) registry.local.onNewLocal((repo) => void proxy.noteNewLocal(repo).catch(() => undefined));
   const health = createHealthMonitor(healthOptions(config.health), {
     storage, upstreams: upstreams.map((u) => ({ name: u.config.name, url: u.config.url, breaker: u.client.breaker })), log, registry: metrics.registry,
   });
@@ -81,6 +85,7 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
     registry,
     metadata,
     metrics,
+    instanceId,
     maintenance,
     health,
     notifier,
@@ -91,7 +96,7 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
       health.stop();
       await notifier.flushAndStop(0);
       await Promise.all(upstreams.map((u) => u.client.close()));
-      metadata.close();
+      await metadata.close();
       await storage.close?.();
     },
   };
@@ -111,11 +116,22 @@ export interface RunningServer {
 }
 
 const ACCESS_FLUSH_MS = 30_000;
+/**
+ * Reads of repositories reach the index this often, so eviction on any replica sees a pull in
+ * progress on another (lifecycle/evict.ts waits longer than this between untagging and removing).
+ */
+export const REPOSITORY_USE_FLUSH_MS = 500;
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
-  const security = openSecurity(config, log);
   const services = await createServices(config, log);
-  await services.registry.ensureIndexed(config.upstreams.map((u) => u.name));
+  let security;
+  try {
+    security = openSecurity(config, log, await services.metadata.sharedSecret('token'));
+    await services.registry.ensureIndexed(config.upstreams.map((u) => u.name));
+  } catch (e) {
+    await services.close();
+    throw e;
+  }
   const app = buildApp({
     config, registry: services.registry, log, metrics: services.metrics, health: services.health, ...(services.proxy ? { proxy: services.proxy } : {}),
     ...(security.authenticator ? { authenticator: security.authenticator } : {}),
@@ -123,15 +139,17 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     ...(security.https ? { https: security.https } : {}),
   });
   services.health.start();
-  services.notifier.start();
+  await services.notifier.start();
   const timers: NodeJS.Timeout[] = [];
-  timers.push(setInterval(() => services.metadata.flushAccessTimes(), ACCESS_FLUSH_MS).unref());
+  const flush = (what: string, work: () => Promise<unknown>) => () => void work().catch((err: unknown) => log.warn({ err }, `${what} could not be written to the index`));
+  timers.push(setInterval(flush('access times', () => services.metadata.flushAccessTimes()), ACCESS_FLUSH_MS).unref());
+  timers.push(setInterval(flush('repository reads', () => services.metadata.flushRepositoryUse()), REPOSITORY_USE_FLUSH_MS).unref());
   services.maintenance.start();
   const address = await app.listen({ host: config.http.host, port: config.http.port });
   if (security.https) security.watch(app.server as unknown as TlsServer);
   log.info({
     ...security.summary,
-    address, storage: config.storage.backend, metadata: config.metadata.path,
+    address, storage: config.storage.backend, metadata: `${services.metadata.kind} ${services.metadata.location}`,
     upstreams: config.upstreams.map((u) => `${u.name}=${u.url}`), defaultUpstream: config.defaultUpstream,
   }, 'stowage listening');
   const debug = config.http.debug;

@@ -38,14 +38,14 @@ export class Metrics {
   });
 
   /** Cache usage and budget, read when /metrics is scraped (lifecycle/ sets the source). */
-  private cacheSource: () => { usage: number; budget: number } = () => ({ usage: 0, budget: 0 });
+  private cacheSource: () => Promise<{ usage: number; budget: number }> = async () => ({ usage: 0, budget: 0 });
   readonly cacheBytes = new Gauge({
     name: 'stowage_cache_bytes', help: 'Bytes of cached (never pushed) content in storage', registers: [this.registry],
-    collect: () => { this.cacheBytes.set(this.cacheSource().usage); },
+    collect: async () => { this.cacheBytes.set((await this.cacheSource()).usage); },
   });
   readonly cacheBudget = new Gauge({
     name: 'stowage_cache_budget_bytes', help: 'cache.max_size (0: no budget)', registers: [this.registry],
-    collect: () => { this.cacheBudget.set(this.cacheSource().budget); },
+    collect: async () => { this.cacheBudget.set((await this.cacheSource()).budget); },
   });
   readonly evictions = new Counter({
     name: 'stowage_cache_evictions_total', help: 'Cached images evicted (budget, disk full)', registers: [this.registry],
@@ -60,7 +60,7 @@ export class Metrics {
     name: 'stowage_gc_bytes_freed_total', help: 'Bytes freed by garbage collection in this process', registers: [this.registry],
   });
 
-  setCacheSource(source: () => { usage: number; budget: number }): void { this.cacheSource = source; }
+  setCacheSource(source: () => Promise<{ usage: number; budget: number }>): void { this.cacheSource = source; }
 
   constructor(options: { defaults?: boolean } = {}) {
     if (options.defaults) collectDefaultMetrics({ register: this.registry });

@@ -26,7 +26,8 @@ export interface Security {
   close(): void;
 }
 
-export function openSecurity(config: Config, log: Logger): Security {
+/** `tokenKey`: the key stowage's own tokens are signed with (shared by replicas); random if absent. */
+export function openSecurity(config: Config, log: Logger, tokenKey?: Uint8Array): Security {
   const { auth, access, groups } = config;
   const tls = config.http.tls;
   if (auth?.htpasswd && auth.token) throw new Error('auth: give htpasswd or token, not both');
@@ -36,7 +37,7 @@ export function openSecurity(config: Config, log: Logger): Security {
   const anonymousRules = (access ?? []).some((r) => [r.pull, r.push, r.delete].some((who) => who?.includes('anonymous')));
   if (auth?.htpasswd) {
     const file = new HtpasswdFile(auth.htpasswd, log.child({ component: 'htpasswd' }));
-    authenticator = new BasicAuthenticator(file, anonymousRules ? new TokenIssuer() : undefined);
+    authenticator = new BasicAuthenticator(file, anonymousRules ? new TokenIssuer(tokenKey) : undefined);
   } else if (auth?.token) {
     const { signingalgorithms, ...token } = auth.token;
     authenticator = new TokenAuthenticator(new TokenVerifier({ ...token, ...(signingalgorithms.length > 0 ? { signingalgorithms } : {}) }));

@@ -16,7 +16,7 @@ const ALLOWED: Record<string, string[]> = {
   'log.ts': ['config'],
   'metrics.ts': ['config'],
   storage: ['errors.ts', 'oci', 'config'],
-  metadata: ['errors.ts'],
+  metadata: ['errors.ts', 'config'],
   notify: ['errors.ts', 'config', 'metadata', 'metrics.ts'],
   registry: ['errors.ts', 'oci', 'storage', 'metadata', 'config', 'notify'],
   upstream: ['errors.ts', 'oci', 'config', 'metrics.ts'],

@@ -7,8 +7,9 @@
  * its login if it has one and without otherwise; `docker login` still checks the password (the
  * token endpoint refuses a wrong one). So with anonymous rules stowage challenges with Bearer,
  * realm = its own /auth/token, and issues short-lived HS256 tokens naming the user (or nobody).
- * The tokens only say who; the access rules decide what, on every request. The key is random
- * per process: after a restart clients simply fetch a new token.
+ * The tokens only say who; the access rules decide what, on every request. The key is the
+ * metadata index's shared secret `token` (main.ts), so a token from one replica is good on every
+ * replica and across restarts; without one it is random per process.
  */
 import { randomBytes } from 'node:crypto';
 import { jwtVerify, SignJWT } from 'jose';
@@ -21,7 +22,8 @@ const LIFETIME_S = 300;
 export interface IssuedToken { token: string; expiresIn: number; issuedAt: string }
 
 export class TokenIssuer {
-  private readonly key = randomBytes(32);
+  constructor(private readonly key: Uint8Array = randomBytes(32)) {}
+
   private readonly verified = new LRUCache<string, { user: string | undefined }>({ max: 10_000, ttl: 60_000 });
 
   async issue(user: string | undefined, now = Date.now()): Promise<IssuedToken> {

@@ -8,7 +8,7 @@
  */
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { MetadataIndex } from '../metadata/index.js';
+import type { MetadataIndex } from '../metadata/port.js';
 import type { Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/manifest.js';
 import type { RepoName } from '../oci/reference.js';
@@ -79,7 +79,7 @@ export async function exportImages(selected: SelectedImage[], deps: ExportDeps, 
       const queue = graph.manifests.map((m) => m.descriptor.digest);
       while (queue.length > 0) {
         const subject = queue.shift()!;
-        for (const r of deps.metadata.listReferrers(s.name.repo, subject)) {
+        for (const r of await deps.metadata.listReferrers(s.name.repo, subject)) {
           if (referrersSeen.has(r.digest)) continue;
           referrersSeen.add(r.digest);
           const descriptor: Descriptor = { mediaType: r.media_type, digest: r.digest as Digest, size: r.size, ...(r.artifact_type ? { artifactType: r.artifact_type } : {}) };

@@ -16,7 +16,7 @@ import { randomUUID } from 'node:crypto';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
-import type { MetadataIndex } from '../metadata/index.js';
+import type { MetadataIndex } from '../metadata/port.js';
 import { createDigester, digestAlgorithm, digestFromHash, type Digest } from '../oci/digest.js';
 import type { Reference, RepoName } from '../oci/reference.js';
 import type { LocalRegistry } from '../registry/registry.js';
@@ -114,7 +114,7 @@ export async function importBundle(source: BundleSource, deps: ImportDeps): Prom
   for (const d of storedNow) {
     if (used.has(d)) continue;
     const size = await deps.registry.blobs.dataSize(d as Digest);
-    if (size !== undefined) deps.metadata.recordBlob(d, size, 'cached');
+    if (size !== undefined) await deps.metadata.write((w) => w.recordBlob(d, size, 'cached'));
   }
   report.ms = Date.now() - started;
   return report;
@@ -125,7 +125,7 @@ async function stageBlob(deps: ImportDeps, digest: Digest, size: number, open: (
   const { storage } = deps.registry;
   const uuid = randomUUID();
   const staging = uploadDataPath(STAGING_REPO, uuid);
-  deps.metadata.addUpload(uuid, STAGING_REPO, Date.now());
+  await deps.metadata.write((w) => w.addUpload(uuid, STAGING_REPO, Date.now()));
   const hash = createDigester(digestAlgorithm(digest));
   let received = 0;
   const writer = await storage.writer(staging);
@@ -149,7 +149,7 @@ async function stageBlob(deps: ImportDeps, digest: Digest, size: number, open: (
     return `could not be read: ${(e as Error).message}`;
   } finally {
     await storage.delete(uploadDir(STAGING_REPO, uuid)).catch((e: unknown) => { if (!isPathNotFound(e)) deps.log.warn({ err: e }, 'staging cleanup failed'); });
-    deps.metadata.deleteUpload(uuid);
+    await deps.metadata.write((w) => w.deleteUpload(uuid));
   }
 }
 
@@ -189,7 +189,7 @@ async function importEntry(entry: LayoutEntry, deps: ImportDeps, reader: Content
   for (const b of graph.blobs) {
     used.add(b.digest);
     if (storedNow.has(b.digest) || (await registry.blobs.sizeIn(repo, b.digest)) === undefined) fresh = true;
-    metadata.recordBlob(b.digest, b.size, origin, upstream);
+    await metadata.write((w) => w.recordBlob(b.digest, b.size, origin, upstream));
     await registry.blobs.link(repo, b.digest);
   }
   const opts = { verifyReferences: origin === 'local', origin, ...(upstream ? { upstream } : {}) };
@@ -204,7 +204,8 @@ async function importEntry(entry: LayoutEntry, deps: ImportDeps, reader: Content
   if (tagRef) {
     await registry.manifests.put(repo, tagRef, graph.manifests[graph.manifests.length - 1]!.bytes, top.mediaType, opts);
     if (upstream && tagRef.kind === 'tag') {
-      metadata.setTagCache(upstream, repo.slice(upstream.length + 1), tagRef.tag, top.digest, top.mediaType, (deps.now ?? Date.now)());
+      const tag = tagRef.tag;
+      await metadata.write((w) => w.setTagCache(upstream, repo.slice(upstream.length + 1), tag, top.digest, top.mediaType, (deps.now ?? Date.now)()));
     }
   }
   return { name: formatImageName(target.tag !== undefined ? { repo, tag: target.tag } : { repo, digest: top.digest }), digest: top.digest, status: fresh ? 'imported' : 'present', kind };

@@ -6,7 +6,7 @@
  * ("alpine:3.20" -> "docker.io/library/alpine:3.20").
  */
 import picomatch from 'picomatch';
-import type { MetadataIndex } from '../metadata/index.js';
+import type { MetadataIndex } from '../metadata/port.js';
 import { parseManifest } from '../oci/manifest.js';
 import type { Digest } from '../oci/digest.js';
 import type { RepoName, Tag } from '../oci/reference.js';
@@ -52,20 +52,20 @@ export class ImageSelector {
     return upstream ? { name, upstream } : { name };
   }
 
-  private *repositories(): Generator<RepoName> {
+  private async *repositories(): AsyncGenerator<RepoName> {
     let last = '';
     for (;;) {
-      const page = this.metadata.catalog(last, 500);
+      const page = await this.metadata.catalog(last, 500);
       for (const r of page) yield r as RepoName;
       if (page.length < 500) return;
       last = page[page.length - 1]!;
     }
   }
 
-  private *tagsOf(repo: RepoName): Generator<Tag> {
+  private async *tagsOf(repo: RepoName): AsyncGenerator<Tag> {
     let last = '';
     for (;;) {
-      const page = this.metadata.listTags(repo, last, 500);
+      const page = await this.metadata.listTags(repo, last, 500);
       for (const t of page) yield t as Tag;
       if (page.length < 500) return;
       last = page[page.length - 1]!;
@@ -81,11 +81,11 @@ export class ImageSelector {
       if (s) add(s); else unknown.push(text);
     }
     const globs = (spec.repositories ?? []).map((g) => picomatch(g));
-    const accessed = spec.since === undefined ? undefined : new Set(this.metadata.manifestsAccessedSince(spec.since));
+    const accessed = spec.since === undefined ? undefined : new Set(await this.metadata.manifestsAccessedSince(spec.since));
     if (spec.all || globs.length > 0 || accessed) {
-      for (const repo of this.repositories()) {
+      for await (const repo of this.repositories()) {
         if (!spec.all && globs.length > 0 && !globs.some((m) => m(repo))) continue;
-        for (const tag of this.tagsOf(repo)) {
+        for await (const tag of this.tagsOf(repo)) {
           const image = this.make({ repo, tag });
           if (accessed && !(await this.usedSince(repo, tag, accessed))) continue;
           add(image);

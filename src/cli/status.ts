@@ -19,15 +19,15 @@ export async function run(args: string[]): Promise<number> {
   const services = await openServices(config, log);
   try {
     const { metadata, maintenance } = services;
-    const usage = metadata.usage().map((u) => ({ origin: u.origin === 'local' ? 'pushed' : 'cached', upstream: u.upstream, blobs: u.blobs, bytes: u.bytes }));
-    const images = maintenance.evictor.images();
+    const usage = (await metadata.usage()).map((u) => ({ origin: u.origin === 'local' ? 'pushed' : 'cached', upstream: u.upstream, blobs: u.blobs, bytes: u.bytes }));
+    const images = await maintenance.evictor.images();
     const budget = maintenance.evictor.options;
-    const cached = metadata.cachedBytes();
+    const cached = await metadata.cachedBytes();
     const largest = [...images].sort((a, b) => b.bytes - a.bytes).slice(0, top);
     const oldest = [...images].sort((a, b) => a.lastAccess - b.lastAccess).slice(0, top);
     const status = {
       usage, cachedBytes: cached, budget: { maxBytes: budget.maxBytes, lowWatermark: budget.lowWatermark, minAgeMs: budget.minAgeMs },
-      pins: [...(config.cache?.pin ?? []), ...maintenance.pins.recorded()], cachedImages: images.length, largest, leastRecentlyUsed: oldest,
+      pins: [...(config.cache?.pin ?? []), ...(await maintenance.pins.recorded())], cachedImages: images.length, largest, leastRecentlyUsed: oldest,
     };
     if (values.json) {
       process.stdout.write(`${JSON.stringify(status)}\n`);

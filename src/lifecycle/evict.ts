@@ -14,7 +14,7 @@
  * before is not cut off either. Removal of bytes itself is sweep.ts's.
  */
 import type { Logger } from 'pino';
-import type { MetadataIndex } from '../metadata/index.js';
+import type { MetadataIndex } from '../metadata/port.js';
 import type { Digest } from '../oci/digest.js';
 import type { RepoName, Tag } from '../oci/reference.js';
 import { RegistryError } from '../errors.js';
@@ -72,7 +72,7 @@ export class CacheEvictor {
     private readonly events: EvictorEvents = {},
   ) {}
 
-  usage(): number { return this.metadata.cachedBytes(); }
+  usage(): Promise<number> { return this.metadata.cachedBytes(); }
 
   /** An eviction pass is running. */
   get busy(): boolean { return this.running !== undefined; }
@@ -88,14 +88,14 @@ export class CacheEvictor {
   stop(): void { if (this.timer) clearInterval(this.timer); }
 
   /** Evicts if usage is over the budget; resolves when done (or at once when within it). */
-  check(reason: string): Promise<EvictionReport | undefined> {
-    if (this.options.maxBytes <= 0 || this.usage() <= this.options.maxBytes) return Promise.resolve(undefined);
+  async check(reason: string): Promise<EvictionReport | undefined> {
+    if (this.options.maxBytes <= 0 || (await this.usage()) <= this.options.maxBytes) return undefined;
     return this.enforce(reason, this.options.maxBytes * this.options.lowWatermark);
   }
 
   /** The disk is full: free a share of the cache whatever the budget says. */
-  diskFull(): Promise<EvictionReport | undefined> {
-    const usage = this.usage();
+  async diskFull(): Promise<EvictionReport | undefined> {
+    const usage = await this.usage();
     const budget = this.options.maxBytes > 0 ? Math.min(usage, this.options.maxBytes) : usage;
     return this.enforce('disk full', budget * Math.min(this.options.lowWatermark, 0.9));
   }
@@ -109,17 +109,22 @@ export class CacheEvictor {
   }
 
   /** Every cached image, with what it holds and when it was last used. */
-  images(): CachedImage[] {
-    const pinned = this.pins.matcher();
-    return this.metadata.cachedImages().map(({ repo, digest }) => {
-      const tags = this.metadata.tagsOf(repo).filter((t) => t.digest === digest).map((t) => t.tag);
-      const { lastAccess, bytes } = this.measure(digest);
-      return { repo, digest, tags, lastAccess, bytes, pinned: pinned(repo, tags, digest) };
-    });
+  async images(): Promise<CachedImage[]> {
+    const pinned = await this.pins.matcher();
+    const out: CachedImage[] = [];
+    const tagsByRepo = new Map<string, Array<{ tag: string; digest: string }>>();
+    for (const { repo, digest } of await this.metadata.cachedImages()) {
+      let repoTags = tagsByRepo.get(repo);
+      if (!repoTags) tagsByRepo.set(repo, repoTags = await this.metadata.tagsOf(repo));
+      const tags = repoTags.filter((t) => t.digest === digest).map((t) => t.tag);
+      const { lastAccess, bytes } = await this.measure(digest);
+      out.push({ repo, digest, tags, lastAccess, bytes, pinned: pinned(repo, tags, digest) });
+    }
+    return out;
   }
 
   /** Last use of the image (its manifests: a client pulling one platform touches the child) and its bytes. */
-  private measure(top: string): { lastAccess: number; bytes: number } {
+  private async measure(top: string): Promise<{ lastAccess: number; bytes: number }> {
     let lastAccess = 0;
     let bytes = 0;
     const seen = new Set<string>();
@@ -128,13 +133,13 @@ export class CacheEvictor {
       const d = queue.pop()!;
       if (seen.has(d)) continue;
       seen.add(d);
-      const rec = this.metadata.blobRecord(d);
+      const rec = await this.metadata.blobRecord(d);
       if (rec) { lastAccess = Math.max(lastAccess, rec.lastAccess); bytes += rec.size; }
-      for (const r of this.metadata.manifestRefs(d)) {
+      for (const r of await this.metadata.manifestRefs(d)) {
         if (r.kind === 'manifest') queue.push(r.digest);
         else if (r.kind !== 'subject' && !seen.has(r.digest)) {
           seen.add(r.digest);
-          bytes += this.metadata.blobRecord(r.digest)?.size ?? 0;
+          bytes += (await this.metadata.blobRecord(r.digest))?.size ?? 0;
         }
       }
     }
@@ -142,24 +147,26 @@ export class CacheEvictor {
   }
 
   private async evict(reason: string, target: number): Promise<EvictionReport | undefined> {
-    this.metadata.flushAccessTimes();
-    const usageBefore = this.usage();
+    await this.metadata.flushAccessTimes();
+    const usageBefore = await this.usage();
     if (usageBefore <= target) return undefined;
     const started = Date.now();
     const report: EvictionReport = { reason, images: [], bytesFreed: 0, usageBefore, usageAfter: usageBefore };
     const notAfter = Date.now() - this.options.minAgeMs;
     // Cached blobs nothing references any more (an image evicted while a layer was being read,
     // a fill whose manifest went meanwhile) are the cheapest to free.
-    for (const b of this.metadata.unreferencedBlobs(notAfter, 10_000)) {
+    for (const b of await this.metadata.unreferencedBlobs(notAfter, 10_000)) {
       if (b.origin === 'cached') report.bytesFreed += await this.sweeper.remove(b.digest as Digest, { notAfter, onlyCached: true });
     }
-    let usage = this.usage();
+    let usage = await this.usage();
     // In rounds: untag enough images, let requests already under way show up, then remove those
     // nobody touched meanwhile (evictImages); an image a pull reached in between stays.
     for (let round = 0; round < MAX_ROUNDS && usage > target; round++) {
       const victims: CachedImage[] = [];
       let planned = usage;
-      for (const image of this.images().filter((i) => !i.pinned && this.isIdle(i.repo, i.lastAccess, notAfter)).sort((a, b) => a.lastAccess - b.lastAccess)) {
+      const idle: CachedImage[] = [];
+      for (const i of await this.images()) if (!i.pinned && (await this.isIdle(i.repo, i.lastAccess, notAfter))) idle.push(i);
+      for (const image of idle.sort((a, b) => a.lastAccess - b.lastAccess)) {
         if (planned <= target) break;
         victims.push(image);
         planned -= image.bytes;
@@ -168,7 +175,7 @@ export class CacheEvictor {
       const result = await this.evictImages(victims, notAfter);
       report.bytesFreed += result.bytesFreed;
       report.images.push(...result.evicted.map((i) => ({ repo: i.repo, digest: i.digest, tags: i.tags })));
-      usage = this.usage();
+      usage = await this.usage();
       if (result.evicted.length === 0) break;
     }
     report.usageAfter = usage;
@@ -184,8 +191,8 @@ export class CacheEvictor {
   }
 
   /** Neither the image's manifests nor anything in its repository were read after notAfter. */
-  isIdle(repo: string, lastAccess: number, notAfter: number): boolean {
-    return lastAccess <= notAfter && !this.registry.usedSince(repo, notAfter);
+  async isIdle(repo: string, lastAccess: number, notAfter: number): Promise<boolean> {
+    return lastAccess <= notAfter && !(await this.registry.usedSince(repo, notAfter));
   }
 
   /**
@@ -200,8 +207,8 @@ export class CacheEvictor {
     const chosen: CachedImage[] = [];
     for (const image of images) {
       // Looked at again right before: a pull may have started on it since the list was made.
-      this.metadata.flushAccessTimes();
-      if (!this.isIdle(image.repo, this.measure(image.digest).lastAccess, notAfter)) continue;
+      await this.metadata.flushAccessTimes();
+      if (!(await this.isIdle(image.repo, (await this.measure(image.digest)).lastAccess, notAfter))) continue;
       await this.untag(image.repo as RepoName, image.digest as Digest);
       chosen.push(image);
     }
@@ -219,19 +226,19 @@ export class CacheEvictor {
 
   private async untag(repo: RepoName, top: Digest): Promise<void> {
     const upstream = repo.slice(0, repo.indexOf('/'));
-    for (const t of this.metadata.tagsOf(repo)) {
+    for (const t of await this.metadata.tagsOf(repo)) {
       if (t.digest !== top) continue;
       await this.registry.manifests.delete(repo, { kind: 'tag', tag: t.tag as Tag }).catch((e: unknown) => {
         if (!(e instanceof RegistryError && e.code === 'MANIFEST_UNKNOWN')) throw e;
       });
     }
-    this.metadata.deleteTagCacheOf(upstream, repo.slice(upstream.length + 1), top);
+    await this.metadata.write((w) => w.deleteTagCacheOf(upstream, repo.slice(upstream.length + 1), top));
   }
 
   /** Removes an untagged image's manifests, then its blobs; undefined when it was used since `since`. */
   private async removeImage(repo: RepoName, top: Digest, notAfter: number, since: number): Promise<number | undefined> {
     const { registry, metadata } = this;
-    if (registry.usedSince(repo, since)) return undefined;
+    if (await registry.usedSince(repo, since)) return undefined;
     const manifests: Digest[] = [];
     const candidates = new Set<string>();
     const queue: string[] = [top];
@@ -239,25 +246,33 @@ export class CacheEvictor {
       const d = queue.shift()!;
       if (manifests.includes(d as Digest)) continue;
       // A child another manifest of this repository still has stays, with what it references.
-      if (d !== top && metadata.repositoryManifests(repo).some((m) => !manifests.includes(m.digest as Digest) && m.digest !== d
-        && metadata.manifestRefs(m.digest).some((r) => r.digest === d && r.kind === 'manifest'))) continue;
+      if (d !== top && (await this.heldByAnother(repo, d, manifests))) continue;
       manifests.push(d as Digest);
       candidates.add(d);
-      for (const r of metadata.manifestRefs(d)) {
+      for (const r of await metadata.manifestRefs(d)) {
         if (r.kind === 'manifest') queue.push(r.digest);
         else if (r.kind !== 'subject') candidates.add(r.digest);
       }
-      queue.push(...metadata.referrerDigests(repo, d));
+      queue.push(...(await metadata.referrerDigests(repo, d)));
     }
     for (const m of manifests) await registry.manifests.unlinkRevision(repo, m);
-    if (registry.usedSince(repo, since)) {
+    if (await registry.usedSince(repo, since)) {
       for (const m of manifests) await registry.manifests.relinkRevision(repo, m);
       return undefined;
     }
-    for (const m of manifests) registry.manifests.forgetRevision(repo, m);
+    for (const m of manifests) await registry.manifests.forgetRevision(repo, m);
     let freed = 0;
     for (const d of candidates) freed += await this.sweeper.remove(d as Digest, { notAfter, onlyCached: true });
     this.log.debug({ repo, digest: top, manifests: manifests.length, bytesFreed: freed }, 'evicted cached image');
     return freed;
+  }
+
+  /** True when a manifest of repo outside `going` (and other than child itself) has child as a child. */
+  private async heldByAnother(repo: RepoName, child: string, going: readonly string[]): Promise<boolean> {
+    for (const m of await this.metadata.repositoryManifests(repo)) {
+      if (going.includes(m.digest) || m.digest === child) continue;
+      if ((await this.metadata.manifestRefs(m.digest)).some((r) => r.digest === child && r.kind === 'manifest')) return true;
+    }
+    return false;
   }
 }

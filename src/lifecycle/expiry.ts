@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/schema.js';
-import type { MetadataIndex } from '../metadata/index.js';
+import type { MetadataIndex } from '../metadata/port.js';
 import type { Digest } from '../oci/digest.js';
 import type { CacheEvictor } from './evict.js';
 import type { BlobSweeper } from './sweep.js';
@@ -45,13 +45,14 @@ export class CacheExpiry {
   async sweep(now = Date.now()): Promise<number> {
     const ttl = new Map(this.upstreams.filter((u) => u.contentTtlMs > 0).map((u) => [u.name, u.contentTtlMs]));
     if (ttl.size === 0) return 0;
-    this.metadata.flushAccessTimes();
+    await this.metadata.flushAccessTimes();
     let images = 0;
     let bytes = 0;
-    const expired = this.evictor.images().filter((image) => {
+    const expired = [];
+    for (const image of await this.evictor.images()) {
       const limit = ttl.get(image.repo.slice(0, image.repo.indexOf('/')));
-      return limit !== undefined && !image.pinned && this.evictor.isIdle(image.repo, image.lastAccess, now - limit);
-    });
+      if (limit !== undefined && !image.pinned && (await this.evictor.isIdle(image.repo, image.lastAccess, now - limit))) expired.push(image);
+    }
     // Grouped by TTL: each group is evicted with its own "not used since".
     for (const limit of new Set(expired.map((i) => ttl.get(i.repo.slice(0, i.repo.indexOf('/')))!))) {
       const group = expired.filter((i) => ttl.get(i.repo.slice(0, i.repo.indexOf('/'))) === limit);
@@ -61,8 +62,8 @@ export class CacheExpiry {
     }
     // Cached blobs of those upstreams that no image references any more.
     const shortest = Math.min(...ttl.values());
-    for (const b of this.metadata.unreferencedBlobs(now - shortest, 10_000)) {
-      const rec = this.metadata.blobRecord(b.digest);
+    for (const b of await this.metadata.unreferencedBlobs(now - shortest, 10_000)) {
+      const rec = await this.metadata.blobRecord(b.digest);
       const limit = rec?.upstream ? ttl.get(rec.upstream) : undefined;
       if (b.origin !== 'cached' || limit === undefined) continue;
       bytes += await this.sweeper.remove(b.digest as Digest, { notAfter: now - limit, onlyCached: true });

@@ -9,7 +9,7 @@
  * appears meanwhile gets its revision link back.
  */
 import type { Logger } from 'pino';
-import type { MetadataIndex } from '../metadata/index.js';
+import type { MetadataIndex } from '../metadata/port.js';
 import type { Digest } from '../oci/digest.js';
 import type { RepoName } from '../oci/reference.js';
 import type { LocalRegistry } from '../registry/registry.js';
@@ -56,20 +56,20 @@ export class GarbageCollector {
     const started = Date.now();
     const cutoff = started - options.graceMs;
     const report: GcReport = { manifests: [], blobs: 0, bytesFreed: 0, dryRun: options.dryRun, ms: 0 };
-    this.metadata.flushAccessTimes();
+    await this.metadata.flushAccessTimes();
     if (options.deleteUntagged) {
-      for (const repo of this.metadata.localRepositoryNames() as RepoName[]) {
-        const reached = this.reachable(repo);
-        for (const m of this.metadata.repositoryManifests(repo)) {
+      for (const repo of (await this.metadata.localRepositoryNames()) as RepoName[]) {
+        const reached = await this.reachable(repo);
+        for (const m of await this.metadata.repositoryManifests(repo)) {
           if (reached.has(m.digest)) continue;
-          if ((this.metadata.blobRecord(m.digest)?.lastAccess ?? 0) > cutoff) continue;
+          if (((await this.metadata.blobRecord(m.digest))?.lastAccess ?? 0) > cutoff) continue;
           if (options.dryRun || (await this.removeUntagged(repo, m.digest as Digest, cutoff))) report.manifests.push({ repo, digest: m.digest });
         }
       }
     }
     const tried = new Set<string>();
     for (;;) {
-      const batch = this.metadata.unreferencedBlobs(cutoff, BATCH + tried.size).filter((b) => !tried.has(b.digest));
+      const batch = (await this.metadata.unreferencedBlobs(cutoff, BATCH + tried.size)).filter((b) => !tried.has(b.digest));
       if (batch.length === 0) break;
       for (const b of batch) {
         tried.add(b.digest);
@@ -88,15 +88,15 @@ export class GarbageCollector {
   }
 
   /** Manifests of repo a tag reaches: tagged ones, their children, referrers of anything reached. */
-  private reachable(repo: RepoName): Set<string> {
+  private async reachable(repo: RepoName): Promise<Set<string>> {
     const reached = new Set<string>();
-    const queue = this.metadata.tagsOf(repo).map((t) => t.digest);
+    const queue = (await this.metadata.tagsOf(repo)).map((t) => t.digest);
     while (queue.length > 0) {
       const d = queue.pop()!;
       if (reached.has(d)) continue;
       reached.add(d);
-      for (const r of this.metadata.manifestRefs(d)) if (r.kind === 'manifest') queue.push(r.digest);
-      queue.push(...this.metadata.referrerDigests(repo, d));
+      for (const r of await this.metadata.manifestRefs(d)) if (r.kind === 'manifest') queue.push(r.digest);
+      queue.push(...(await this.metadata.referrerDigests(repo, d)));
     }
     return reached;
   }
@@ -104,10 +104,10 @@ export class GarbageCollector {
   /** Removes the revision link, then looks again: tagged or used meanwhile -> put back. */
   private async removeUntagged(repo: RepoName, digest: Digest, cutoff: number): Promise<boolean> {
     const bytes = await this.registry.blobs.getContent(digest);
-    const mediaType = this.metadata.manifestType(digest);
+    const mediaType = await this.metadata.manifestType(digest);
     await this.registry.manifests.removeRevision(repo, digest);
-    this.metadata.flushAccessTimes();
-    const used = (this.metadata.blobRecord(digest)?.lastAccess ?? 0) > cutoff || this.reachable(repo).has(digest);
+    await this.metadata.flushAccessTimes();
+    const used = ((await this.metadata.blobRecord(digest))?.lastAccess ?? 0) > cutoff || (await this.reachable(repo)).has(digest);
     if (!used) return true;
     if (bytes && (await readLink(this.registry.storage, revisionLinkPath(repo, digest))) !== digest) {
       await this.registry.manifests.put(repo, { kind: 'digest', digest }, bytes, mediaType, { verifyReferences: false, origin: 'local' });

@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import type { MetadataIndex } from '../metadata/index.js';
+import type { MetadataIndex } from '../metadata/port.js';
 import type { Metrics } from '../metrics.js';
 import type { LocalRegistry } from '../registry/registry.js';
 import { CacheEvictor } from './evict.js';
@@ -42,7 +42,7 @@ export class Maintenance {
       storage: registry.storage, metadata, uploads: registry.uploads, log, onPurged: (n) => metrics?.uploadsPurged.inc(n),
     }, config.storage.maintenance.uploadpurging);
     this.expiry = new CacheExpiry(config.upstreams, this.evictor, this.sweeper, metadata, log);
-    metrics?.setCacheSource(() => ({ usage: metadata.cachedBytes(), budget: cache?.max_size ?? 0 }));
+    metrics?.setCacheSource(async () => ({ usage: await metadata.cachedBytes(), budget: cache?.max_size ?? 0 }));
   }
 
   /** The storage driver ran out of space (every failing write says so: one eviction pass at a time). */

@@ -5,7 +5,7 @@
  * so a pin added beside a running server counts at its next eviction).
  */
 import picomatch from 'picomatch';
-import type { MetadataIndex } from '../metadata/index.js';
+import type { MetadataIndex } from '../metadata/port.js';
 
 const PINS_KEY = 'pins';
 
@@ -26,24 +26,24 @@ export class Pins {
     this.configured = patterns.map(compile);
   }
 
-  recorded(): string[] {
+  async recorded(): Promise<string[]> {
     try {
-      const v = JSON.parse(this.metadata.getMeta(PINS_KEY) ?? '[]') as unknown;
+      const v = JSON.parse((await this.metadata.getMeta(PINS_KEY)) ?? '[]') as unknown;
       return Array.isArray(v) ? v.filter((p): p is string => typeof p === 'string') : [];
     } catch {
       return [];
     }
   }
 
-  add(pattern: string): void {
-    const all = new Set(this.recorded());
+  async add(pattern: string): Promise<void> {
+    const all = new Set(await this.recorded());
     all.add(pattern);
-    this.metadata.setMeta(PINS_KEY, JSON.stringify([...all].sort()));
+    await this.metadata.write((w) => w.setMeta(PINS_KEY, JSON.stringify([...all].sort())));
   }
 
   /** A snapshot of every pin, for one eviction pass. */
-  matcher(): (repo: string, tags: readonly string[], digest: string) => boolean {
-    const all = [...this.configured, ...this.recorded().map(compile)];
+  async matcher(): Promise<(repo: string, tags: readonly string[], digest: string) => boolean> {
+    const all = [...this.configured, ...(await this.recorded()).map(compile)];
     return (repo, tags, digest) => all.some((m) => m.repo(repo) && (m.digest !== undefined ? m.digest === digest
       : m.tag ? tags.some((t) => m.tag!(t)) : true));
   }

@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { MetadataIndex } from '../metadata/index.js';
+import type { MetadataIndex } from '../metadata/port.js';
 import type { Digest } from '../oci/digest.js';
 import type { LocalRegistry } from '../registry/registry.js';
 import { isPathNotFound } from '../storage/driver.js';
@@ -27,18 +27,18 @@ export interface SweepOptions {
 export class BlobSweeper {
   constructor(private readonly registry: LocalRegistry, private readonly metadata: MetadataIndex, private readonly log: Logger) {}
 
-  private unused(digest: Digest, opts: SweepOptions): { size: number } | undefined {
-    const rec = this.metadata.blobRecord(digest);
+  private async unused(digest: Digest, opts: SweepOptions): Promise<{ size: number } | undefined> {
+    const rec = await this.metadata.blobRecord(digest);
     if (!rec) return undefined;
     if (opts.onlyCached && rec.origin !== 'cached') return undefined;
     if (rec.lastAccess > opts.notAfter) return undefined;
-    if (this.metadata.isHeldOrReferenced(digest) || this.registry.blobs.isBeingRead(digest)) return undefined;
+    if (this.registry.blobs.isBeingRead(digest) || (await this.metadata.isHeldOrReferenced(digest))) return undefined;
     return { size: rec.size };
   }
 
   /** Bytes freed (0 when the blob stays). */
   async remove(digest: Digest, opts: SweepOptions): Promise<number> {
-    const first = this.unused(digest, opts);
+    const first = await this.unused(digest, opts);
     if (!first) return 0;
     if (opts.dryRun) return first.size;
     const { storage } = this.registry;
@@ -49,12 +49,12 @@ export class BlobSweeper {
       await storage.move(blobDataPath(digest), uploadDataPath(STAGING_REPO, aside));
     } catch (e) {
       if (!isPathNotFound(e)) throw e;
-      this.metadata.deleteBlobIfIdle(digest, opts.notAfter); // the row outlived its data
+      await this.metadata.deleteBlobIfIdle(digest, opts.notAfter); // the row outlived its data
       return 0;
     }
-    this.metadata.flushAccessTimes();
-    const again = this.unused(digest, opts);
-    if (!again || !this.metadata.deleteBlobIfIdle(digest, opts.notAfter)) {
+    await this.metadata.flushAccessTimes();
+    const again = await this.unused(digest, opts);
+    if (!again || !(await this.metadata.deleteBlobIfIdle(digest, opts.notAfter))) {
       if ((await this.registry.blobs.dataSize(digest)) === undefined) await storage.move(uploadDataPath(STAGING_REPO, aside), blobDataPath(digest));
       await this.dropAside(aside);
       return 0;

@@ -8,7 +8,7 @@
  */
 import type { Logger } from 'pino';
 import type { UploadPurgingConfig } from '../config/schema.js';
-import type { MetadataIndex } from '../metadata/index.js';
+import type { MetadataIndex } from '../metadata/port.js';
 import type { RepoName } from '../oci/reference.js';
 import { baseName, listOrEmpty } from '../registry/links.js';
 import { walkRepositories } from '../registry/reindex.js';
@@ -57,7 +57,7 @@ export class UploadPurger {
     const { storage, metadata, uploads, log } = this.deps;
     const cutoff = now - this.cfg.ageMs;
     const candidates = new Map<string, { repo: RepoName; uuid: string }>();
-    for (const u of metadata.uploadsStartedBefore(cutoff)) candidates.set(u.uuid, { repo: u.repo as RepoName, uuid: u.uuid });
+    for (const u of await metadata.uploadsStartedBefore(cutoff)) candidates.set(u.uuid, { repo: u.repo as RepoName, uuid: u.uuid });
     const repos: RepoName[] = [STAGING_REPO];
     for await (const repo of walkRepositories(storage)) repos.push(repo);
     for (const repo of repos) {

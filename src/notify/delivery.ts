@@ -5,13 +5,21 @@
  * that doubles with each further failure (up to 5 minutes). Events leave in outbox order and the
  * next batch waits for this one, so an endpoint sees them in order; a batch whose answer was lost
  * (or that was in flight at a crash) is sent again: at least once.
+ *
+ * Replicas share the outbox: only the holder of the endpoint's lease delivers, so each event goes
+ * out once and in order. A holder that dies stops renewing; after LEASE_MS another replica takes
+ * over and sends what was not acknowledged (at least once, still in order).
  */
 import type { Logger } from 'pino';
-import type { Outbox } from '../metadata/outbox.js';
+import type { LeaseStore, OutboxStore } from '../metadata/port.js';
 import type { Endpoint } from './endpoint.js';
 import { EVENTS_MEDIA_TYPE } from './sink.js';
 
 const MAX_WAIT_MS = 5 * 60_000;
+/** How long a delivering replica's claim on an endpoint lasts without renewal. */
+export const LEASE_MS = 15_000;
+/** How often a waiting loop looks again: for a lease, or for events its change feed may not have told it of. */
+const POLL_MS = 2_000;
 
 export function retryDelay(failures: number, backoffMs: number, threshold: number): number {
   if (failures < threshold) return backoffMs;
@@ -28,8 +36,18 @@ export class DeliveryLoop {
   private running: Promise<void> | undefined;
   /** True while a POST is out. */
   busy = false;
+  /** True while this process holds the endpoint's lease (it is the one delivering). */
+  holding = false;
 
-  constructor(private readonly endpoint: Endpoint, private readonly outbox: Outbox, private readonly log: Logger, private readonly hooks: DeliveryHooks) {}
+  constructor(
+    readonly endpoint: Endpoint,
+    private readonly outbox: OutboxStore,
+    private readonly leases: LeaseStore,
+    /** This process, as lease holder. */
+    private readonly holder: string,
+    private readonly log: Logger,
+    private readonly hooks: DeliveryHooks,
+  ) {}
 
   start(): void {
     this.running ??= this.loop();
@@ -43,35 +61,57 @@ export class DeliveryLoop {
   }
 
   private async loop(): Promise<void> {
-    const e = this.endpoint;
     const stop = this.stopper.signal;
     while (!stop.aborted) {
-      const rows = this.outbox.peek(e.name, e.options.batch);
-      if (rows.length === 0) {
-        e.pending = 0;
-        await e.nextEvent();
-        continue;
+      try {
+        await this.round();
+      } catch (err) {
+        // The index is unreachable (or a query failed): nothing was acknowledged; look again later.
+        this.log.warn({ endpoint: this.endpoint.name, err }, 'notification delivery paused: the outbox could not be read');
+        await sleep(POLL_MS, stop);
       }
-      const error = await this.post(rows.map((r) => r.event));
-      if (stop.aborted) return;
-      if (error === undefined) {
-        e.acknowledge(rows[rows.length - 1]!.id, rows.length);
-        this.hooks.delivered(e, rows.length);
-        if (e.failures >= e.options.threshold) this.log.info({ endpoint: e.name, after: e.failures }, 'notification endpoint accepts events again');
-        e.failures = 0;
-        continue;
-      }
-      e.failures++;
-      e.failedDeliveries++;
-      this.hooks.failed(e);
-      const wait = retryDelay(e.failures, e.options.backoffMs, e.options.threshold);
-      if (e.failures === e.options.threshold) {
-        this.log.warn({ endpoint: e.name, err: error, failures: e.failures, pending: e.pending }, 'notification endpoint down: backing off');
-      } else {
-        this.log.debug({ endpoint: e.name, err: error, failures: e.failures, retryInMs: wait }, 'notification delivery failed');
-      }
-      await sleep(wait, stop);
     }
+    this.holding = false;
+    await this.leases.release(`notify:${this.endpoint.name}`, this.holder).catch(() => undefined);
+  }
+
+  /** Holds the lease, then delivers one batch or waits for events. */
+  private async round(): Promise<void> {
+    const e = this.endpoint;
+    const stop = this.stopper.signal;
+    // Longer than one POST may take, so no other replica starts on this batch meanwhile.
+    const ttl = LEASE_MS + e.options.timeoutMs;
+    this.holding = await this.leases.acquire(`notify:${e.name}`, this.holder, ttl);
+    if (!this.holding) {
+      await e.recount();
+      await sleep(POLL_MS, stop);
+      return;
+    }
+    const rows = await this.outbox.peek(e.name, e.options.batch);
+    if (rows.length === 0) {
+      e.pending = 0;
+      await Promise.race([e.nextEvent(), sleep(POLL_MS, stop)]);
+      return;
+    }
+    const error = await this.post(rows.map((r) => r.event));
+    if (stop.aborted) return;
+    if (error === undefined) {
+      await e.acknowledge(rows.map((r) => r.id));
+      this.hooks.delivered(e, rows.length);
+      if (e.failures >= e.options.threshold) this.log.info({ endpoint: e.name, after: e.failures }, 'notification endpoint accepts events again');
+      e.failures = 0;
+      return;
+    }
+    e.failures++;
+    e.failedDeliveries++;
+    this.hooks.failed(e);
+    const wait = retryDelay(e.failures, e.options.backoffMs, e.options.threshold);
+    if (e.failures === e.options.threshold) {
+      this.log.warn({ endpoint: e.name, err: error, failures: e.failures, pending: e.pending }, 'notification endpoint down: backing off');
+    } else {
+      this.log.debug({ endpoint: e.name, err: error, failures: e.failures, retryInMs: wait }, 'notification delivery failed');
+    }
+    await sleep(wait, stop);
   }
 
   /** undefined when delivered, else what went wrong. */

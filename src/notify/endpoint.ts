@@ -1,9 +1,11 @@
 /**
  * One webhook endpoint's state, shared by the sink (which adds events) and its delivery loop:
  * the filter, the bound on undelivered events, the counters behind the metrics, a wake-up signal.
+ * With replicas the outbox is shared: `pending` is this process's view, set from the outbox
+ * whenever the delivery loop or a trim counts it, and moved by what this process adds and delivers.
  */
 import type { Logger } from 'pino';
-import type { Outbox } from '../metadata/outbox.js';
+import type { MetadataWriter, OutboxStore } from '../metadata/port.js';
 import type { EventAction, EventInput } from './events.js';
 
 export interface EndpointOptions {
@@ -27,7 +29,7 @@ export interface EndpointOptions {
 const DROP_LOG_INTERVAL_MS = 10_000;
 
 export class Endpoint {
-  pending: number;
+  pending = 0;
   delivered = 0;
   failedDeliveries = 0;
   dropped = 0;
@@ -36,9 +38,13 @@ export class Endpoint {
   private wakeUp: (() => void) | undefined;
   private droppedSinceLog = 0;
   private lastDropLog = 0;
+  private trimming: Promise<void> | undefined;
 
-  constructor(readonly options: EndpointOptions, private readonly outbox: Outbox, private readonly log: Logger) {
-    this.pending = outbox.count(options.name);
+  constructor(readonly options: EndpointOptions, private readonly outbox: OutboxStore, private readonly log: Logger) {}
+
+  /** Reads the outbox's real count (at start, and when other replicas may have added or delivered). */
+  async recount(): Promise<void> {
+    this.pending = await this.outbox.count(this.name);
   }
 
   get name(): string { return this.options.name; }
@@ -50,13 +56,22 @@ export class Endpoint {
     return mediaType === undefined || !o.ignoredMediaTypes.includes(mediaType);
   }
 
-  /** Adds a serialized event (inside the caller's transaction) and keeps the outbox bounded. */
-  add(event: string): void {
-    this.outbox.add(this.name, event);
+  /** Adds a serialized event to the caller's write batch; past maxpending, the oldest go once it commits. */
+  add(event: string, batch: MetadataWriter): void {
+    batch.addOutbox(this.name, event);
     this.pending++;
-    if (this.pending > this.options.maxPending) {
-      const dropped = this.outbox.dropOldest(this.name, this.pending - this.options.maxPending);
-      this.pending -= dropped;
+    if (this.pending > this.options.maxPending) this.trimming ??= this.trim().finally(() => { this.trimming = undefined; });
+    // The delivery loop wakes when the batch has committed: the index's change feed says so.
+  }
+
+  /** Drops the oldest events beyond maxpending, counted in the outbox (other replicas add too). */
+  private async trim(): Promise<void> {
+    await new Promise((r) => setTimeout(r, 0)); // after the batch that pushed us over has committed
+    try {
+      const excess = (await this.outbox.count(this.name)) - this.options.maxPending;
+      const dropped = excess > 0 ? await this.outbox.dropOldest(this.name, excess) : 0;
+      await this.recount();
+      if (dropped === 0) return;
       this.dropped += dropped;
       this.droppedSinceLog += dropped;
       const now = Date.now();
@@ -66,8 +81,9 @@ export class Endpoint {
         this.lastDropLog = now;
         this.droppedSinceLog = 0;
       }
+    } catch (err) {
+      this.log.warn({ endpoint: this.name, err }, 'could not trim the notification outbox');
     }
-    this.wakeUp?.();
   }
 
   /** Resolves at the next add() (or wake()). */
@@ -79,10 +95,10 @@ export class Endpoint {
 
   wake(): void { this.wakeUp?.(); }
 
-  /** Delivered through id: removed from the outbox. */
-  acknowledge(throughId: number, count: number): void {
-    this.outbox.remove(this.name, throughId);
-    this.pending = Math.max(0, this.pending - count);
-    this.delivered += count;
+  /** Delivered: these events leave the outbox (exactly these: another replica may have added rows in between). */
+  async acknowledge(ids: readonly number[]): Promise<void> {
+    const removed = await this.outbox.remove(this.name, ids);
+    this.pending = Math.max(0, this.pending - removed);
+    this.delivered += ids.length;
   }
 }

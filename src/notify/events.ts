@@ -3,6 +3,7 @@
  * they are given (EventSink) and what they say (EventInput). The notify/ sink turns an input into
  * registry:2's event JSON (id, timestamp, request, actor, source) and writes it to the outbox.
  */
+import type { MetadataWriter } from '../metadata/port.js';
 
 /** registry:2's actions, plus `fetch`: stowage stored content from an upstream. */
 export type EventAction = 'push' | 'pull' | 'mount' | 'delete' | 'fetch';
@@ -31,11 +32,12 @@ export interface EventInput {
 }
 
 /**
- * Where the registry reports what happened. record() is synchronous: called inside a
- * MetadataIndex transaction, its outbox rows commit (or roll back) with the content's own rows.
+ * Where the registry reports what happened. Given the write batch that records the content, the
+ * event's outbox rows commit (or roll back) with the content's own rows; without one (pulls, which
+ * change nothing), the sink writes them itself.
  */
 export interface EventSink {
-  record(event: EventInput): void;
+  record(event: EventInput, batch?: MetadataWriter): void;
 }
 
 /** No endpoints configured: nothing is recorded. */

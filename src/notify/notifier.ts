@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { Outbox } from '../metadata/outbox.js';
+import type { MetadataIndex } from '../metadata/port.js';
 import { DeliveryLoop } from './delivery.js';
 import { Endpoint, type EndpointOptions } from './endpoint.js';
 import { NO_EVENTS, type EventSink } from './events.js';
@@ -23,11 +23,16 @@ export class Notifier {
   readonly endpoints: Endpoint[];
   private readonly loops: DeliveryLoop[];
 
-  constructor(options: NotifyOptions, private readonly outbox: Outbox, private readonly log: Logger, registry?: Registry,
-    transaction: (fn: () => void) => void = (fn) => fn()) {
+  /** `holder` names this process in the delivery leases (replicas share the outbox). */
+  constructor(options: NotifyOptions, private readonly metadata: MetadataIndex, holder: string, private readonly log: Logger, registry?: Registry) {
+    const outbox = metadata.outbox;
     this.endpoints = options.endpoints.map((o) => new Endpoint(o, outbox, log));
     const active = this.endpoints.filter((e) => !e.options.disabled);
-    this.outboxSink = active.length > 0 ? new OutboxSink(active, options.source, options.includeReferences, transaction) : undefined;
+    this.outboxSink = active.length > 0 ? new OutboxSink(active, options.source, options.includeReferences, metadata, log) : undefined;
+    // Events committed anywhere (this process or another replica) wake the endpoint's loop.
+    metadata.changes.subscribe((c) => {
+      if (c.kind === 'outbox' || c.kind === 'all') for (const e of active) if (c.kind === 'all' || e.name === c.endpoint) e.wake();
+    });
     this.sink = this.outboxSink ?? NO_EVENTS;
 
     const registers = registry ? [registry] : [];
@@ -43,17 +48,19 @@ export class Notifier {
       collect() { for (const e of endpoints) this.set({ endpoint: e.name }, e.dropped); },
     });
     for (const e of this.endpoints) { delivered.inc({ endpoint: e.name }, 0); failed.inc({ endpoint: e.name }, 0); }
-    this.loops = active.map((e) => new DeliveryLoop(e, outbox, log, {
+    this.loops = active.map((e) => new DeliveryLoop(e, outbox, metadata.leases, holder, log, {
       delivered: (ep, n) => delivered.inc({ endpoint: ep.name }, n),
       failed: (ep) => failed.inc({ endpoint: ep.name }),
     }));
   }
 
-  start(): void {
+  async start(): Promise<void> {
+    const outbox = this.metadata.outbox;
     const configured = new Set(this.endpoints.map((e) => e.name));
-    for (const name of this.outbox.endpoints()) {
-      if (!configured.has(name)) this.log.warn({ endpoint: name, dropped: this.outbox.clear(name) }, 'undelivered events of an endpoint no longer configured dropped');
+    for (const name of await outbox.endpoints()) {
+      if (!configured.has(name)) this.log.warn({ endpoint: name, dropped: await outbox.clear(name) }, 'undelivered events of an endpoint no longer configured dropped');
     }
+    for (const e of this.endpoints) await e.recount();
     for (const l of this.loops) l.start();
     for (const e of this.endpoints) {
       this.log.info({ endpoint: e.name, pending: e.pending, disabled: e.options.disabled }, 'notification endpoint configured');
@@ -65,9 +72,10 @@ export class Notifier {
    * events; then stops them. What is left stays in the outbox for the next start.
    */
   async flushAndStop(ms: number): Promise<void> {
-    this.outboxSink?.flushPulls();
+    await this.outboxSink?.flushPulls();
     const end = Date.now() + ms;
-    const settled = () => this.endpoints.every((e) => e.options.disabled || e.pending === 0 || e.failures > 0);
+    // An endpoint another replica delivers for is that replica's to finish.
+    const settled = () => this.loops.every((l) => !l.holding || l.endpoint.pending === 0 || l.endpoint.failures > 0);
     while (!settled() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
     await Promise.all(this.loops.map((l) => l.stop()));
     const left = this.endpoints.filter((e) => e.pending > 0).map((e) => ({ endpoint: e.name, pending: e.pending }));

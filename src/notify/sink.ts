@@ -1,9 +1,11 @@
 /**
  * The event sink the registry and the cache write to: builds registry:2's event JSON once and adds
- * it to the outbox of every endpoint that wants it. Synchronous, so inside the caller's SQLite
- * transaction the event commits together with the content it reports (see README, Notifications).
+ * it to the outbox of every endpoint that wants it, in the caller's write batch, so the event
+ * commits together with the content it reports (see README, Notifications).
  */
 import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { MetadataIndex, MetadataWriter } from '../metadata/port.js';
 import type { Endpoint } from './endpoint.js';
 import type { EventInput, EventSink } from './events.js';
 import { requestContext } from './request-context.js';
@@ -24,36 +26,43 @@ export class OutboxSink implements EventSink {
     private readonly endpoints: readonly Endpoint[],
     private readonly source: SourceRecord,
     private readonly includeReferences: boolean,
-    private readonly transaction: (fn: () => void) => void,
+    private readonly metadata: MetadataIndex,
+    private readonly log: Logger,
   ) {}
 
   /**
-   * Push, mount, delete and fetch events go to the outbox at once, inside the caller's
-   * transaction. Pull events change nothing to commit with, and come by the thousand per second:
-   * they are written together every PULL_BATCH_MS (one SQLite commit each costs ~100 µs here),
-   * or just before the next other event, which keeps the outbox in the order events happened.
+   * Push, mount, delete and fetch events go into the caller's write batch. Pull events change
+   * nothing to commit with, and come by the thousand per second: they are written together every
+   * PULL_BATCH_MS (one commit each would cost ~100 µs in SQLite, a round trip in PostgreSQL), or
+   * in the next other event's batch, ahead of it, which keeps the outbox in the order events happened.
    */
-  record(input: EventInput): void {
+  record(input: EventInput, batch?: MetadataWriter): void {
     const wanting = this.endpoints.filter((e) => e.accepts(input));
     if (wanting.length === 0) return;
     const event = JSON.stringify(this.event(input));
-    if (input.action === 'pull') {
+    if (input.action === 'pull' || !batch) {
       this.pulls.push({ endpoints: wanting, event });
-      this.pullTimer ??= setTimeout(() => this.flushPulls(), PULL_BATCH_MS);
+      this.pullTimer ??= setTimeout(() => void this.flushPulls(), PULL_BATCH_MS);
       return;
     }
-    this.flushPulls();
-    for (const e of wanting) e.add(event);
+    this.takePulls(batch);
+    for (const e of wanting) e.add(event, batch);
   }
 
   /** Writes the waiting pull events (also at shutdown). */
-  flushPulls(): void {
+  async flushPulls(): Promise<void> {
+    if (this.pulls.length === 0) return;
+    await this.metadata.write((w) => this.takePulls(w)).catch((err: unknown) => {
+      this.log.warn({ err }, 'pull events could not be written to the outbox; dropped');
+    });
+  }
+
+  private takePulls(w: MetadataWriter): void {
     clearTimeout(this.pullTimer);
     this.pullTimer = undefined;
     const pulls = this.pulls;
-    if (pulls.length === 0) return;
     this.pulls = [];
-    this.transaction(() => { for (const p of pulls) for (const e of p.endpoints) e.add(p.event); });
+    for (const p of pulls) for (const e of p.endpoints) e.add(p.event, w);
   }
 
   private event(input: EventInput): Record<string, unknown> {

@@ -20,7 +20,7 @@ import { randomUUID, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { RegistryError } from '../errors.js';
-import type { MetadataIndex } from '../metadata/index.js';
+import type { MetadataIndex } from '../metadata/port.js';
 import { createDigester, digestAlgorithm, digestFromHash, type Digest } from '../oci/digest.js';
 import type { RepoName } from '../oci/reference.js';
 import { BLOB_MEDIA_TYPE, type BlobStore } from '../registry/blob-store.js';
@@ -132,9 +132,12 @@ export class BlobFill {
    */
   async open(): Promise<FileWriter> {
     const { storage, metadata } = this.deps;
-    metadata.addUpload(this.uuid, this.cacheRepo, Date.now());
     const writer = await storage.writer(this.path);
-    this.marker = storage.putContent(uploadStartedAtPath(this.cacheRepo, this.uuid), Buffer.from(new Date().toISOString()));
+    // The index row goes beside the marker: its write is a round trip to a shared database.
+    this.marker = Promise.all([
+      metadata.write((w) => w.addUpload(this.uuid, this.cacheRepo, Date.now())),
+      storage.putContent(uploadStartedAtPath(this.cacheRepo, this.uuid), Buffer.from(new Date().toISOString())),
+    ]).then(() => undefined);
     this.marker.catch(() => undefined); // awaited in run()
     return writer;
   }
@@ -164,10 +167,10 @@ export class BlobFill {
       await writer.commit();
       this.writtenToFile = this.received;
       const size = this.received;
-      await this.deps.blobs.commitVerified(this.path, this.digest, size, 'cached', this.upstreamName, () => this.deps.events?.record({
+      await this.deps.blobs.commitVerified(this.path, this.digest, size, 'cached', this.upstreamName, (w) => this.deps.events?.record({
         action: 'fetch', upstream: this.upstreamName,
         target: { kind: 'blob', repository: this.cacheRepo, digest: this.digest, size, mediaType: BLOB_MEDIA_TYPE },
-      }));
+      }, w));
       this.path = blobDataPath(this.digest);
       await this.deps.blobs.link(this.cacheRepo, this.digest);
       await this.removeStaging();
@@ -350,7 +353,7 @@ export class BlobFill {
     } catch (e) {
       if (!isPathNotFound(e)) throw e;
     }
-    metadata.deleteUpload(this.uuid);
+    await metadata.write((w) => w.deleteUpload(this.uuid));
   }
 
   /** How far a client may read right now. */

@@ -6,7 +6,7 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { RegistryError } from '../errors.js';
-import type { MetadataIndex } from '../metadata/index.js';
+import type { MetadataIndex, MetadataWriter } from '../metadata/port.js';
 import type { Metrics } from '../metrics.js';
 import { digestAlgorithm, digestOf, tryParseDigest, type Digest } from '../oci/digest.js';
 import { ALL_MANIFEST_TYPES, bareMediaType } from '../oci/media-types.js';
@@ -70,16 +70,16 @@ export class PullThrough {
    * upstream; the default upstream only serves names that hold no pushed content (DESIGN.md
    * "Local stays local"), so a pushed repository's misses are local 404s that cost no upstream.
    */
-  route(name: RepoName, ns: string | undefined): Route | undefined {
+  async route(name: RepoName, ns: string | undefined): Promise<Route | undefined> {
     const route = this.deps.router.route(name, ns);
-    if (route?.via === 'default' && this.deps.registry.local.has(name)) return undefined;
+    if (route?.via === 'default' && (await this.deps.registry.local.has(name))) return undefined;
     return route;
   }
 
   /** A push just made `repo` local: say so when that hides cached content of the default upstream. */
-  noteNewLocal(repo: RepoName): void {
+  async noteNewLocal(repo: RepoName): Promise<void> {
     const route = this.deps.router.route(repo, undefined);
-    if (route?.via !== 'default' || !this.deps.metadata.hasRepository(route.cacheRepo)) return;
+    if (route?.via !== 'default' || !(await this.deps.metadata.hasRepository(route.cacheRepo))) return;
     this.deps.log.warn({ repo, cacheRepo: route.cacheRepo, upstream: route.upstream.config.name },
       'a push made this repository local: the default upstream is no longer asked for it; its cached content stays reachable under the prefixed name');
   }
@@ -88,7 +88,7 @@ export class PullThrough {
 
   async manifest(name: RepoName, ref: Reference, ns: string | undefined, clientAccept: string[]): Promise<ManifestAnswer> {
     const { registry } = this.deps;
-    const route = this.route(name, ns);
+    const route = await this.route(name, ns);
     if (!route || route.cacheRepo !== name) {
       const local = await registry.manifests.get(name, ref);
       if (local) return { ...local, outcome: 'local' };
@@ -105,14 +105,14 @@ export class PullThrough {
   private async manifestByDigest(route: Route, digest: Digest): Promise<ManifestAnswer> {
     const cached = await this.deps.registry.manifests.get(route.cacheRepo, { kind: 'digest', digest });
     if (cached) return { ...cached, outcome: 'hit' };
-    this.checkNegative(route, digest);
+    await this.checkNegative(route, digest);
     return this.singleFlight(`${route.cacheRepo}@${digest}`, () => this.fetchManifest(route, digest, undefined, ALL_MANIFEST_TYPES));
   }
 
   private async manifestByTag(route: Route, tag: Tag, accept: string[]): Promise<ManifestAnswer> {
     const { metadata, registry, log } = this.deps;
     const upstream = route.upstream.config;
-    const entry = metadata.tagCache(upstream.name, route.remoteRepo, tag);
+    const entry = await metadata.tagCache(upstream.name, route.remoteRepo, tag);
     const cached = entry ? await registry.manifests.get(route.cacheRepo, { kind: 'digest', digest: entry.digest as Digest }) : undefined;
     if (entry && cached) {
       if (this.now() - entry.checked_at < upstream.tagTtlMs) return { ...cached, outcome: 'hit' };
@@ -132,7 +132,7 @@ export class PullThrough {
       const pushed = await registry.manifests.get(route.cacheRepo, { kind: 'tag', tag });
       if (pushed) return { ...pushed, outcome: 'local' };
     }
-    this.checkNegative(route, tag);
+    await this.checkNegative(route, tag);
     return this.singleFlight(`${route.cacheRepo}:${tag}`, () => this.fetchManifest(route, undefined, tag, accept));
   }
 
@@ -142,13 +142,15 @@ export class PullThrough {
     const upstream = route.upstream.config;
     const res = await this.callUpstream(route, () => route.upstream.client.manifest(route.remoteRepo, tag, { method: 'HEAD', accept }));
     if (res.status === 404) {
-      metadata.deleteTagCache(upstream.name, route.remoteRepo, tag);
-      this.rememberMissing(route, tag);
+      await metadata.write((w) => {
+        w.deleteTagCache(upstream.name, route.remoteRepo, tag);
+        this.rememberMissing(w, route, tag);
+      });
       throw manifestUnknown(tag);
     }
     const headerDigest = tryParseDigest(String(res.headers['docker-content-digest'] ?? ''));
     if (headerDigest === cached.digest) {
-      metadata.setTagCache(upstream.name, route.remoteRepo, tag, cached.digest, cached.mediaType, this.now());
+      await metadata.write((w) => w.setTagCache(upstream.name, route.remoteRepo, tag, cached.digest, cached.mediaType, this.now()));
       return { ...cached, outcome: 'revalidated' };
     }
     return this.fetchManifest(route, headerDigest, tag, accept);
@@ -162,8 +164,10 @@ export class PullThrough {
     const res = await this.callUpstream(route, () => route.upstream.client.manifest(route.remoteRepo, reference, { method: 'GET', accept: [...accept] }));
     if (res.status === 404) {
       res.body?.destroy();
-      if (tag) metadata.deleteTagCache(upstream.name, route.remoteRepo, tag);
-      this.rememberMissing(route, reference);
+      await metadata.write((w) => {
+        if (tag) w.deleteTagCache(upstream.name, route.remoteRepo, tag);
+        this.rememberMissing(w, route, reference);
+      });
       throw manifestUnknown(reference);
     }
     const bytes = await readBody(res, MAX_MANIFEST_BYTES);
@@ -180,8 +184,10 @@ export class PullThrough {
     await registry.manifests.put(route.cacheRepo, ref, bytes, contentType, { verifyReferences: false, origin: 'cached', upstream: upstream.name });
     const stored = await registry.manifests.load(actual);
     if (!stored) throw new RegistryError('UNKNOWN', 'cached manifest vanished');
-    if (tag) metadata.setTagCache(upstream.name, route.remoteRepo, tag, actual, stored.mediaType, this.now());
-    metadata.clearNegative(upstream.name, route.remoteRepo, reference);
+    await metadata.write((w) => {
+      if (tag) w.setTagCache(upstream.name, route.remoteRepo, tag, actual, stored.mediaType, this.now());
+      w.clearNegative(upstream.name, route.remoteRepo, reference);
+    });
     return { ...stored, outcome: 'miss' };
   }
 
@@ -190,7 +196,7 @@ export class PullThrough {
   /** `headOnly`: the client sent HEAD; a miss then asks the upstream with HEAD instead of fetching. */
   async blob(name: RepoName, digest: Digest, ns: string | undefined, headOnly = false): Promise<BlobAnswer> {
     const { registry } = this.deps;
-    const route = this.route(name, ns);
+    const route = await this.route(name, ns);
     if (!route || route.cacheRepo !== name) {
       const size = await registry.blobs.sizeIn(name, digest);
       if (size !== undefined) return this.stored(digest, size, 'local');
@@ -204,7 +210,7 @@ export class PullThrough {
       // is fetched (or served from bytes stored for another repository). Anything else is a local
       // 404 at once: no upstream is probed with arbitrary digests, and no pushed blob leaks into
       // a cache repository by its digest.
-      if (!registry.isReferencedIn(route.cacheRepo, digest)) throw blobUnknown(digest);
+      if (!(await registry.isReferencedIn(route.cacheRepo, digest))) throw blobUnknown(digest);
       if (!this.fills.has(digest)) {
         size = await registry.blobs.dataSize(digest);
         if (size !== undefined) await registry.blobs.link(route.cacheRepo, digest);
@@ -298,12 +304,12 @@ export class PullThrough {
   /** Local referrers merged with the upstream's (when it supports the referrers API). */
   async referrers(name: RepoName, digest: Digest, ns: string | undefined, artifactType: string | undefined): Promise<ReferrerDescriptor[]> {
     const { registry, log } = this.deps;
-    const route = this.route(name, ns);
-    const local = registry.referrers(name, digest, artifactType);
+    const route = await this.route(name, ns);
+    const local = await registry.referrers(name, digest, artifactType);
     if (!route) return local;
     const merged = new Map<string, ReferrerDescriptor>();
     for (const d of local) merged.set(d.digest, d);
-    if (route.cacheRepo !== name) for (const d of registry.referrers(route.cacheRepo, digest, artifactType)) merged.set(d.digest, d);
+    if (route.cacheRepo !== name) for (const d of await registry.referrers(route.cacheRepo, digest, artifactType)) merged.set(d.digest, d);
     try {
       const res = await route.upstream.client.referrers(route.remoteRepo, digest, artifactType === undefined ? {} : { artifactType });
       if (res && res.status === 200) {
@@ -322,8 +328,8 @@ export class PullThrough {
   }
 
   /** The repository whose tags a tags/list request should show. */
-  tagsRepository(name: RepoName, ns: string | undefined): RepoName {
-    return this.route(name, ns)?.cacheRepo ?? name;
+  async tagsRepository(name: RepoName, ns: string | undefined): Promise<RepoName> {
+    return (await this.route(name, ns))?.cacheRepo ?? name;
   }
 
   // ---------------------------------------------------------------- shutdown (main.ts)
@@ -359,15 +365,15 @@ export class PullThrough {
     return p;
   }
 
-  private checkNegative(route: Route, reference: string): void {
-    if (this.deps.metadata.isNegative(route.upstream.config.name, route.remoteRepo, reference, this.now())) {
+  private async checkNegative(route: Route, reference: string): Promise<void> {
+    if (await this.deps.metadata.isNegative(route.upstream.config.name, route.remoteRepo, reference, this.now())) {
       throw manifestUnknown(reference);
     }
   }
 
-  private rememberMissing(route: Route, reference: string): void {
+  private rememberMissing(w: MetadataWriter, route: Route, reference: string): void {
     const ttl = route.upstream.config.negativeTtlMs;
-    if (ttl > 0) this.deps.metadata.setNegative(route.upstream.config.name, route.remoteRepo, reference, this.now() + ttl);
+    if (ttl > 0) w.setNegative(route.upstream.config.name, route.remoteRepo, reference, this.now() + ttl);
   }
 
   /** Calls the upstream, turning its failures into the client-facing RegistryError. */

@@ -5,7 +5,7 @@
 import type { Readable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
 import { RegistryError } from '../errors.js';
-import type { MetadataIndex } from '../metadata/index.js';
+import type { Change, MetadataIndex, MetadataWriter, Origin } from '../metadata/port.js';
 import type { Digest } from '../oci/digest.js';
 import type { RepoName } from '../oci/reference.js';
 import { InvalidOffsetError, isPathNotFound, type StorageDriver } from '../storage/driver.js';
@@ -18,12 +18,23 @@ export interface BlobRange { start: number; end: number } // inclusive
 export const BLOB_MEDIA_TYPE = 'application/octet-stream';
 
 export class BlobStore {
-  /** "repo@digest" -> size, for linked blobs. Blobs are immutable, so only deletes invalidate. */
-  private readonly linkedSizes = new LRUCache<string, number>({ max: 50_000 });
+  /**
+   * digest -> (repo -> size), for linked blobs. Blobs are immutable, so only removals invalidate:
+   * this process's own, and other replicas' through the index's change feed.
+   */
+  private readonly linkedSizes = new LRUCache<string, Map<string, number>>({ max: 20_000 });
   /** Open readers per digest: eviction and GC never remove a blob while it is being read. */
   private readonly readers = new Map<string, number>();
 
-  constructor(private readonly storage: StorageDriver, private readonly metadata: MetadataIndex) {}
+  constructor(private readonly storage: StorageDriver, private readonly metadata: MetadataIndex) {
+    metadata.changes.subscribe((c) => this.onChange(c));
+  }
+
+  private onChange(c: Change): void {
+    if (c.kind === 'blob') this.linkedSizes.delete(c.digest);
+    else if (c.kind === 'link') this.linkedSizes.get(c.digest)?.delete(c.repo);
+    else if (c.kind === 'all') this.linkedSizes.clear();
+  }
 
   /** Size of the blob's data, or undefined if the data is not in storage. */
   async dataSize(digest: Digest): Promise<number | undefined> {
@@ -40,8 +51,7 @@ export class BlobStore {
    * Counts as a use (a push checking for a blob protects it from GC's grace period on).
    */
   async sizeIn(repo: RepoName, digest: Digest): Promise<number | undefined> {
-    const key = `${repo}@${digest}`;
-    const cached = this.linkedSizes.get(key);
+    const cached = this.metadata.changes.live ? this.linkedSizes.get(digest)?.get(repo) : undefined;
     if (cached !== undefined) {
       this.metadata.touchBlob(digest);
       return cached;
@@ -54,14 +64,19 @@ export class BlobStore {
    * collection (possibly another process) may have removed data this process remembers.
    */
   async sizeInUncached(repo: RepoName, digest: Digest): Promise<number | undefined> {
-    const key = `${repo}@${digest}`;
+    const generation = this.metadata.changes.generation;
     const linked = await readLink(this.storage, layerLinkPath(repo, digest));
     const size = linked === digest ? await this.dataSize(digest) : undefined;
     if (size === undefined) {
-      this.linkedSizes.delete(key);
+      this.linkedSizes.get(digest)?.delete(repo);
       return undefined;
     }
-    this.linkedSizes.set(key, size);
+    // A removal heard while storage was read may have come after what was read: keep nothing then.
+    if (this.metadata.changes.generation === generation) {
+      let repos = this.linkedSizes.get(digest);
+      if (!repos) this.linkedSizes.set(digest, repos = new Map());
+      repos.set(repo, size);
+    }
     this.metadata.touchBlob(digest);
     return size;
   }
@@ -114,18 +129,18 @@ export class BlobStore {
    * (lifecycle/sweep.ts), or it is gone before the check and the staged bytes are moved in.
    * Recorded again once in place, with `inTransaction` (an event) in the same commit.
    */
-  async commitVerified(stagingPath: string, digest: Digest, size: number, origin: 'local' | 'cached', upstream?: string, inTransaction?: () => void): Promise<void> {
-    this.metadata.recordBlob(digest, size, origin, upstream);
+  async commitVerified(stagingPath: string, digest: Digest, size: number, origin: Origin, upstream?: string, inTransaction?: (w: MetadataWriter) => void): Promise<void> {
+    await this.metadata.write((w) => w.recordBlob(digest, size, origin, upstream));
     if ((await this.dataSize(digest)) === undefined) await this.storage.move(stagingPath, blobDataPath(digest));
-    this.metadata.transaction(() => {
-      this.metadata.recordBlob(digest, size, origin, upstream);
-      inTransaction?.();
+    await this.metadata.write((w) => {
+      w.recordBlob(digest, size, origin, upstream);
+      inTransaction?.(w);
     });
   }
 
   /** Writes small verified content (a manifest) straight into blobs/, atomically; recorded first as above. */
-  async putVerified(digest: Digest, bytes: Buffer, origin: 'local' | 'cached', upstream?: string): Promise<void> {
-    this.metadata.recordBlob(digest, bytes.length, origin, upstream);
+  async putVerified(digest: Digest, bytes: Buffer, origin: Origin, upstream?: string): Promise<void> {
+    await this.metadata.write((w) => w.recordBlob(digest, bytes.length, origin, upstream));
     if ((await this.dataSize(digest)) === undefined) await this.storage.putContent(blobDataPath(digest), bytes);
   }
 
@@ -145,17 +160,19 @@ export class BlobStore {
   async evict(digest: Digest): Promise<void> {
     this.forgetLinks(digest);
     await deleteIfExists(this.storage, blobDataPath(digest));
-    this.metadata.deleteBlob(digest);
+    await this.metadata.write((w) => w.deleteBlob(digest));
   }
 
   /** Drops what this process remembers about the blob's links (its data is being removed). */
   forgetLinks(digest: Digest): void {
-    for (const key of [...this.linkedSizes.keys()]) if (key.endsWith(`@${digest}`)) this.linkedSizes.delete(key);
+    this.linkedSizes.delete(digest);
   }
 
   /** Removes the blob from repo (the data stays for other repositories until garbage collection). */
   async unlink(repo: RepoName, digest: Digest): Promise<boolean> {
-    this.linkedSizes.delete(`${repo}@${digest}`);
-    return deleteIfExists(this.storage, layerLinkPath(repo, digest).replace(/\/link$/, ''));
+    this.linkedSizes.get(digest)?.delete(repo);
+    const removed = await deleteIfExists(this.storage, layerLinkPath(repo, digest).replace(/\/link$/, ''));
+    await this.metadata.write((w) => w.changed({ kind: 'link', repo, digest }));
+    return removed;
   }
 }

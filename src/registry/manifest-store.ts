@@ -5,7 +5,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import { RegistryError } from '../errors.js';
-import type { MetadataIndex } from '../metadata/index.js';
+import type { Change, MetadataIndex, Origin } from '../metadata/port.js';
 import { digestAlgorithm, digestOf, type Digest } from '../oci/digest.js';
 import { inferMediaType, parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import { bareMediaType } from '../oci/media-types.js';
@@ -36,8 +36,9 @@ export class ManifestStore {
   });
 
   /**
-   * "repo:tag" -> digest and "repo@digest" -> true, read from link files. This process is the only
-   * writer of its storage, so its own writes and deletes keep these exact.
+   * "repo:tag" -> digest and "repo@digest" -> digest, read from link files. This process's own
+   * writes keep them exact; other processes' (replicas on the same storage) arrive through the
+   * index's change feed, and while that feed may be missing changes they are not trusted.
    */
   private readonly links = new LRUCache<string, string>({ max: 50_000 });
 
@@ -47,27 +48,43 @@ export class ManifestStore {
     private readonly blobs: BlobStore,
     private readonly local: LocalRepositories,
     private readonly events: EventSink,
-  ) {}
+  ) {
+    metadata.changes.subscribe((c) => this.onChange(c));
+  }
+
+  private onChange(c: Change): void {
+    switch (c.kind) {
+      case 'tag': this.links.delete(`${c.repo}:${c.tag}`); break;
+      case 'revision': this.links.delete(`${c.repo}@${c.digest}`); break;
+      case 'blob': this.content.delete(c.digest); break;
+      case 'all': this.links.clear(); this.content.clear(); break;
+      default: break;
+    }
+  }
+
+  /** A link read from storage, through the cache. */
+  private async cachedLink(key: string, path: string): Promise<Digest | undefined> {
+    const feed = this.metadata.changes;
+    if (feed.live) {
+      const hit = this.links.get(key) as Digest | undefined;
+      if (hit) return hit;
+    }
+    const generation = feed.generation;
+    const digest = await readLink(this.storage, path);
+    if (digest && feed.live && feed.generation === generation) this.links.set(key, digest);
+    return digest;
+  }
 
   /** The digest a reference names in repo, or undefined. */
   async resolve(repo: RepoName, ref: Reference): Promise<Digest | undefined> {
     if (ref.kind === 'digest') return (await this.hasRevision(repo, ref.digest)) ? ref.digest : undefined;
-    const key = `${repo}:${ref.tag}`;
-    let digest = this.links.get(key) as Digest | undefined;
-    if (!digest) {
-      digest = await readLink(this.storage, tagCurrentLinkPath(repo, ref.tag));
-      if (!digest) return undefined;
-      this.links.set(key, digest);
-    }
+    const digest = await this.cachedLink(`${repo}:${ref.tag}`, tagCurrentLinkPath(repo, ref.tag));
+    if (!digest) return undefined;
     return (await this.hasRevision(repo, digest)) ? digest : undefined;
   }
 
   private async hasRevision(repo: RepoName, digest: Digest): Promise<boolean> {
-    const key = `${repo}@${digest}`;
-    if (this.links.has(key)) return true;
-    const found = (await readLink(this.storage, revisionLinkPath(repo, digest))) === digest;
-    if (found) this.links.set(key, digest);
-    return found;
+    return (await this.cachedLink(`${repo}@${digest}`, revisionLinkPath(repo, digest))) === digest;
   }
 
   async get(repo: RepoName, ref: Reference): Promise<StoredManifest | undefined> {
@@ -81,6 +98,7 @@ export class ManifestStore {
   async load(digest: Digest): Promise<StoredManifest | undefined> {
     const hit = this.content.get(digest);
     if (hit) return hit;
+    const generation = this.metadata.changes.generation;
     const bytes = await this.blobs.getContent(digest);
     if (!bytes) return undefined;
     let parsed: ParsedManifest | undefined;
@@ -89,10 +107,10 @@ export class ManifestStore {
     } catch {
       parsed = undefined; // stored bytes are served as they are, even if we cannot read them
     }
-    const mediaType = this.metadata.manifestType(digest) ?? (parsed ? inferMediaType(parsed) : 'application/octet-stream');
+    const mediaType = (await this.metadata.manifestType(digest)) ?? (parsed ? inferMediaType(parsed) : 'application/octet-stream');
     const m: StoredManifest = { digest, mediaType, bytes };
     if (parsed?.subject) m.subject = parsed.subject.digest;
-    this.content.set(digest, m);
+    if (this.metadata.changes.generation === generation) this.content.set(digest, m);
     return m;
   }
 
@@ -101,7 +119,7 @@ export class ManifestStore {
    * is false for content cached from an upstream (its blobs are fetched lazily).
    */
   async put(repo: RepoName, ref: Reference, bytes: Buffer, contentType: string | undefined,
-    opts: { verifyReferences: boolean; origin: 'local' | 'cached'; upstream?: string } = { verifyReferences: true, origin: 'local' }): Promise<PutManifestResult> {
+    opts: { verifyReferences: boolean; origin: Origin; upstream?: string } = { verifyReferences: true, origin: 'local' }): Promise<PutManifestResult> {
     if (bytes.length > MAX_MANIFEST_BYTES) {
       throw new RegistryError('MANIFEST_INVALID', 'manifest too big', { status: 413, detail: { limit: MAX_MANIFEST_BYTES } });
     }
@@ -120,24 +138,24 @@ export class ManifestStore {
     const mediaType = declared && !isGenericJson(declared) ? declared : inferMediaType(parsed);
     if (opts.verifyReferences) await this.verifyReferences(repo, parsed);
 
-    if (opts.origin === 'local') this.local.mark(repo);
+    if (opts.origin === 'local') await this.local.mark(repo);
     const previousTag = ref.kind === 'tag' && opts.verifyReferences ? await readLink(this.storage, tagCurrentLinkPath(repo, ref.tag)) : undefined;
     // Order matters for crash safety: content, then revision link, then tag links, then index.
     await this.blobs.putVerified(digest, bytes, opts.origin, opts.upstream);
     await writeLink(this.storage, revisionLinkPath(repo, digest), digest);
     if (ref.kind === 'tag') await this.writeTag(repo, ref.tag, digest);
-    this.metadata.transaction(() => {
-      this.metadata.setManifestType(digest, mediaType);
-      this.metadata.addRepository(repo);
-      this.metadata.recordManifest(repo, digest, opts.origin, parsed.references);
-      if (ref.kind === 'tag') this.metadata.setTag(repo, ref.tag, digest);
+    await this.metadata.write((w) => {
+      w.setManifestType(digest, mediaType);
+      w.addRepository(repo);
+      w.recordManifest(repo, digest, opts.origin, parsed.references);
+      if (ref.kind === 'tag') w.setTag(repo, ref.tag, digest);
       this.events.record({
         action: opts.origin === 'local' ? 'push' : 'fetch',
         target: { kind: 'manifest', repository: repo, digest, size: bytes.length, mediaType, ...(ref.kind === 'tag' ? { tag: ref.tag } : {}), references: descriptorsOf(parsed) },
         ...(opts.upstream !== undefined ? { upstream: opts.upstream } : {}),
-      });
+      }, w);
       if (parsed.subject) {
-        this.metadata.addReferrer({
+        w.addReferrer({
           repo, subject: parsed.subject.digest, digest, mediaType, size: bytes.length,
           ...(parsed.artifactType ? { artifactType: parsed.artifactType } : {}),
           ...(parsed.annotations ? { annotations: parsed.annotations } : {}),
@@ -169,11 +187,11 @@ export class ManifestStore {
     if (ref.kind === 'tag') {
       if (previousTag) {
         await this.writeTag(repo, ref.tag, previousTag);
-        this.metadata.setTag(repo, ref.tag, previousTag);
+        await this.metadata.write((w) => w.setTag(repo, ref.tag, previousTag));
       } else {
         this.links.delete(`${repo}:${ref.tag}`);
         await deleteIfExists(this.storage, tagDir(repo, ref.tag));
-        this.metadata.deleteTag(repo, ref.tag);
+        await this.metadata.write((w) => w.deleteTag(repo, ref.tag));
       }
     }
     throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'manifest references blobs removed while it was pushed; push them again', { detail: { missing: missing.sort() } });
@@ -197,7 +215,7 @@ export class ManifestStore {
    */
   async removeRevision(repo: RepoName, digest: Digest): Promise<void> {
     await this.unlinkRevision(repo, digest);
-    this.forgetRevision(repo, digest);
+    await this.forgetRevision(repo, digest);
   }
 
   /** The storage half of removeRevision: clients no longer find the manifest in repo. */
@@ -212,10 +230,10 @@ export class ManifestStore {
   }
 
   /** The index half of removeRevision: what repo held no longer keeps its blobs referenced. */
-  forgetRevision(repo: RepoName, digest: Digest): void {
-    this.metadata.transaction(() => {
-      this.metadata.deleteReferrer(repo, digest);
-      this.metadata.removeManifestFrom(repo, digest);
+  forgetRevision(repo: RepoName, digest: Digest): Promise<void> {
+    return this.metadata.write((w) => {
+      w.deleteReferrer(repo, digest);
+      w.removeManifestFrom(repo, digest);
     });
   }
 
@@ -225,15 +243,15 @@ export class ManifestStore {
       if (!(await readLink(this.storage, tagCurrentLinkPath(repo, ref.tag)))) throw manifestUnknown(ref.tag);
       this.links.delete(`${repo}:${ref.tag}`);
       await deleteIfExists(this.storage, tagDir(repo, ref.tag));
-      this.metadata.transaction(() => {
-        this.metadata.deleteTag(repo, ref.tag);
-        this.events.record({ action: 'delete', target: { kind: 'tag', repository: repo, tag: ref.tag } });
+      await this.metadata.write((w) => {
+        w.deleteTag(repo, ref.tag);
+        this.events.record({ action: 'delete', target: { kind: 'tag', repository: repo, tag: ref.tag } }, w);
       });
       return;
     }
     if (!(await this.resolve(repo, ref))) throw manifestUnknown(ref.digest);
     // Storage, not the index, is the truth about which tags point here.
-    const tags = new Set(this.metadata.deleteTagsOf(repo, ref.digest));
+    const tags = new Set(await this.metadata.deleteTagsOf(repo, ref.digest));
     for (const dir of await listOrEmpty(this.storage, tagsDir(repo))) {
       const tag = baseName(dir);
       if ((await readLink(this.storage, tagCurrentLinkPath(repo, tag as Tag))) === ref.digest) tags.add(tag);
@@ -244,10 +262,11 @@ export class ManifestStore {
     }
     this.links.delete(`${repo}@${ref.digest}`);
     await deleteIfExists(this.storage, revisionLinkDir(repo, ref.digest));
-    this.metadata.transaction(() => {
-      this.metadata.deleteReferrer(repo, ref.digest);
-      this.metadata.removeManifestFrom(repo, ref.digest);
-      this.events.record({ action: 'delete', target: { kind: 'manifest', repository: repo, digest: ref.digest } });
+    await this.metadata.write((w) => {
+      for (const tag of tags) w.changed({ kind: 'tag', repo, tag });
+      w.deleteReferrer(repo, ref.digest);
+      w.removeManifestFrom(repo, ref.digest);
+      this.events.record({ action: 'delete', target: { kind: 'manifest', repository: repo, digest: ref.digest } }, w);
     });
   }
 
@@ -262,7 +281,7 @@ export class ManifestStore {
   private async verifyReferences(repo: RepoName, parsed: ParsedManifest): Promise<void> {
     // Use is recorded before presence is checked: a sweep running meanwhile (garbage collection,
     // maybe in another process) sees it and puts back what it set aside (lifecycle/sweep.ts).
-    this.metadata.markUsed([...parsed.blobs, ...parsed.manifests].map((d) => d.digest));
+    await this.metadata.markUsed([...parsed.blobs, ...parsed.manifests].map((d) => d.digest));
     const missing: string[] = [];
     await Promise.all([
       ...parsed.blobs.map(async (d) => { if ((await this.blobs.sizeInUncached(repo, d.digest)) === undefined) missing.push(d.digest); }),

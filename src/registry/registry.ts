@@ -3,7 +3,7 @@
  * for listings. HTTP routes and the pull-through cache both call this; neither touches storage.
  */
 import type { Logger } from 'pino';
-import type { MetadataIndex } from '../metadata/index.js';
+import type { MetadataIndex } from '../metadata/port.js';
 import type { Digest } from '../oci/digest.js';
 import type { RepoName } from '../oci/reference.js';
 import { isPathNotFound, type StorageDriver } from '../storage/driver.js';
@@ -29,12 +29,6 @@ export class LocalRegistry {
   /** Repositories that hold pushed content (never routed to the default upstream). */
   readonly local: LocalRepositories;
   /**
-   * When each repository was last read in this process: a pull in progress (between two layers
-   * of a big image, say) keeps its images from eviction even while no manifest is being read.
-   */
-  private readonly lastUse = new Map<string, number>();
-
-  /**
    * `events`: where pushes, mounts, deletes, fetches (and, from the routes, pulls) are reported;
    * notify/ writes them to the outbox in the same transaction as the content's index rows.
    */
@@ -47,7 +41,7 @@ export class LocalRegistry {
 
   /** Reindexes when the index is new (first start, or the file was deleted). */
   async ensureIndexed(cachePrefixes: readonly string[] = []): Promise<ReindexResult | undefined> {
-    if (this.metadata.getMeta('indexed_at')) return undefined;
+    if (await this.metadata.getMeta('indexed_at')) return undefined;
     return this.reindex(cachePrefixes);
   }
 
@@ -62,20 +56,25 @@ export class LocalRegistry {
    * repo holds. Content addressing alone is not enough: a blob pushed to one repository must not
    * be readable through another by guessing its digest.
    */
-  isReferencedIn(repo: RepoName, digest: Digest): boolean {
+  isReferencedIn(repo: RepoName, digest: Digest): Promise<boolean> {
     return this.metadata.isReferencedIn(repo, digest);
   }
 
+  /**
+   * A read of repo, remembered (and shared with every replica through the index, batched): a pull
+   * in progress, between two layers of a big image say, keeps its images from eviction even while
+   * no manifest is being read.
+   */
   noteUse(repo: RepoName): void {
-    this.lastUse.set(repo, Date.now());
+    this.metadata.noteRepositoryUse(repo, Date.now());
   }
 
-  usedSince(repo: string, time: number): boolean {
-    return (this.lastUse.get(repo) ?? 0) > time;
+  usedSince(repo: string, time: number): Promise<boolean> {
+    return this.metadata.repositoryUsedSince(repo, time);
   }
 
-  tags(repo: RepoName, n: number, last: string): Page<string> {
-    return page(this.metadata.listTags(repo, last, n + 1), n);
+  async tags(repo: RepoName, n: number, last: string): Promise<Page<string>> {
+    return page(await this.metadata.listTags(repo, last, n + 1), n);
   }
 
   /** A repository exists once something was pushed or cached in it (it has manifests or layers). */
@@ -91,13 +90,13 @@ export class LocalRegistry {
     return false;
   }
 
-  catalog(n: number, last: string): Page<string> {
-    return page(this.metadata.catalog(last, n + 1), n);
+  async catalog(n: number, last: string): Promise<Page<string>> {
+    return page(await this.metadata.catalog(last, n + 1), n);
   }
 
-  referrers(repo: RepoName, subject: Digest, artifactType?: string): ReferrerDescriptor[] {
+  async referrers(repo: RepoName, subject: Digest, artifactType?: string): Promise<ReferrerDescriptor[]> {
     const out: ReferrerDescriptor[] = [];
-    for (const r of this.metadata.listReferrers(repo, subject)) {
+    for (const r of await this.metadata.listReferrers(repo, subject)) {
       if (artifactType !== undefined && r.artifact_type !== artifactType) continue;
       const d: ReferrerDescriptor = { mediaType: r.media_type, digest: r.digest, size: r.size };
       if (r.artifact_type) d.artifactType = r.artifact_type;
@@ -109,14 +108,16 @@ export class LocalRegistry {
 
   /** Links a blob of `from` into `repo`; false if `from` does not have it. */
   async mount(repo: RepoName, from: RepoName, digest: Digest): Promise<boolean> {
-    this.local.mark(repo);
+    await this.local.mark(repo);
     const size = await this.blobs.sizeIn(from, digest);
     if (size === undefined) return false;
     // Linked into a repository that holds pushed content: pushed content from now on, so the
     // cache budget never evicts it (even if it was first fetched from an upstream).
-    this.metadata.recordBlob(digest, size, 'local');
+    await this.metadata.write((w) => w.recordBlob(digest, size, 'local'));
     await this.blobs.link(repo, digest);
-    this.events.record({ action: 'mount', target: { kind: 'blob', repository: repo, fromRepository: from, digest, size, mediaType: BLOB_MEDIA_TYPE } });
+    await this.metadata.write((w) => {
+      this.events.record({ action: 'mount', target: { kind: 'blob', repository: repo, fromRepository: from, digest, size, mediaType: BLOB_MEDIA_TYPE } }, w);
+    });
     return true;
   }
 }

@@ -3,7 +3,7 @@
  * referrers, blob sizes and open upload sessions. Storage is the truth; the index is a cache of it.
  */
 import type { Logger } from 'pino';
-import type { MetadataIndex } from '../metadata/index.js';
+import type { MetadataIndex } from '../metadata/port.js';
 import { tryParseDigest, type Digest } from '../oci/digest.js';
 import { inferMediaType, parseManifest } from '../oci/manifest.js';
 import { isValidRepoName, type RepoName, type Tag } from '../oci/reference.js';
@@ -33,7 +33,7 @@ export async function reindex(storage: StorageDriver, metadata: MetadataIndex, b
   cachePrefixes: readonly string[] = []): Promise<ReindexResult> {
   const started = Date.now();
   const result: ReindexResult = { repositories: 0, tags: 0, manifests: 0, referrers: 0, blobs: 0, uploads: 0 };
-  metadata.clearContentIndex();
+  await metadata.clearContentIndex();
   for await (const repo of walkRepositories(storage)) {
     const revisions: Digest[] = [];
     for (const algDir of await listOrEmpty(storage, revisionsDir(repo))) {
@@ -63,21 +63,24 @@ export async function reindex(storage: StorageDriver, metadata: MetadataIndex, b
       uploads.push([uuid, startedAt]);
     }
     const prefix = cachePrefixes.find((p) => repo.startsWith(`${p}/`));
-    metadata.transaction(() => {
-      if (manifests.length > 0 || tags.length > 0) metadata.addRepository(repo);
+    // Media types the index already has (pushed with a Content-Type) are kept; the rest inferred.
+    const knownTypes = new Map<string, string | undefined>();
+    for (const d of new Set([...tags.map(([, d]) => d), ...manifests.map((m) => m.digest)])) knownTypes.set(d, await metadata.manifestType(d));
+    await metadata.write((w) => {
+      if (manifests.length > 0 || tags.length > 0) w.addRepository(repo);
       // Outside the cache prefixes every repository was written by pushes.
-      if (!prefix) metadata.markLocal(repo);
+      if (!prefix) w.markLocal(repo);
       for (const [tag, d] of tags) {
-        metadata.setTag(repo, tag, d);
-        if (prefix) metadata.seedTagCache(prefix, repo.slice(prefix.length + 1), tag, d, metadata.manifestType(d) ?? '');
+        w.setTag(repo, tag, d);
+        if (prefix) w.seedTagCache(prefix, repo.slice(prefix.length + 1), tag, d, knownTypes.get(d) ?? '');
       }
       for (const m of manifests) {
         let parsed;
         try { parsed = parseManifest(m.bytes); } catch { continue; }
-        if (!metadata.manifestType(m.digest)) metadata.setManifestType(m.digest, inferMediaType(parsed));
-        metadata.recordManifest(repo, m.digest, prefix ? 'cached' : 'local', parsed.references);
+        if (!knownTypes.get(m.digest)) w.setManifestType(m.digest, inferMediaType(parsed));
+        w.recordManifest(repo, m.digest, prefix ? 'cached' : 'local', parsed.references);
         if (parsed.subject) {
-          metadata.addReferrer({
+          w.addReferrer({
             repo, subject: parsed.subject.digest, digest: m.digest, mediaType: inferMediaType(parsed), size: m.bytes.length,
             ...(parsed.artifactType ? { artifactType: parsed.artifactType } : {}),
             ...(parsed.annotations ? { annotations: parsed.annotations } : {}),
@@ -85,7 +88,7 @@ export async function reindex(storage: StorageDriver, metadata: MetadataIndex, b
           result.referrers++;
         }
       }
-      for (const [uuid, t] of uploads) metadata.addUpload(uuid, repo, t);
+      for (const [uuid, t] of uploads) w.addUpload(uuid, repo, t);
     });
     result.repositories++;
     result.tags += tags.length;
@@ -93,7 +96,7 @@ export async function reindex(storage: StorageDriver, metadata: MetadataIndex, b
     result.uploads += uploads.length;
   }
   result.blobs = await indexBlobs(storage, metadata);
-  metadata.setMeta('indexed_at', new Date().toISOString());
+  await metadata.write((w) => w.setMeta('indexed_at', new Date().toISOString()));
   log.info({ ...result, ms: Date.now() - started }, 'reindex complete');
   return result;
 }
@@ -110,7 +113,7 @@ async function indexBlobs(storage: StorageDriver, metadata: MetadataIndex): Prom
           batch.push([d, (await storage.stat(`${hexDir}/data`)).size]);
         } catch { /* a directory without data is not a blob */ }
       }
-      metadata.transaction(() => { for (const [d, size] of batch) metadata.recordBlob(d, size, 'local'); });
+      await metadata.write((w) => { for (const [d, size] of batch) w.recordBlob(d, size, 'local'); });
       count += batch.length;
     }
   }

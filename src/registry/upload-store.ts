@@ -8,7 +8,7 @@ import { randomUUID, type Hash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { RegistryError } from '../errors.js';
-import type { MetadataIndex } from '../metadata/index.js';
+import type { MetadataIndex } from '../metadata/port.js';
 import { createDigester, digestAlgorithm, digestFromHash, type Digest } from '../oci/digest.js';
 import type { RepoName } from '../oci/reference.js';
 import { isPathNotFound, StorageFullError, type StorageDriver } from '../storage/driver.js';
@@ -41,13 +41,13 @@ export class UploadStore {
   ) {}
 
   async start(repo: RepoName): Promise<string> {
-    this.local.mark(repo);
+    await this.local.mark(repo);
     const uuid = randomUUID();
     const startedAt = new Date();
     await this.storage.putContent(uploadStartedAtPath(repo, uuid), Buffer.from(startedAt.toISOString()));
     const writer = await this.storage.writer(uploadDataPath(repo, uuid));
     await writer.commit();
-    this.metadata.addUpload(uuid, repo, startedAt.getTime());
+    await this.metadata.write((w) => w.addUpload(uuid, repo, startedAt.getTime()));
     this.live.set(uuid, { hash: createDigester(), size: 0, busy: false });
     return uuid;
   }
@@ -135,7 +135,7 @@ export class UploadStore {
       });
     }
     await this.blobs.commitVerified(uploadDataPath(repo, uuid), digest, size, 'local', undefined,
-      () => this.events.record({ action: 'push', target: { kind: 'blob', repository: repo, digest, size, mediaType: BLOB_MEDIA_TYPE } }));
+      (w) => this.events.record({ action: 'push', target: { kind: 'blob', repository: repo, digest, size, mediaType: BLOB_MEDIA_TYPE } }, w));
     await this.blobs.link(repo, digest);
     await this.remove(repo, uuid);
     return size;
@@ -154,7 +154,7 @@ export class UploadStore {
   private async remove(repo: RepoName, uuid: string): Promise<void> {
     this.live.delete(uuid);
     await deleteIfExists(this.storage, uploadDir(repo, uuid));
-    this.metadata.deleteUpload(uuid);
+    await this.metadata.write((w) => w.deleteUpload(uuid));
   }
 
   private async digestOf(repo: RepoName, uuid: string, size: number, wanted: Digest): Promise<Digest> {

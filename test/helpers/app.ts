@@ -5,7 +5,7 @@ import { buildApp } from '../../src/app.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { createLogger } from '../../src/log.js';
-import { MetadataIndex } from '../../src/metadata/index.js';
+import { SqliteIndex as MetadataIndex } from '../../src/metadata/sqlite.js';
 import { LocalRegistry } from '../../src/registry/registry.js';
 import type { StorageDriver } from '../../src/storage/driver.js';
 import { MemoryDriver } from '../../src/storage/drivers/memory.js';

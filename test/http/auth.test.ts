@@ -17,7 +17,7 @@ import { HtpasswdFile } from '../../src/auth/htpasswd.js';
 import { TokenIssuer } from '../../src/auth/issuer.js';
 import { TokenVerifier } from '../../src/auth/token.js';
 import type { UpstreamConfig } from '../../src/config/schema.js';
-import { MetadataIndex } from '../../src/metadata/index.js';
+import { SqliteIndex as MetadataIndex } from '../../src/metadata/sqlite.js';
 import { Metrics } from '../../src/metrics.js';
 import { PullThrough } from '../../src/proxy/pull-through.js';
 import { UpstreamRouter } from '../../src/proxy/routing.js';

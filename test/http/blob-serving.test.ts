@@ -16,7 +16,7 @@ import { blobChunkPool, CHUNK_SIZE } from '../../src/storage/chunk-pool.js';
 import { FilesystemDriver } from '../../src/storage/drivers/filesystem.js';
 import { buildApp } from '../../src/app.js';
 import { createLogger } from '../../src/log.js';
-import { MetadataIndex } from '../../src/metadata/index.js';
+import { SqliteIndex as MetadataIndex } from '../../src/metadata/sqlite.js';
 import { Metrics } from '../../src/metrics.js';
 import { LocalRegistry } from '../../src/registry/registry.js';
 import { testConfig } from '../helpers/app.js';

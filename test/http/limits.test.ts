@@ -8,7 +8,7 @@ import t from 'tap';
 import { pino } from 'pino';
 import { buildApp } from '../../src/app.js';
 import type { Config } from '../../src/config/schema.js';
-import { MetadataIndex } from '../../src/metadata/index.js';
+import { SqliteIndex as MetadataIndex } from '../../src/metadata/sqlite.js';
 import { LocalRegistry } from '../../src/registry/registry.js';
 import { MemoryDriver } from '../../src/storage/drivers/memory.js';
 import { testConfig } from '../helpers/app.js';

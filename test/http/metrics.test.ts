@@ -2,7 +2,7 @@
 import t from 'tap';
 import { buildApp } from '../../src/app.js';
 import { createLogger } from '../../src/log.js';
-import { MetadataIndex } from '../../src/metadata/index.js';
+import { SqliteIndex as MetadataIndex } from '../../src/metadata/sqlite.js';
 import { Metrics } from '../../src/metrics.js';
 import { LocalRegistry } from '../../src/registry/registry.js';
 import { MemoryDriver } from '../../src/storage/drivers/memory.js';

@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import t from 'tap';
 import { Agent, request } from 'undici';
 import { buildApp } from '../../src/app.js';
-import { MetadataIndex } from '../../src/metadata/index.js';
+import { SqliteIndex as MetadataIndex } from '../../src/metadata/sqlite.js';
 import { LocalRegistry } from '../../src/registry/registry.js';
 import { MemoryDriver } from '../../src/storage/drivers/memory.js';
 import { tlsServerOptions, watchCertificates, type TlsOptions } from '../../src/http/tls.js';

@@ -12,7 +12,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pino from 'pino';
 import t, { type Test } from 'tap';
-import { MetadataIndex } from '../../src/metadata/index.js';
+import { SqliteIndex as MetadataIndex } from '../../src/metadata/sqlite.js';
 import type { Digest } from '../../src/oci/digest.js';
 import type { RepoName } from '../../src/oci/reference.js';
 import { BlobFill } from '../../src/proxy/blob-fill.js';

@@ -74,10 +74,10 @@ export function createAuthGate(deps: AuthDeps): Gate | undefined {
    * keeps pushed repositories off the default upstream; on the prefix and ?ns= routes a name
    * that holds pushed content is asked locally first, so both names must allow the read.
    */
-  const readNames = (name: RepoName, ns: string | undefined): string[] => {
-    const route = proxy?.route(name, ns);
+  const readNames = async (name: RepoName, ns: string | undefined): Promise<string[]> => {
+    const route = await proxy?.route(name, ns);
     if (!route || route.cacheRepo === name) return [name];
-    return registry.local.has(name) ? [name, route.cacheRepo] : [route.cacheRepo];
+    return (await registry.local.has(name)) ? [name, route.cacheRepo] : [route.cacheRepo];
   };
 
   const mayPullAs = (principal: Principal) => (name: string): boolean => {
@@ -93,7 +93,7 @@ export function createAuthGate(deps: AuthDeps): Gate | undefined {
       const actions = actionsFor(endpoint, req.method);
       const writes = actions.includes('push') || actions.includes('delete');
       // Only rules look at names; without them (registry:2's semantics) no routing is needed.
-      const ruleNames = !policy ? [] : writes ? [endpoint.name] : readNames(endpoint.name, queryParam(req, 'ns'));
+      const ruleNames = !policy ? [] : writes ? [endpoint.name] : await readNames(endpoint.name, queryParam(req, 'ns'));
       needs.push({ scope: repositoryScope(endpoint.name, ...actions), ruleNames });
     }
     /** What a 401 challenge asks for: the request's scopes, and pull on a mount's source. */

@@ -30,8 +30,8 @@ export const listTags: Handler<'tags'> = async (req, reply, endpoint, { registry
   req.facts.repo = name;
   const { n, last } = pagination(req);
   // A repository that only exists as a cache of an upstream lists its cached tags.
-  if (proxy && !(await registry.repositoryExists(name))) name = proxy.tagsRepository(name, queryParam(req, 'ns'));
-  const page = registry.tags(name, n, last);
+  if (proxy && !(await registry.repositoryExists(name))) name = await proxy.tagsRepository(name, queryParam(req, 'ns'));
+  const page = await registry.tags(name, n, last);
   if (page.items.length === 0 && last === '' && n > 0 && !(await registry.repositoryExists(name))) {
     throw new RegistryError('NAME_UNKNOWN', 'repository name not known to registry', { detail: { name } });
   }
@@ -43,7 +43,7 @@ export const listTags: Handler<'tags'> = async (req, reply, endpoint, { registry
 export const catalog: Handler<'catalog'> = async (req, reply, _ep, { registry }) => {
   const { n, last } = pagination(req);
   const access = req.access;
-  const page = access ? visiblePage(n, last, (l, m) => registry.catalog(m, l), access.mayPull) : registry.catalog(n, last);
+  const page = access ? await visiblePage(n, last, (l, m) => registry.catalog(m, l), access.mayPull) : await registry.catalog(n, last);
   const link = linkHeader('/v2/_catalog', n, page);
   if (link) reply.header('Link', link);
   return reply.type('application/json').send({ repositories: page.items });
@@ -55,7 +55,7 @@ export const referrers: Handler<'referrers'> = async (req, reply, { name, digest
   const artifactType = queryParam(req, 'artifactType');
   const manifests = proxy
     ? await proxy.referrers(name, digest, queryParam(req, 'ns'), artifactType)
-    : registry.referrers(name, digest, artifactType);
+    : await registry.referrers(name, digest, artifactType);
   if (artifactType !== undefined) reply.header('OCI-Filters-Applied', 'artifactType');
   // Sent as bytes so fastify adds no charset parameter to the OCI media type.
   return reply.type(MediaType.OciIndex).send(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests })));
@@ -66,12 +66,12 @@ export const referrers: Handler<'referrers'> = async (req, reply, { name, digest
  * filtered page may otherwise come back empty with a next link). `next` is the last name looked
  * at, so the following page starts after everything this one skipped.
  */
-function visiblePage(n: number, last: string, read: (last: string, n: number) => Page<string>, visible: (name: string) => boolean): Page<string> {
+async function visiblePage(n: number, last: string, read: (last: string, n: number) => Promise<Page<string>>, visible: (name: string) => boolean): Promise<Page<string>> {
   if (n === 0) return { items: [] };
   const items: string[] = [];
   let cursor = last;
   for (;;) {
-    const page = read(cursor, Math.max(n, 100));
+    const page = await read(cursor, Math.max(n, 100));
     for (const name of page.items) {
       cursor = name;
       if (!visible(name)) continue;
