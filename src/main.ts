@@ -65,8 +65,8 @@ function healthOptions(h: Config['health']): HealthOptions {
 export async function createServices(config: Config, log: Logger): Promise<Services> {
   let maintenance: Maintenance | undefined;
   const storage = await createDriver(config.storage.backend, { onFull: () => maintenance?.diskFull() });
-  const metadata = await openMetadata(config);
   const instanceId = randomUUID();
+  const metadata = await openMetadata(config, instanceId, log);
   const metrics = new Metrics({ defaults: true });
   const notifier = new Notifier(notifyOptions(config, instanceId), metadata, instanceId, log.child({ component: 'notify' }), metrics.registry);
   const registry = new LocalRegistry(storage, metadata, log, notifier.sink);

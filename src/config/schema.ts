@@ -164,6 +164,33 @@ const NotificationsSchema = section({
   endpoints: list(NotificationEndpointSchema, { description: 'Webhooks; each has its own durable outbox', default: [] }),
 }, { description: 'registry:2 notifications: events POSTed to webhooks, durably (outbox in the SQLite index)' });
 
+/** GitLab container registry's `database` keys, so operators of both write the same thing. */
+const DatabaseSchema = section({
+  enabled: bool({ description: 'Keep the metadata index in PostgreSQL, shared by several stowage replicas on one storage (off: SQLite, one process)', default: false }),
+  url: optional(secret({ description: 'A postgres:// connection URL (libpq DSN); the keys below override its parts', example: 'postgres://stowage@db.internal:5432/stowage?sslmode=require' })),
+  host: optional(str({ description: 'Database host (or a directory holding its Unix socket)', example: 'db.internal' })),
+  port: optional(int({ description: 'Database port', min: 1, max: 65535, example: '5432' })),
+  user: optional(str({ description: 'Database user' })),
+  password: optional(secret({ description: 'Database password' })),
+  dbname: optional(str({ description: 'Database name' })),
+  schema: optional(str({ description: 'Schema the tables live in (created when missing); default the user\'s search_path (public)', pattern: '^[A-Za-z_][A-Za-z0-9_]{0,62}$', expected: 'expected an SQL identifier: letters, digits and _', example: 'registry' })),
+  sslmode: optional(oneOf(['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'], { description: 'TLS to the database, as libpq\'s sslmode; default: the url\'s, else prefer' })),
+  sslcert: optional(path({ description: 'Client certificate (PEM) for require / verify-ca / verify-full' })),
+  sslkey: optional(path({ description: 'Key of the client certificate (PEM)' })),
+  sslrootcert: optional(path({ description: 'CA certificates (PEM) the server\'s certificate must lead to (verify-ca, verify-full)' })),
+  connecttimeout: duration({ description: 'Time a new connection may take', default: '10s' }),
+  statementtimeout: duration({ description: 'Longest a statement may run before the database cancels it', default: '30s' }),
+  pool: section({
+    maxopen: int({ description: 'Most connections per replica (one more listens for changes)', default: 10, min: 1, max: 1000 }),
+    maxidletime: duration({ description: 'An idle connection is closed after this (0: never)', default: '5m' }),
+    maxlifetime: duration({ description: 'A connection is replaced after this (0: never)', default: '0' }),
+  }),
+  draintimeout: ignored('GitLab registry: time to drain connections at shutdown; stowage closes them within 5s'),
+  preparedstatements: ignored('GitLab registry: prepared statements switch; stowage always prepares'),
+  loadbalancing: ignored('GitLab registry: read replicas; not implemented'),
+  backgroundmigrations: ignored('GitLab registry: background migrations; not needed'),
+}, { description: 'PostgreSQL metadata database for replicas (GitLab container registry\'s keys). Migrations run at start, once however many replicas start; `stowage db status` shows them' });
+
 const threshold = (what: string) => int({ description: `Failures in a row before ${what} fails (0 or 1: the first)`, default: 1, min: 0, max: 1000 });
 
 const HealthSchema = section({
@@ -289,8 +316,15 @@ export const ConfigSchema = section({
     ttl: duration({ description: 'How long cached content is kept (0: forever)', default: '0' }),
   }, { description: 'registry:2 pull-through cache block' })),
   metadata: section({
-    path: optional(path({ description: 'The SQLite index (":memory:" allowed); default <rootdirectory>/stowage.sqlite, or :memory: for inmemory storage', literals: [':memory:'] })),
+    path: optional(path({ description: 'The SQLite index (":memory:" allowed); default <rootdirectory>/stowage.sqlite, or :memory: for inmemory storage. Not used with database.enabled', literals: [':memory:'] })),
   }),
+  database: DatabaseSchema,
+  cluster: section({
+    advertise_url: optional(url({
+      description: 'How the other replicas reach this one, to stream a blob it is fetching from the upstream; default: http(s)://<this host\'s first non-loopback IPv4>:<port> (the listen address when it is loopback)',
+      example: 'http://10.0.3.7:5000',
+    })),
+  }, { description: 'Replicas sharing one database and one storage (used with database.enabled)' }),
   cache: optional(section({
     max_size: size({ description: 'Cached content (never pushed content) is kept under this many bytes (0: no limit)', default: '0', example: '200GiB' }),
     low_watermark: percent({ description: 'Once usage passes max_size, images are evicted until it is below this share of max_size', default: '90%' }),

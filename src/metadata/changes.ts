@@ -7,7 +7,9 @@ import type { Change, ChangeFeed } from './port.js';
 export class LocalChangeFeed implements ChangeFeed {
   private readonly listeners = new Set<(change: Change) => void>();
   generation = 0;
-  live = true;
+  private liveFlag = true;
+
+  get live(): boolean { return this.liveFlag; }
 
   subscribe(listener: (change: Change) => void): () => void {
     this.listeners.add(listener);
@@ -21,7 +23,7 @@ export class LocalChangeFeed implements ChangeFeed {
 
   /** Changes may have been missed (or may be from now on, while `live` is false): everything cached goes. */
   setLive(live: boolean): void {
-    this.live = live;
+    this.liveFlag = live;
     this.publish({ kind: 'all' });
   }
 }
