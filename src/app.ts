@@ -13,6 +13,7 @@ import { RegistryError } from './errors.js';
 import type { HealthStatus } from './health/monitor.js';
 import type { Metrics } from './metrics.js';
 import type { PullThrough } from './proxy/pull-through.js';
+import type { ClusterFills } from './proxy/cluster-fills.js';
 import type { LocalRegistry } from './registry/registry.js';
 import type { Gate } from './http/context.js';
 import { createAuthGate, registerTokenEndpoint } from './http/plugins/auth.js';
@@ -21,6 +22,7 @@ import { createBodyLimits } from './http/plugins/limits.js';
 import { registerRequestLog } from './http/plugins/request-log.js';
 import { registerEventContext } from './http/plugins/event-context.js';
 import { registerV2 } from './http/v2.js';
+import { registerPeerFills } from './http/peer.js';
 
 export interface AppDeps {
   config: Config;
@@ -35,6 +37,8 @@ export interface AppDeps {
   policy?: AccessPolicy;
   /** https.createServer options (http.tls, see http/tls.ts); absent: plain HTTP. */
   https?: ServerOptions;
+  /** Replicas: other replicas stream this one's upstream fills (http/peer.ts). */
+  cluster?: ClusterFills;
 }
 
 export function buildApp(deps: AppDeps): FastifyInstance {
@@ -88,6 +92,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   ].filter((g): g is Gate => g !== undefined);
   registerV2(app, { config, registry: deps.registry, ...pick(deps, 'proxy', 'metrics') }, gates);
   if (deps.authenticator) registerTokenEndpoint(app, deps.authenticator, deps.metrics);
+  if (deps.cluster && deps.proxy) registerPeerFills(app, deps.proxy, deps.cluster);
   const metrics = deps.metrics;
   if (metrics) {
     app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));

@@ -9,6 +9,8 @@ import { LocalRegistry } from './registry/registry.js';
 import { createDriver } from './storage/drivers/index.js';
 import { Metrics } from './metrics.js';
 import { PullThrough } from './proxy/pull-through.js';
+import { ClusterFills } from './proxy/cluster-fills.js';
+import { advertiseUrl } from './proxy/advertise.js';
 import { UpstreamRouter, type Upstream } from './proxy/routing.js';
 import { Maintenance } from './lifecycle/maintenance.js';
 import { UpstreamClient } from './upstream/client.js';
@@ -28,6 +30,8 @@ export interface Services {
   /** This process among the replicas on one index (leases, events' source.instanceID). */
   instanceId: string;
   proxy?: PullThrough;
+  /** Replicas on a shared database: one upstream fetch per blob across them. */
+  cluster?: ClusterFills;
   /** The configured upstreams and routes, when there are any. */
   router?: UpstreamRouter;
   /** Cache budget, garbage collection, upload purging, proxy TTL (started by the server only). */
@@ -59,6 +63,7 @@ function healthOptions(h: Config['health']): HealthOptions {
     http: h.http.map((c) => ({ uri: c.uri, headers: c.headers, statuscode: c.statuscode, timeoutMs: c.timeout, intervalMs: c.interval, threshold: c.threshold })),
     tcp: h.tcp.map((c) => ({ addr: c.addr, timeoutMs: c.timeout, intervalMs: c.interval, threshold: c.threshold })),
     upstreams: { enabled: h.upstreams.enabled, intervalMs: h.upstreams.interval, timeoutMs: h.upstreams.timeout },
+    database: { intervalMs: h.database.interval, threshold: h.database.threshold, timeoutMs: h.database.timeout },
   };
 }
 
@@ -70,16 +75,22 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
   const metrics = new Metrics({ defaults: true });
   const notifier = new Notifier(notifyOptions(config, instanceId), metadata, instanceId, log.child({ component: 'notify' }), metrics.registry);
   const registry = new LocalRegistry(storage, metadata, log, notifier.sink);
-  maintenance = new Maintenance(config, registry, metadata, log, metrics);
+  maintenance = new Maintenance(config, registry, metadata, log, metrics, instanceId);
   const upstreams: Upstream[] = config.upstreams.map((cfg) => ({
     config: cfg,
     client: new UpstreamClient(cfg, { log: log.child({ upstream: cfg.name }) }),
   }));
   const router = upstreams.length > 0 ? new UpstreamRouter(upstreams, config.defaultUpstream) : undefined;
-  const proxy = router ? new PullThrough({ registry, metadata, log, metrics, router }) : undefined;
+  const cluster = router && metadata.kind === 'postgres'
+    ? new ClusterFills(metadata.leases, instanceId,
+      advertiseUrl(config.cluster.advertise_url, { host: config.http.host, port: config.http.port, tls: config.http.tls !== undefined }),
+      await metadata.sharedSecret('peer'), log.child({ component: 'cluster' }))
+    : undefined;
+  const proxy = router ? new PullThrough({ registry, metadata, log, metrics, router, ...(cluster ? { cluster } : {}) }) : undefined;
   if (proxy) registry.local.onNewLocal((repo) => void proxy.noteNewLocal(repo).catch(() => undefined));
   const health = createHealthMonitor(healthOptions(config.health), {
     storage, upstreams: upstreams.map((u) => ({ name: u.config.name, url: u.config.url, breaker: u.client.breaker })), log, registry: metrics.registry,
+    ...(metadata.kind === 'postgres' ? { database: metadata } : {}),
   });
   return {
     registry,
@@ -90,12 +101,14 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
     health,
     notifier,
     ...(proxy ? { proxy } : {}),
+    ...(cluster ? { cluster } : {}),
     ...(router ? { router } : {}),
     async close() {
-      maintenance?.stop();
+      await maintenance?.stop();
       health.stop();
       await notifier.flushAndStop(0);
       await Promise.all(upstreams.map((u) => u.client.close()));
+      await cluster?.close();
       await metadata.close();
       await storage.close?.();
     },
@@ -134,6 +147,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   }
   const app = buildApp({
     config, registry: services.registry, log, metrics: services.metrics, health: services.health, ...(services.proxy ? { proxy: services.proxy } : {}),
+    ...(services.cluster ? { cluster: services.cluster } : {}),
     ...(security.authenticator ? { authenticator: security.authenticator } : {}),
     ...(security.policy ? { policy: security.policy } : {}),
     ...(security.https ? { https: security.https } : {}),
@@ -144,13 +158,14 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const flush = (what: string, work: () => Promise<unknown>) => () => void work().catch((err: unknown) => log.warn({ err }, `${what} could not be written to the index`));
   timers.push(setInterval(flush('access times', () => services.metadata.flushAccessTimes()), ACCESS_FLUSH_MS).unref());
   timers.push(setInterval(flush('repository reads', () => services.metadata.flushRepositoryUse()), REPOSITORY_USE_FLUSH_MS).unref());
-  services.maintenance.start();
+  await services.maintenance.start();
   const address = await app.listen({ host: config.http.host, port: config.http.port });
   if (security.https) security.watch(app.server as unknown as TlsServer);
   log.info({
     ...security.summary,
     address, storage: config.storage.backend, metadata: `${services.metadata.kind} ${services.metadata.location}`,
     upstreams: config.upstreams.map((u) => `${u.name}=${u.url}`), defaultUpstream: config.defaultUpstream,
+    ...(services.cluster ? { replica: services.instanceId, advertise: services.cluster.advertiseUrl } : {}),
   }, 'stowage listening');
   const debug = config.http.debug;
   const debugApp = debug && buildDebugApp({ health: services.health, metrics: services.metrics, prometheus: debug.prometheus, log: log.child({ server: 'debug' }) });
@@ -159,7 +174,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   let closing: Promise<void> | undefined;
   const close = async (drainMs: number): Promise<void> => {
     for (const t of timers) clearInterval(t);
-    services.maintenance.stop();
+    await services.maintenance.stop();
     services.health.setDraining(); // readiness probes on the debug server fail from now on
     const started = Date.now();
     await drain(app, services, drainMs, log);

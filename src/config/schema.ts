@@ -217,6 +217,11 @@ const HealthSchema = section({
     interval: duration({ description: 'Time between checks', default: '10s' }),
     threshold: threshold('the check'),
   }), { description: 'TCP checks', default: [] }),
+  database: section({
+    interval: duration({ description: 'Time between checks that the metadata database answers (with database.enabled; a failing check makes this replica answer 503)', default: '2s' }),
+    timeout: duration({ description: 'Time the database may take to answer the check', default: '2s' }),
+    threshold: threshold('the database check'),
+  }),
   upstreams: section({
     enabled: bool({ description: 'Probe each upstream\'s /v2/ actively (reported in metrics and logs; never fails health). Off: reachability is reported from the circuit breaker, and nothing is sent upstream but pulls', default: false }),
     interval: duration({ description: 'Time between probes', default: '60s' }),

@@ -44,6 +44,32 @@ export function storageDriverCheck(driver: StorageDriver, options: Periodic): He
   };
 }
 
+/**
+ * The shared metadata database answers a trivial query within timeoutMs. While it does not, this
+ * replica answers 503, so a load balancer's health check takes it out, and back once it answers.
+ */
+export function databaseCheck(database: { ping(): Promise<void> }, o: Periodic & { timeoutMs: number }): HealthCheck {
+  return {
+    name: 'database',
+    intervalMs: o.intervalMs,
+    threshold: o.threshold,
+    async run() {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_r, reject) => {
+        timer = setTimeout(() => reject(new Error(`the database did not answer within ${o.timeoutMs} ms`)), o.timeoutMs);
+      });
+      try {
+        await Promise.race([database.ping(), timeout]);
+      } catch (err) {
+        const cause = (err as { cause?: unknown }).cause;
+        throw new Error(cause instanceof Error ? `the database is unavailable: ${cause.message}` : (err as Error).message);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
 /** Fails while the file exists: touch it to take this instance out of rotation (registry:2). */
 export function fileCheck(file: string, intervalMs: number): HealthCheck {
   return {

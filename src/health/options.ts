@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { StorageDriver } from '../storage/driver.js';
-import { fileCheck, httpCheck, storageDriverCheck, tcpCheck, upstreamBreakerCheck, upstreamCheck, type HttpCheckOptions, type TcpCheckOptions } from './checks.js';
+import { databaseCheck, fileCheck, httpCheck, storageDriverCheck, tcpCheck, upstreamBreakerCheck, upstreamCheck, type HttpCheckOptions, type TcpCheckOptions } from './checks.js';
 import { HealthMonitor } from './monitor.js';
 
 export interface HealthOptions {
@@ -16,6 +16,7 @@ export interface HealthOptions {
   http: HttpCheckOptions[];
   tcp: TcpCheckOptions[];
   upstreams: { enabled: boolean; intervalMs: number; timeoutMs: number };
+  database: { intervalMs: number; threshold: number; timeoutMs: number };
 }
 
 /** registry:2's defaults: no checks unless configured, 10s intervals, one failure is enough. */
@@ -25,12 +26,16 @@ export const DEFAULT_HEALTH: HealthOptions = {
   http: [],
   tcp: [],
   upstreams: { enabled: false, intervalMs: 60_000, timeoutMs: 5_000 },
+  database: { intervalMs: 2_000, threshold: 1, timeoutMs: 2_000 },
 };
 
 export function createHealthMonitor(options: HealthOptions, deps: {
   storage: StorageDriver; upstreams: Array<{ name: string; url: string; breaker?: { state(): string } }>; log: Logger; registry?: Registry;
+  /** The shared metadata database (PostgreSQL), when there is one. */
+  database?: { ping(): Promise<void> };
 }): HealthMonitor {
   const gating = [
+    ...(deps.database ? [databaseCheck(deps.database, options.database)] : []),
     ...(options.storagedriver.enabled ? [storageDriverCheck(deps.storage, options.storagedriver)] : []),
     ...options.file.map((f) => fileCheck(f.file, f.intervalMs)),
     ...options.http.map((h) => httpCheck(h)),

@@ -77,10 +77,11 @@ export class CacheEvictor {
   /** An eviction pass is running. */
   get busy(): boolean { return this.running !== undefined; }
 
-  start(): void {
-    if (this.options.maxBytes > 0) void this.check('start-up');
+  /** `gate`: false while another replica runs the duties (lifecycle/leadership.ts). */
+  start(gate: () => boolean = () => true): void {
+    if (this.options.maxBytes > 0 && gate()) void this.check('start-up');
     if (this.options.maxBytes > 0 && this.options.intervalMs > 0) {
-      this.timer = setInterval(() => void this.check('over budget'), this.options.intervalMs);
+      this.timer = setInterval(() => { if (gate()) void this.check('over budget'); }, this.options.intervalMs);
       this.timer.unref();
     }
   }

@@ -30,10 +30,10 @@ export class CacheExpiry {
     return Math.min(Math.max(Math.min(...ttls) / 2, 1_000), 3_600_000);
   }
 
-  start(): void {
+  start(gate: () => boolean = () => true): void {
     const every = this.intervalMs;
     if (every === undefined) return;
-    this.timer = setInterval(() => void this.sweep().catch((err: unknown) => this.log.error({ err }, 'cache expiry failed')), every);
+    this.timer = setInterval(() => { if (gate()) void this.sweep().catch((err: unknown) => this.log.error({ err }, 'cache expiry failed')); }, every);
     this.timer.unref();
   }
 

@@ -2,7 +2,7 @@
  * Everything that keeps storage bounded, built from the config: the cache budget (evict.ts),
  * garbage collection (gc.ts, periodic when storage.maintenance.gc.enabled), upload purging, and
  * a full disk turning into an eviction. Built with the other services (the CLI tools use the
- * same objects); started only by the server.
+ * same objects); started only by the server, and run by one replica at a time (leadership.ts).
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
@@ -12,6 +12,7 @@ import type { LocalRegistry } from '../registry/registry.js';
 import { CacheEvictor } from './evict.js';
 import { CacheExpiry } from './expiry.js';
 import { GarbageCollector } from './gc.js';
+import { Leadership } from './leadership.js';
 import { Pins } from './pins.js';
 import { BlobSweeper } from './sweep.js';
 import { UploadPurger } from './upload-purge.js';
@@ -23,9 +24,12 @@ export class Maintenance {
   readonly gc: GarbageCollector;
   readonly purger: UploadPurger;
   readonly expiry: CacheExpiry;
+  readonly leadership: Leadership;
   private gcTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly config: Config, registry: LocalRegistry, metadata: MetadataIndex, private readonly log: Logger, metrics?: Metrics) {
+  /** `holder` names this process in the maintenance lease. */
+  constructor(private readonly config: Config, registry: LocalRegistry, metadata: MetadataIndex, private readonly log: Logger, metrics?: Metrics, holder = 'local') {
+    this.leadership = new Leadership(metadata.leases, holder, log);
     const cache = config.cache;
     this.sweeper = new BlobSweeper(registry, metadata, log);
     this.pins = new Pins(cache?.pin ?? [], metadata);
@@ -52,13 +56,16 @@ export class Maintenance {
     void this.evictor.diskFull();
   }
 
-  start(): void {
-    this.evictor.start();
-    this.purger.start();
-    this.expiry.start();
+  async start(): Promise<void> {
+    await this.leadership.start();
+    const gate = () => this.leadership.isLeader();
+    this.evictor.start(gate);
+    this.purger.start(gate);
+    this.expiry.start(gate);
     const gc = this.config.storage.maintenance.gc;
     if (gc.enabled && gc.intervalMs > 0) {
       this.gcTimer = setInterval(() => {
+        if (!gate()) return;
         void this.gc.run({ dryRun: false, deleteUntagged: gc.deleteUntagged, graceMs: gc.graceMs })
           .catch((err: unknown) => this.log.error({ err }, 'garbage collection failed'));
       }, gc.intervalMs);
@@ -66,10 +73,11 @@ export class Maintenance {
     }
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     this.evictor.stop();
     this.purger.stop();
     this.expiry.stop();
     if (this.gcTimer) clearInterval(this.gcTimer);
+    await this.leadership.stop();
   }
 }

@@ -35,9 +35,9 @@ export class UploadPurger {
 
   constructor(private readonly deps: UploadPurgeDeps, private readonly cfg: UploadPurgingConfig) {}
 
-  start(): void {
+  start(gate: () => boolean = () => true): void {
     if (!this.cfg.enabled || this.cfg.intervalMs <= 0) return;
-    const tick = () => void this.run().catch((err: unknown) => this.deps.log.error({ err }, 'upload purge failed'));
+    const tick = () => gate() && void this.run().catch((err: unknown) => this.deps.log.error({ err }, 'upload purge failed'));
     this.timers.push(setTimeout(tick, Math.min(FIRST_RUN_MAX_MS, this.cfg.intervalMs)).unref());
     this.timers.push(setInterval(tick, this.cfg.intervalMs).unref());
   }

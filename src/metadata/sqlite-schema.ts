@@ -53,10 +53,8 @@ export const MIGRATIONS: readonly string[] = [
     id INTEGER PRIMARY KEY, endpoint TEXT NOT NULL, created_at INTEGER NOT NULL, event TEXT NOT NULL);
   CREATE INDEX IF NOT EXISTS notify_outbox_by_endpoint ON notify_outbox (endpoint, id);
   `,
-  // 4: leases (one holder of a cluster-wide duty at a time; here, the server and the CLI tools beside
-  // it) and the last read of each repository, which eviction consults (flushed often, not per read).
+  // 4: the last read of each repository, which eviction consults (flushed often, not per read).
   `
-  CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
   CREATE TABLE repo_use (repo TEXT PRIMARY KEY, last_use INTEGER NOT NULL) WITHOUT ROWID;
   `,
 ];

@@ -75,12 +75,6 @@ export function sqliteStatements(db: Database.Database) {
     outboxDropOldest: db.prepare('DELETE FROM notify_outbox WHERE id IN (SELECT id FROM notify_outbox WHERE endpoint = ? ORDER BY id LIMIT ?)'),
     outboxEndpoints: db.prepare<[], string>('SELECT DISTINCT endpoint FROM notify_outbox').pluck(),
     outboxClear: db.prepare('DELETE FROM notify_outbox WHERE endpoint = ?'),
-    // A lease is taken when free, expired, or already ours (a renewal).
-    leaseAcquire: db.prepare(`INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
-      ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-      WHERE leases.holder = ? OR leases.expires_at < ?`),
-    leaseRelease: db.prepare('DELETE FROM leases WHERE name = ? AND holder = ?'),
-    leaseHolder: db.prepare<[string, number], string>('SELECT holder FROM leases WHERE name = ? AND expires_at >= ?').pluck(),
   };
 }
 

@@ -14,6 +14,7 @@ import type {
 } from './port.js';
 import { PendingUse } from './pending-use.js';
 import { MIGRATIONS } from './sqlite-schema.js';
+import { MemoryLeases } from './memory-leases.js';
 import { sqliteStatements, type SqliteStatements } from './sqlite-statements.js';
 import { SQLITE_OPS } from './sqlite-writer.js';
 import { BatchRecorder, type OpTable } from './batch.js';
@@ -51,14 +52,7 @@ export class SqliteIndex implements MetadataIndex {
       endpoints: async () => s.outboxEndpoints.all(),
       clear: async (endpoint) => s.outboxClear.run(endpoint).changes,
     };
-    this.leases = {
-      acquire: async (name, holder, ttlMs) => {
-        const now = Date.now();
-        return s.leaseAcquire.run(name, holder, now + ttlMs, holder, now).changes > 0;
-      },
-      release: async (name, holder) => { s.leaseRelease.run(name, holder); },
-      holder: async (name) => s.leaseHolder.get(name, Date.now()),
-    };
+    this.leases = new MemoryLeases();
   }
 
   async write(record: (w: MetadataWriter) => void): Promise<void> {

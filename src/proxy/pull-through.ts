@@ -16,7 +16,9 @@ import { manifestUnknown, MAX_MANIFEST_BYTES, type StoredManifest } from '../reg
 import type { LocalRegistry, ReferrerDescriptor } from '../registry/registry.js';
 import { UpstreamError, toRegistryError } from '../upstream/errors.js';
 import type { UpstreamResponse } from '../upstream/client.js';
-import { BlobFill } from './blob-fill.js';
+import type { BlobFill } from './blob-fill.js';
+import { BlobMisses } from './blob-misses.js';
+import type { ClusterFills } from './cluster-fills.js';
 import type { Route, UpstreamRouter } from './routing.js';
 
 export type CacheOutcome = 'local' | 'hit' | 'miss' | 'stale' | 'joined' | 'revalidated';
@@ -48,6 +50,8 @@ export interface PullThroughDeps {
   log: Logger;
   metrics?: Metrics;
   now?: () => number;
+  /** Replicas: one upstream fetch per blob across them (absent: a single process). */
+  cluster?: ClusterFills;
 }
 
 const STALE_WARNING = '110 - "Response is Stale"';
@@ -58,11 +62,12 @@ interface Revalidation { answer: Promise<ManifestAnswer>; startedAt: number }
 export class PullThrough {
   private readonly inflight = new Map<string, Promise<ManifestAnswer>>();
   private readonly revalidations = new Map<string, Revalidation>();
-  private readonly fills = new Map<string, Promise<BlobFill>>();
+  private readonly misses: BlobMisses;
   private readonly now: () => number;
 
   constructor(private readonly deps: PullThroughDeps) {
     this.now = deps.now ?? Date.now;
+    this.misses = new BlobMisses(deps);
   }
 
   /**
@@ -211,7 +216,7 @@ export class PullThrough {
       // 404 at once: no upstream is probed with arbitrary digests, and no pushed blob leaks into
       // a cache repository by its digest.
       if (!(await registry.isReferencedIn(route.cacheRepo, digest))) throw blobUnknown(digest);
-      if (!this.fills.has(digest)) {
+      if (!this.misses.has(digest)) {
         size = await registry.blobs.dataSize(digest);
         if (size !== undefined) await registry.blobs.link(route.cacheRepo, digest);
       }
@@ -220,9 +225,20 @@ export class PullThrough {
       this.deps.metrics?.cache.inc({ kind: 'blob', outcome: 'hit' });
       return { ...this.stored(digest, size, 'hit'), namespace };
     }
-    const joined = this.fills.get(digest);
+    const joined = this.misses.joining(digest);
     if (!joined && headOnly) return { ...(await this.peek(route, digest)), namespace };
-    const fill = await (joined ?? this.startFill(route, digest));
+    let miss = await (joined ?? this.misses.start(route, digest));
+    if (miss.kind === 'peer') {
+      const found = await this.misses.fromPeer(route, digest, miss.owner);
+      if (found.kind === 'streaming') return { ...this.fromPeer(found.owner, digest, found.size), namespace };
+      miss = found;
+    }
+    if (miss.kind === 'stored') {
+      await registry.blobs.link(route.cacheRepo, digest);
+      this.deps.metrics?.cache.inc({ kind: 'blob', outcome: 'hit' });
+      return { ...this.stored(digest, miss.size, 'hit'), namespace };
+    }
+    const fill = miss.fill;
     if (joined && fill.state !== 'filling') {
       // Verified, only its commit (an fsync and a rename) to go: wait for it and serve the stored
       // blob, so this request comes after the fill in every record (logs, metrics, events).
@@ -247,6 +263,21 @@ export class PullThrough {
     };
   }
 
+  /** Another replica is fetching the blob: its bytes as they arrive there, checked here too. */
+  private fromPeer(owner: string, digest: Digest, size: number | undefined): BlobAnswer {
+    this.deps.metrics?.cache.inc({ kind: 'blob', outcome: 'joined' });
+    return {
+      size,
+      outcome: 'joined',
+      complete: false,
+      open: async (range) => {
+        if (range) await this.misses.whenStored(digest);
+        return this.misses.openPeer(owner, digest, range);
+      },
+      whenComplete: () => this.misses.whenStored(digest),
+    };
+  }
+
   private stored(digest: Digest, size: number, outcome: CacheOutcome): BlobAnswer {
     const blobs = this.deps.registry.blobs;
     return { size, outcome, complete: true, open: (range) => blobs.open(digest, range), whenComplete: async () => size };
@@ -263,40 +294,6 @@ export class PullThrough {
       size, outcome: 'miss', complete: true, whenComplete: async () => size,
       open: () => Promise.reject(new RegistryError('UNKNOWN', 'a HEAD answer has no body')),
     };
-  }
-
-  private startFill(route: Route, digest: Digest): Promise<BlobFill> {
-    const { registry, metadata, log, metrics } = this.deps;
-    const upstream = route.upstream.config;
-    const started = (async () => {
-      const res = await this.callUpstream(route, () => route.upstream.client.blob(route.remoteRepo, digest));
-      if (res.status === 404 || !res.body) {
-        res.body?.destroy();
-        throw blobUnknown(digest);
-      }
-      // Until the fill's pump listens, an error on the body (a reset right after the headers)
-      // must not go unheard and crash the process; the pump then finds the body destroyed.
-      res.body.on('error', () => undefined);
-      const length = res.headers['content-length'];
-      const size = typeof length === 'string' && /^\d+$/.test(length) ? Number(length) : undefined;
-      const fill = new BlobFill(digest, route.cacheRepo, upstream.name, size, {
-        storage: registry.storage, blobs: registry.blobs, metadata, log, events: registry.events,
-        onUpstreamBytes: (n) => metrics?.upstreamBytes.inc({ upstream: upstream.name }, n),
-        onMismatch: () => metrics?.digestMismatch.inc({ upstream: upstream.name }),
-      });
-      let writer;
-      try {
-        writer = await fill.open();
-      } catch (err) {
-        res.body.destroy();
-        throw err;
-      }
-      void fill.run({ size, body: res.body }, writer).finally(() => this.fills.delete(digest));
-      return fill;
-    })();
-    this.fills.set(digest, started);
-    started.catch(() => this.fills.delete(digest));
-    return started;
   }
 
   // ---------------------------------------------------------------- listings
@@ -335,13 +332,18 @@ export class PullThrough {
   // ---------------------------------------------------------------- shutdown (main.ts)
 
   /** Resolves once no upstream blob fill is starting or running (each committed or failed). */
-  async fillsSettled(): Promise<void> {
-    while (this.fills.size > 0) await Promise.allSettled([...this.fills.values()].map((p) => p.then((f) => f.done)));
+  fillsSettled(): Promise<void> {
+    return this.misses.settled();
   }
 
   /** Cuts every running fill (the drain time is up); nothing partial is committed. */
   abortFills(): void {
-    for (const p of this.fills.values()) p.then((f) => f.abort(), () => undefined);
+    this.misses.abort();
+  }
+
+  /** A fill this process is running, for another replica to stream (http/peer.ts). */
+  runningFill(digest: string): BlobFill | undefined {
+    return this.misses.runningFill(digest);
   }
 
   // ---------------------------------------------------------------- helpers
