@@ -6,6 +6,7 @@
  *   stowage prefetch | export | import | gc | status --config FILE ...   see `stowage <command> --help`
  *   stowage healthcheck [--config FILE | FILE]  probe the running registry (exit 0 if healthy)
  *   stowage config reference | check [--config FILE]   (src/config/command.ts)
+ *   stowage db migrate | status --config FILE   the PostgreSQL metadata database's schema
  *   stowage version
  */
 import { UsageError } from './cli/common.js';
@@ -14,13 +15,14 @@ const USAGE = `usage: stowage <command> [--config FILE] ...
 
 commands:
   serve      run the registry (default config: embedded defaults; npm start uses config/config.yml)
-  reindex    rebuild the SQLite metadata index from storage
+  reindex    rebuild the metadata index (SQLite or PostgreSQL) from storage
   prefetch   pull images through the cache before the network is cut
   export     write images to an OCI image layout bundle (directory or .tar) for the air gap
   import     load a bundle (ours, or any OCI image layout) into storage
   gc         remove blobs no manifest references (and untagged pushed manifests), while serving
   status     storage usage per upstream, the cache budget, largest and least recently used images
   healthcheck  exit 0 if the registry this config describes answers healthy (container HEALTHCHECK)
+  db         db status | db migrate: the PostgreSQL metadata database's schema migrations
   config     config reference: print the configuration reference (markdown)
              config check [--config FILE]: validate, print the effective config (secrets redacted)
   version    print the version
@@ -39,6 +41,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   status: async () => (await import('./cli/status.js')).run,
   healthcheck: async () => (await import('./cli/healthcheck.js')).run,
   config: async () => (await import('./cli/config.js')).run,
+  db: async () => (await import('./cli/db.js')).run,
   version: async () => (await import('./cli/version.js')).run,
   '--version': async () => (await import('./cli/version.js')).run,
 };

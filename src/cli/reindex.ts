@@ -1,4 +1,7 @@
-/** stowage reindex [--config FILE | FILE]: rebuild the SQLite metadata index from storage. */
+/**
+ * stowage reindex [--config FILE | FILE]: rebuild the metadata index (SQLite, or the PostgreSQL database
+ * when database.enabled) from storage. Also how a single node moves onto PostgreSQL (README).
+ */
 import { createLogger } from '../log.js';
 import { createServices } from '../main.js';
 import { readConfig } from './common.js';

@@ -2,6 +2,7 @@
  * The local registry: pushed and cached content over one StorageDriver, with the metadata index
  * for listings. HTTP routes and the pull-through cache both call this; neither touches storage.
  */
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { MetadataIndex } from '../metadata/port.js';
 import type { Digest } from '../oci/digest.js';
@@ -15,6 +16,9 @@ import { reindex, type ReindexResult } from './reindex.js';
 import { UploadStore } from './upload-store.js';
 import { BLOB_MEDIA_TYPE } from './blob-store.js';
 import { NO_EVENTS, type EventSink } from '../notify/events.js';
+
+const REINDEX_LEASE = 'reindex';
+const REINDEX_LEASE_MS = 30_000;
 
 export interface Page<T> { items: T[]; /** Set when more items follow: the `last` to ask for next. */ next?: string }
 
@@ -42,7 +46,21 @@ export class LocalRegistry {
   /** Reindexes when the index is new (first start, or the file was deleted). */
   async ensureIndexed(cachePrefixes: readonly string[] = []): Promise<ReindexResult | undefined> {
     if (await this.metadata.getMeta('indexed_at')) return undefined;
-    return this.reindex(cachePrefixes);
+    // Replicas starting together on a new database: one indexes, the others wait for it.
+    const holder = randomUUID();
+    for (;;) {
+      if (await this.metadata.leases.acquire(REINDEX_LEASE, holder, REINDEX_LEASE_MS)) break;
+      await new Promise((r) => setTimeout(r, 500));
+      if (await this.metadata.getMeta('indexed_at')) return undefined;
+    }
+    const renew = setInterval(() => void this.metadata.leases.acquire(REINDEX_LEASE, holder, REINDEX_LEASE_MS).catch(() => undefined), REINDEX_LEASE_MS / 3);
+    try {
+      if (await this.metadata.getMeta('indexed_at')) return undefined;
+      return await this.reindex(cachePrefixes);
+    } finally {
+      clearInterval(renew);
+      await this.metadata.leases.release(REINDEX_LEASE, holder);
+    }
   }
 
   /** Rebuilds the index from storage; `cachePrefixes` are the upstream names (see reindex.ts). */

@@ -3,7 +3,7 @@
  * referrers, blob sizes and open upload sessions. Storage is the truth; the index is a cache of it.
  */
 import type { Logger } from 'pino';
-import type { MetadataIndex } from '../metadata/port.js';
+import type { MetadataIndex, Origin } from '../metadata/port.js';
 import { tryParseDigest, type Digest } from '../oci/digest.js';
 import { inferMediaType, parseManifest } from '../oci/manifest.js';
 import { isValidRepoName, type RepoName, type Tag } from '../oci/reference.js';
@@ -34,6 +34,7 @@ export async function reindex(storage: StorageDriver, metadata: MetadataIndex, b
   const started = Date.now();
   const result: ReindexResult = { repositories: 0, tags: 0, manifests: 0, referrers: 0, blobs: 0, uploads: 0 };
   await metadata.clearContentIndex();
+  const origins = new BlobOrigins();
   for await (const repo of walkRepositories(storage)) {
     const revisions: Digest[] = [];
     for (const algDir of await listOrEmpty(storage, revisionsDir(repo))) {
@@ -79,6 +80,7 @@ export async function reindex(storage: StorageDriver, metadata: MetadataIndex, b
         try { parsed = parseManifest(m.bytes); } catch { continue; }
         if (!knownTypes.get(m.digest)) w.setManifestType(m.digest, inferMediaType(parsed));
         w.recordManifest(repo, m.digest, prefix ? 'cached' : 'local', parsed.references);
+        origins.note(prefix, [m.digest, ...parsed.references.map((r) => r.digest)]);
         if (parsed.subject) {
           w.addReferrer({
             repo, subject: parsed.subject.digest, digest: m.digest, mediaType: inferMediaType(parsed), size: m.bytes.length,
@@ -95,13 +97,36 @@ export async function reindex(storage: StorageDriver, metadata: MetadataIndex, b
     result.manifests += manifests.length;
     result.uploads += uploads.length;
   }
-  result.blobs = await indexBlobs(storage, metadata);
+  result.blobs = await indexBlobs(storage, metadata, origins);
   await metadata.write((w) => w.setMeta('indexed_at', new Date().toISOString()));
   log.info({ ...result, ms: Date.now() - started }, 'reindex complete');
   return result;
 }
 
-async function indexBlobs(storage: StorageDriver, metadata: MetadataIndex): Promise<number> {
+/**
+ * Whether each blob is pushed content or an upstream's cached content, from the manifests that
+ * reference it: pushed if any pushed manifest does (or nothing does: a push in progress), else
+ * cached from the upstream of the first cache repository seen. So the cache budget can evict what
+ * was cached, and never what was pushed, after a reindex too (moving onto PostgreSQL, say).
+ */
+class BlobOrigins {
+  private readonly local = new Set<string>();
+  private readonly cached = new Map<string, string>();
+
+  note(prefix: string | undefined, digests: readonly string[]): void {
+    for (const d of digests) {
+      if (prefix === undefined) this.local.add(d);
+      else if (!this.cached.has(d)) this.cached.set(d, prefix);
+    }
+  }
+
+  of(digest: string): { origin: Origin; upstream?: string } {
+    const upstream = this.cached.get(digest);
+    return this.local.has(digest) || upstream === undefined ? { origin: 'local' } : { origin: 'cached', upstream };
+  }
+}
+
+async function indexBlobs(storage: StorageDriver, metadata: MetadataIndex, origins: BlobOrigins): Promise<number> {
   let count = 0;
   for (const algDir of await listOrEmpty(storage, BLOBS_ROOT)) {
     for (const prefixDir of await listOrEmpty(storage, algDir)) {
@@ -113,7 +138,12 @@ async function indexBlobs(storage: StorageDriver, metadata: MetadataIndex): Prom
           batch.push([d, (await storage.stat(`${hexDir}/data`)).size]);
         } catch { /* a directory without data is not a blob */ }
       }
-      await metadata.write((w) => { for (const [d, size] of batch) w.recordBlob(d, size, 'local'); });
+      await metadata.write((w) => {
+        for (const [d, size] of batch) {
+          const o = origins.of(d);
+          w.recordBlob(d, size, o.origin, o.upstream);
+        }
+      });
       count += batch.length;
     }
   }
