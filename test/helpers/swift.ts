@@ -14,7 +14,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort, hasTool, sleep } from './tools.js';
+import { freePort, missingToolsFrom, sleep } from './tools.js';
 
 const run = promisify(execFile);
 const PYTHON = '/usr/bin/python3';
@@ -52,11 +52,7 @@ export interface SwiftServer {
 export const SWIFT_TOOLS = ['swift-proxy-server', 'swift-object-server', 'swift-container-server', 'swift-account-server', 'memcached'];
 
 export function missingSwift(): string | undefined {
-  const missing = SWIFT_TOOLS.filter((b) => !hasTool(b));
-  if (missing.length === 0) return undefined;
-  const message = `missing tools: ${missing.join(', ')} (install: apt-get install -y swift swift-proxy swift-account swift-container swift-object python3-swiftclient memcached)`;
-  if (process.env.CI === 'true') throw new Error(`${message}; CI=true requires them`);
-  return message;
+  return missingToolsFrom('swift swift-proxy swift-account swift-container swift-object python3-swiftclient memcached', SWIFT_TOOLS);
 }
 
 const RING_SCRIPT = `

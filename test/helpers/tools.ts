@@ -16,9 +16,17 @@ export function hasTool(bin: string): boolean {
 
 /** Returns a skip reason, or undefined when every tool is there. Throws under CI=true. */
 export function missingTools(...bins: string[]): string | undefined {
+  return missingToolsFrom('docker-registry skopeo openssl', bins);
+}
+
+/**
+ * missingTools for tools from other Debian packages: `packages` goes into the install hint.
+ * `bins` may be absolute paths (PostgreSQL's binaries are not on PATH).
+ */
+export function missingToolsFrom(packages: string, bins: string[]): string | undefined {
   const missing = bins.filter((b) => !hasTool(b));
   if (missing.length === 0) return undefined;
-  const message = `missing tools: ${missing.join(', ')} (install: apt-get install -y docker-registry skopeo openssl)`;
+  const message = `missing tools: ${missing.join(', ')} (install: apt-get install -y ${packages})`;
   if (process.env.CI === 'true') throw new Error(`${message}; CI=true requires them`);
   return message;
 }
