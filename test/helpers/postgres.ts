@@ -15,11 +15,11 @@
  * See /work/shared/reference/postgres-chromium-wan.md for the facts this rests on.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, readdirSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { chmod, chown, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { atExit, forgetScratchDir, scratchDir } from './scratch.js';
-import { freePort, missingToolsFrom, sleep } from './tools.js';
+import { atExit, forgetScratchDir, isRunning, killTree, scratchDir } from './scratch.js';
+import { freePort, hasExited, missingToolsFrom, sleep, waitExit } from './tools.js';
 
 export const PG_BIN = '/usr/lib/postgresql/15/bin';
 const pgBin = (name: string) => join(PG_BIN, name);
@@ -98,36 +98,6 @@ function run(cmd: string, args: string[], input?: string): Promise<string> {
   });
 }
 
-/** Pids whose parent is `pid` (the postmaster's backends and auxiliary processes). */
-function childPids(pid: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(entry));
-    } catch { /* it exited meanwhile */ }
-  }
-  return out;
-}
-
-/** Alive and not a zombie waiting for its new parent (init) to reap it. */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-function killAll(pids: number[]): void {
-  for (const pid of pids) {
-    try { process.kill(pid, 'SIGKILL'); } catch { /* gone already */ }
-  }
-}
-
 /** The status line of postmaster.pid ("ready" once it accepts connections) if it is `pid`'s. */
 function postmasterStatus(dataDir: string, pid: number): string | undefined {
   try {
@@ -138,13 +108,6 @@ function postmasterStatus(dataDir: string, pid: number): string | undefined {
   }
 }
 
-const exited = (p: ChildProcess) => p.exitCode !== null || p.signalCode !== null;
-/** Resolves when p has exited; a timer holds the event loop meanwhile, since p is unref'd. */
-const waitExit = (p: ChildProcess) => new Promise<void>((r) => {
-  if (exited(p)) return r();
-  const hold = setInterval(() => undefined, 1000);
-  p.once('exit', () => { clearInterval(hold); r(); });
-});
 
 export async function startPostgres(options: PostgresOptions = {}): Promise<PostgresCluster> {
   const dir = await scratchDir('stowage-pg-');
@@ -182,10 +145,10 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     p.unref();
     proc = p;
     const pid = p.pid!;
-    unregister = atExit(() => killAll([pid, ...childPids(pid)]));
+    unregister = atExit(() => killTree(pid));
     const end = Date.now() + 60_000;
     for (;;) {
-      if (exited(p)) {
+      if (hasExited(p)) {
         unregister();
         const text = readLog().slice(logStart);
         if (/could not bind|Address already in use|could not create any TCP\/IP sockets/.test(text)) return 'port-taken';
@@ -193,7 +156,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
       }
       if (postmasterStatus(dataDir, pid) === 'ready') return 'ready';
       if (Date.now() > end) {
-        killAll([pid, ...childPids(pid)]);
+        killTree(pid);
         throw new Error(`postgres did not get ready within 60 s on port ${port}:\n${readLog().slice(logStart).slice(-3000)}`);
       }
       await sleep(50);
@@ -201,7 +164,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
   };
 
   const start = async (samePort: boolean) => {
-    if (proc && !exited(proc)) return;
+    if (proc && !hasExited(proc)) return;
     for (let attempt = 1; ; attempt++) {
       if (await spawnPostmaster() === 'ready') return;
       // Another test took the port between freePort() and bind(): a new one at first start;
@@ -215,7 +178,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
 
   const stop = async () => {
     const p = proc;
-    if (!p || exited(p)) return;
+    if (!p || hasExited(p)) return;
     p.kill('SIGINT');
     const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
     await waitExit(p);
@@ -239,20 +202,19 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
       return url(name);
     },
     psql,
-    pid: () => (proc && !exited(proc) ? proc.pid : undefined),
+    pid: () => (proc && !hasExited(proc) ? proc.pid : undefined),
     log: readLog,
     stop,
     start: () => start(true),
     async kill9() {
       const p = proc;
-      if (!p || exited(p)) return;
-      const pids = [p.pid!, ...childPids(p.pid!)];
-      killAll(pids);
+      if (!p || hasExited(p)) return;
+      const pids = killTree(p.pid!);
       await waitExit(p);
       unregister();
       // A backend still attached to the old shared memory would make the restart refuse to run.
       const end = Date.now() + 10_000;
-      while (pids.some(alive) && Date.now() < end) await sleep(20);
+      while (pids.some(isRunning) && Date.now() < end) await sleep(20);
     },
     async destroy() {
       await stop();

@@ -96,6 +96,17 @@ export async function until(what: string, check: () => boolean, timeoutMs = 30_0
   }
 }
 
+export const hasExited = (p: import('node:child_process').ChildProcess): boolean => p.exitCode !== null || p.signalCode !== null;
+
+/** Resolves when p has exited; a timer holds the event loop meanwhile, in case p is unref'd. */
+export function waitExit(p: import('node:child_process').ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (hasExited(p)) return resolve();
+    const hold = setInterval(() => undefined, 1000);
+    p.once('exit', () => { clearInterval(hold); resolve(); });
+  });
+}
+
 /** SIGTERM, then SIGKILL after 8 s; resolves when the process has exited. */
 export function stopChild(p: import('node:child_process').ChildProcess | undefined): Promise<void> {
   return new Promise((r) => {
