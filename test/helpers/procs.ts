@@ -97,11 +97,15 @@ export async function writeStowageConfig(options: StowageOptions = {}): Promise<
 
 export interface CliResult { code: number; stdout: string; stderr: string }
 
-/** Runs `node dist/cli.js ARGS` to its end. */
-export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+/** Runs `node dist/cli.js ARGS` to its end (as `uid` via setpriv, if given: needs root). */
+export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; uid?: number } = {}): Promise<CliResult> {
   if (!existsSync(CLI)) throw new Error('dist/cli.js is missing: run `npm run build` (npm test does)');
   return new Promise((resolveRun, reject) => {
-    const proc = spawn(process.execPath, [CLI, ...args], { env: childEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = [CLI, ...args];
+    const env = childEnv(options.env);
+    const proc = options.uid === undefined
+      ? spawn(process.execPath, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('setpriv', [`--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups', process.execPath, ...argv], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     proc.stdout.on('data', (d: Buffer) => out.push(d));

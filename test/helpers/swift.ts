@@ -181,6 +181,9 @@ async function waitFor(url: string, timeoutMs: number, describe: () => string, i
   }
 }
 
+/** Swift's Python servers take 4-6 s to start on an idle machine, 35 s when it is loaded (load 17 on 2 cores). */
+const START_TIMEOUT_MS = 120_000;
+
 export async function startSwift(): Promise<SwiftServer> {
   const dir = await mkdtemp(join(tmpdir(), 'stowage-swift-'));
   await mkdir(join(dir, 'devices', 'd1'), { recursive: true });
@@ -206,7 +209,7 @@ export async function startSwift(): Promise<SwiftServer> {
   const url = `http://127.0.0.1:${proxyPort}`;
   const startProxy = async () => {
     proxy = spawnLogged('swift-proxy-server', [join(dir, 'proxy-server.conf')], log);
-    await waitFor(`${url}/healthcheck`, 30_000, describe);
+    await waitFor(`${url}/healthcheck`, START_TIMEOUT_MS, describe);
   };
   const stopAll = async () => {
     await Promise.all([...procs, ...(proxy ? [proxy] : [])].map(stopProc));
@@ -214,7 +217,7 @@ export async function startSwift(): Promise<SwiftServer> {
   };
   try {
     await startProxy();
-    for (const port of [accountPort, containerPort, objectPort]) await waitFor(`http://127.0.0.1:${port}/healthcheck`, 30_000, describe);
+    for (const port of [accountPort, containerPort, objectPort]) await waitFor(`http://127.0.0.1:${port}/healthcheck`, START_TIMEOUT_MS, describe);
   } catch (e) {
     await stopAll();
     throw e;
