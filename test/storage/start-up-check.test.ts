@@ -47,6 +47,9 @@ async function refusesToStart(t: Test, storage: Record<string, unknown>, line: R
   t.match(ours[0] ?? '', line);
   t.notMatch(out, /^\s+at /m, 'no stack trace');
   t.notMatch(out, /"level":60/, 'no fatal log record (it would carry the stack)');
+  const secrets = Object.values(storage).flatMap((section) => ['accountkey', 'secretkey', 'password']
+    .map((k) => (section as Record<string, unknown>)[k]).filter((v): v is string => typeof v === 'string'));
+  for (const secret of secrets) t.notOk(out.includes(secret), 'the secret is not in the output');
 }
 
 async function pushAndPull(t: Test, storage: Record<string, unknown>): Promise<void> {
