@@ -10,6 +10,7 @@
  *   stowage version
  */
 import { UsageError } from './cli/common.js';
+import { StoreCheckError } from './storage/driver.js';
 
 const USAGE = `usage: stowage <command> [--config FILE] ...
 
@@ -61,11 +62,12 @@ async function main(argv: string[]): Promise<void> {
     const code = await (await load())(args);
     if (code !== undefined) process.exitCode = code;
   } catch (e) {
-    if (e instanceof UsageError) {
-      // serve and reindex keep registry:2-era behaviour: "stowage: <problem>", exit 1.
-      const legacy = command === 'serve' || command === 'reindex';
+    // serve and reindex keep registry:2-era behaviour: "stowage: <problem>", exit 1.
+    const legacy = command === 'serve' || command === 'reindex';
+    if (e instanceof UsageError || e instanceof StoreCheckError) {
       process.stderr.write(`stowage${legacy ? '' : ` ${command}`}: ${e.message}\n`);
-      process.exit(legacy ? 1 : 2);
+      // A store that cannot be used is not a usage mistake: exit 1 for every command.
+      process.exit(legacy || e instanceof StoreCheckError ? 1 : 2);
     }
     throw e;
   }

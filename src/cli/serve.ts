@@ -1,6 +1,7 @@
 /** stowage serve [--config FILE | FILE]: run the registry (registry:2 style: `serve CONFIG`). */
 import { createLogger } from '../log.js';
 import { startServer } from '../main.js';
+import { StoreCheckError } from '../storage/driver.js';
 import { readConfigDetailed, UsageError } from './common.js';
 
 /**
@@ -30,6 +31,8 @@ export async function run(args: string[]): Promise<number | undefined> {
   const log = createLogger(config.log);
   for (const w of warnings) log.warn(`config: ${w}`);
   const server = await startServer(config, log).catch((err: unknown) => {
+    // The store's own error, on one line: a stack trace would only hide it.
+    if (err instanceof StoreCheckError) throw err;
     log.fatal({ err }, 'start-up failed');
     throw new UsageError(err instanceof Error ? err.message : String(err));
   });

@@ -65,8 +65,25 @@ export interface StorageDriver {
    * SAS, Swift temp URL), or undefined when the driver cannot give one for this path.
    */
   redirectURL?(path: string, options: RedirectOptions): Promise<string | undefined>;
+  /**
+   * Run once at start-up (createDriver): proves the store answers and takes the credentials, and
+   * creates what registry:2 creates at start (the azure and swift container, the filesystem
+   * root). Rejects with a StoreCheckError carrying the store's own error on one line.
+   */
+  check(): Promise<void>;
   /** Releases resources (timers, handles). */
   close?(): Promise<void>;
+}
+
+/**
+ * The store cannot be used at start-up (unreachable, credentials refused, no such bucket): one
+ * line for the operator, e.g. `storage: s3 at http://127.0.0.1:8080 bucket "reg": InvalidAccessKeyId: ...`.
+ */
+export class StoreCheckError extends Error {
+  constructor(readonly driver: string, readonly where: string, readonly reason: string, options?: { cause?: unknown }) {
+    super(`storage: ${driver} at ${where}: ${reason}`, options);
+    this.name = 'StoreCheckError';
+  }
 }
 
 export class StorageError extends Error {

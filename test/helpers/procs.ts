@@ -1,28 +1,12 @@
 /** Child processes for integration tests: stowage itself and Debian's docker-registry (registry:2). */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Agent, fetch as undiciFetch } from 'undici';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
+import { scratchDir } from './scratch.js';
 import { freePort, waitForHttp } from './tools.js';
-
-/**
- * Data directories made for a test process, removed when it exits (not at stop: tests restart
- * servers on the same directory). A full suite would otherwise leave gigabytes in /tmp.
- */
-const scratch = new Set<string>();
-process.once('exit', () => {
-  for (const dir of scratch) {
-    try { rmSync(dir, { recursive: true, force: true }); } catch { /* best effort */ }
-  }
-});
-async function scratchDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  scratch.add(dir);
-  return dir;
-}
 
 const REPO_ROOT = resolve(import.meta.dirname, '../..');
 const CLI = join(REPO_ROOT, 'dist/cli.js');
@@ -113,11 +97,15 @@ export async function writeStowageConfig(options: StowageOptions = {}): Promise<
 
 export interface CliResult { code: number; stdout: string; stderr: string }
 
-/** Runs `node dist/cli.js ARGS` to its end. */
-export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+/** Runs `node dist/cli.js ARGS` to its end (as `uid` via setpriv, if given: needs root). */
+export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; uid?: number } = {}): Promise<CliResult> {
   if (!existsSync(CLI)) throw new Error('dist/cli.js is missing: run `npm run build` (npm test does)');
   return new Promise((resolveRun, reject) => {
-    const proc = spawn(process.execPath, [CLI, ...args], { env: childEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = [CLI, ...args];
+    const env = childEnv(options.env);
+    const proc = options.uid === undefined
+      ? spawn(process.execPath, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('setpriv', [`--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups', process.execPath, ...argv], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     proc.stdout.on('data', (d: Buffer) => out.push(d));

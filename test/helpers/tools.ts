@@ -16,9 +16,17 @@ export function hasTool(bin: string): boolean {
 
 /** Returns a skip reason, or undefined when every tool is there. Throws under CI=true. */
 export function missingTools(...bins: string[]): string | undefined {
+  return missingToolsFrom('docker-registry skopeo openssl', bins);
+}
+
+/**
+ * missingTools for tools from other Debian packages: `packages` goes into the install hint.
+ * `bins` may be absolute paths (PostgreSQL's binaries are not on PATH).
+ */
+export function missingToolsFrom(packages: string, bins: string[]): string | undefined {
   const missing = bins.filter((b) => !hasTool(b));
   if (missing.length === 0) return undefined;
-  const message = `missing tools: ${missing.join(', ')} (install: apt-get install -y docker-registry skopeo openssl)`;
+  const message = `missing tools: ${missing.join(', ')} (install: apt-get install -y ${packages})`;
   if (process.env.CI === 'true') throw new Error(`${message}; CI=true requires them`);
   return message;
 }
@@ -86,6 +94,17 @@ export async function until(what: string, check: () => boolean, timeoutMs = 30_0
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${describe()}`);
     await sleep(200);
   }
+}
+
+export const hasExited = (p: import('node:child_process').ChildProcess): boolean => p.exitCode !== null || p.signalCode !== null;
+
+/** Resolves when p has exited; a timer holds the event loop meanwhile, in case p is unref'd. */
+export function waitExit(p: import('node:child_process').ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (hasExited(p)) return resolve();
+    const hold = setInterval(() => undefined, 1000);
+    p.once('exit', () => { clearInterval(hold); resolve(); });
+  });
 }
 
 /** SIGTERM, then SIGKILL after 8 s; resolves when the process has exited. */

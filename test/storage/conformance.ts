@@ -49,6 +49,13 @@ export function driverConformance(t: Test, name: string, make: MakeDriver, optio
       await fn(tt, driver);
     });
 
+  withDriver('check() passes on a working store, again and again (what it creates may exist)', async (t, d) => {
+    await d.check();
+    await d.check();
+    await d.putContent('/checked/file', Buffer.from('after the check'));
+    t.equal((await d.getContent('/checked/file')).toString(), 'after the check');
+  });
+
   withDriver('put and get round trip', async (t, d) => {
     for (const data of [Buffer.alloc(0), Buffer.from('small'), randomBytes(5 * 1024 * 1024)]) {
       await d.putContent('/a/b/file', data);

@@ -21,6 +21,7 @@ import {
   type FileInfo, type FileWriter, type ReadOptions, type RedirectOptions, type StorageDriver,
 } from '../driver.js';
 import { childPrefix, forEachLimit, keyFor, MiB, normaliseRoot, once, PartBuffer, pathFor } from './object-store.js';
+import { checkStore } from './store-check.js';
 
 export interface AzureDriverOptions {
   accountName: string;
@@ -47,12 +48,14 @@ export class AzureDriver implements StorageDriver {
   private readonly chunkSize: number;
   private readonly redirectExpiry: number;
   private readonly pageSize: number;
+  /** The blob service URL, for start-up errors. */
+  private readonly endpoint: string;
 
   constructor(private readonly options: AzureDriverOptions) {
     this.root = normaliseRoot(options.rootDirectory);
     this.credential = new StorageSharedKeyCredential(options.accountName, options.accountKey);
-    const url = options.serviceUrl ?? `https://${options.accountName}.blob.${options.realm ?? 'core.windows.net'}`;
-    const service = new BlobServiceClient(url, this.credential, {
+    this.endpoint = options.serviceUrl ?? `https://${options.accountName}.blob.${options.realm ?? 'core.windows.net'}`;
+    const service = new BlobServiceClient(this.endpoint, this.credential, {
       retryOptions: { retryPolicyType: StorageRetryPolicyType.EXPONENTIAL, maxTries: 4, retryDelayInMs: 200, maxRetryDelayInMs: 5000, tryTimeoutInMs: 120_000 },
       keepAliveOptions: { enable: true },
     });
@@ -60,6 +63,15 @@ export class AzureDriver implements StorageDriver {
     this.chunkSize = options.chunkSize ?? 4 * MiB;
     this.redirectExpiry = options.redirectExpirySeconds ?? 20 * 60;
     this.pageSize = options.listPageSize ?? 5000;
+  }
+
+  /**
+   * Creates the container when it is missing, as registry:2's azure driver does when it starts;
+   * this also proves the endpoint answers and takes the account key.
+   */
+  async check(): Promise<void> {
+    await checkStore(this.name, `${this.endpoint} container "${this.options.container}"`,
+      (abortSignal) => this.container.createIfNotExists({ abortSignal }));
   }
 
   private blob(path: string): BlockBlobClient {

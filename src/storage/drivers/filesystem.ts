@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { addAbortSignal, type Readable, Writable } from 'node:stream';
 import {
   checkPath, DriverError, InvalidOffsetError, PathNotFoundError, StorageFullError,
@@ -13,6 +13,7 @@ import {
 } from '../driver.js';
 import { blobChunkPool, CHUNK_SIZE } from '../chunk-pool.js';
 import { FileRangeStream } from './file-range-stream.js';
+import { checkStore } from './store-check.js';
 
 const TEMP_PREFIX = '.stowage-tmp-';
 
@@ -51,6 +52,17 @@ export class FilesystemDriver implements StorageDriver {
       return new StorageFullError('filesystem: no space left on device', path, { cause: e });
     }
     return new DriverError(`filesystem: ${(e as Error)?.message ?? String(e)}`, path, { cause: e });
+  }
+
+  /** Creates the root (as the first write would) and proves a file can be written and removed there. */
+  async check(): Promise<void> {
+    await checkStore(this.name, resolve(this.root), async () => {
+      await mkdir(this.root, { recursive: true });
+      const probe = join(this.root, `${TEMP_PREFIX}check-${randomBytes(8).toString('hex')}`);
+      const fh = await open(probe, 'wx');
+      await fh.close();
+      await rm(probe);
+    });
   }
 
   async stat(path: string): Promise<FileInfo> {

@@ -15,7 +15,23 @@ function defined<T extends object>(o: T): { [K in keyof T]: Exclude<T[K], undefi
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]: Exclude<T[K], undefined> };
 }
 
+/**
+ * The configured driver, checked once (StorageDriver.check): a store that is unreachable or
+ * refuses the credentials stops start-up with a StoreCheckError (one line, no stack trace);
+ * azure's and swift's container is created when missing, as registry:2 does.
+ */
 export async function createDriver(cfg: StorageConfig, events: { onFull?: () => void } = {}): Promise<StorageDriver> {
+  const driver = await buildDriver(cfg, events);
+  try {
+    await driver.check();
+  } catch (e) {
+    await driver.close?.().catch(() => undefined);
+    throw e;
+  }
+  return driver;
+}
+
+async function buildDriver(cfg: StorageConfig, events: { onFull?: () => void }): Promise<StorageDriver> {
   switch (cfg.driver) {
     case 'filesystem':
       return new FilesystemDriver({ rootDirectory: cfg.rootdirectory, ...(events.onFull ? { onFull: events.onFull } : {}) });
@@ -38,7 +54,7 @@ export async function createDriver(cfg: StorageConfig, events: { onFull?: () => 
       return new S3Driver({
         bucket: cfg.bucket, region: cfg.region, secure: cfg.secure, chunkSize: cfg.chunksize,
         regionEndpoint: /^https?:\/\//.test(endpoint) ? endpoint : `${cfg.secure ? 'https' : 'http'}://${endpoint}`,
-        accessKey: cfg.accesskeyid, secretKey: cfg.accesskeysecret, storageClass: 'NONE',
+        accessKey: cfg.accesskeyid, secretKey: cfg.accesskeysecret, storageClass: 'NONE', configName: 'oss',
         ...defined({ rootDirectory: cfg.rootdirectory }),
       } satisfies S3DriverOptions);
     }

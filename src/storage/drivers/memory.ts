@@ -33,6 +33,9 @@ export class MemoryDriver implements StorageDriver {
     return f;
   }
 
+  /** Nothing to reach. */
+  async check(): Promise<void> {}
+
   async stat(path: string): Promise<FileInfo> {
     checkPath(path);
     const f = this.files.get(path);

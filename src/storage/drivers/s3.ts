@@ -33,6 +33,7 @@ import {
 } from '../driver.js';
 import { childPrefix, forEachLimit, keyFor, MiB, normaliseRoot, pathFor } from './object-store.js';
 import { S3Writer } from './s3-writer.js';
+import { checkStore } from './store-check.js';
 
 export interface S3DriverOptions {
   bucket: string;
@@ -63,6 +64,8 @@ export interface S3DriverOptions {
   redirectExpirySeconds?: number;
   /** Objects per list page (at most 1000, the S3 maximum and default). */
   listPageSize?: number;
+  /** The configured driver's name in start-up errors ("oss" for OSS; default "s3"). */
+  configName?: string;
 }
 
 const MAX_SINGLE_COPY = 5 * 1024 * MiB;
@@ -82,6 +85,8 @@ export class S3Driver implements StorageDriver {
   private readonly encryption: { ServerSideEncryption?: ServerSideEncryption; SSEKMSKeyId?: string };
   private readonly redirectExpiry: number;
   private readonly pageSize: number;
+  /** The store's address, for start-up errors. */
+  private readonly endpoint: string;
 
   constructor(private readonly options: S3DriverOptions) {
     this.bucket = options.bucket;
@@ -119,6 +124,7 @@ export class S3Driver implements StorageDriver {
         ? { credentials: { accessKeyId: options.accessKey, secretAccessKey: options.secretKey, ...(options.sessionToken ? { sessionToken: options.sessionToken } : {}) } }
         : {}),
     };
+    this.endpoint = endpoint ?? `https://s3.${options.region}.amazonaws.com`;
     this.client = new S3Client(config);
     // DeleteObjects needs Content-MD5 on S3 and on Swift; the SDK no longer sends it on its own.
     this.client.middlewareStack.add((next, context) => async (args) => {
@@ -142,6 +148,15 @@ export class S3Driver implements StorageDriver {
     }
     if (err?.name === 'AbortError') return e as Error;
     return new DriverError(`s3: ${err?.name ?? 'error'}: ${err?.message ?? String(e)}`, path, { cause: e });
+  }
+
+  /**
+   * Lists one key under the root: a GET, so a refusal comes with the store's code and message
+   * (a HEAD's error has no body). A missing bucket fails too: registry:2 does not create it either.
+   */
+  async check(): Promise<void> {
+    await checkStore(this.options.configName ?? this.name, `${this.endpoint} bucket "${this.bucket}"`, (abortSignal) =>
+      this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: childPrefix(this.root), MaxKeys: 1 }), { abortSignal }));
   }
 
   private async head(key: string): Promise<{ size: number; modTime: Date } | undefined> {

@@ -24,6 +24,7 @@ import {
 } from '../driver.js';
 import { childPrefix, forEachLimit, keyFor, MiB, normaliseRoot, pathFor, randomId } from './object-store.js';
 import { SwiftWriter } from './swift-writer.js';
+import { checkStore } from './store-check.js';
 import { SwiftClient, SwiftHttpError, type SwiftAuthOptions, type SwiftResponse } from './swift-client.js';
 
 export interface SwiftDriverOptions extends SwiftAuthOptions {
@@ -61,6 +62,18 @@ export class SwiftDriver implements StorageDriver {
     this.client = new SwiftClient(options, options.container);
     this.chunkSize = options.chunkSize ?? 20 * MiB;
     this.pageSize = options.listPageSize ?? 10_000;
+  }
+
+  /**
+   * Authenticates and creates the container when it is missing, as registry:2's swift driver
+   * does when it starts.
+   */
+  async check(): Promise<void> {
+    await checkStore(this.name, `${this.options.authUrl} container "${this.options.container}"`, async (signal) => {
+      const head = await this.call({ method: 'HEAD', signal }, [200, 204, 404]);
+      await head.body.dump();
+      if (head.status === 404) await (await this.call({ method: 'PUT', signal, headers: { 'content-length': '0' } }, [201, 202, 204])).body.dump();
+    });
   }
 
   key(path: string): string {
