@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { Config } from './config/schema.js';
 import { MetadataIndex } from './metadata/index.js';
+import { SqliteBrowseIndex } from './metadata/browse-sqlite.js';
 import { LocalRegistry } from './registry/registry.js';
 import { createDriver } from './storage/drivers/index.js';
 import { Metrics } from './metrics.js';
@@ -121,6 +122,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     ...(security.authenticator ? { authenticator: security.authenticator } : {}),
     ...(security.policy ? { policy: security.policy } : {}),
     ...(security.https ? { https: security.https } : {}),
+    ui: { browse: new SqliteBrowseIndex(services.metadata.db), maintenance: services.maintenance, notifier: services.notifier, ...(services.router ? { router: services.router } : {}) },
   });
   services.health.start();
   services.notifier.start();
