@@ -60,9 +60,10 @@ export class SqliteBrowseIndex implements BrowseIndex {
       mostPulled: db.prepare<[number], { repo: string; digest: string; pulls: number; last_pulled: number }>(`SELECT p.repo, p.digest, p.pulls, p.last_pulled
         FROM pull_counts p JOIN repo_manifests m ON m.repo = p.repo AND m.digest = p.digest ORDER BY p.pulls DESC, p.last_pulled DESC LIMIT ?`),
       usage: db.prepare<[], UsageTotals>('SELECT origin, upstream, COUNT(*) AS blobs, COALESCE(SUM(size), 0) AS bytes FROM blobs GROUP BY origin, upstream ORDER BY origin, upstream'),
-      traffic: db.prepare<[number, number, number, number], TrafficRow>(`SELECT (minute / ?) * ? AS at, SUM(requests) AS requests, SUM(hits) AS hits,
+      // CAST: better-sqlite3 binds a JS number as REAL, which would make this division exact.
+      traffic: db.prepare<[number, number, number, number], TrafficRow>(`SELECT (minute / CAST(? AS INTEGER)) * CAST(? AS INTEGER) AS at, SUM(requests) AS requests, SUM(hits) AS hits,
           SUM(misses) AS misses, SUM(local_bytes) AS local_bytes, SUM(cache_bytes) AS cache_bytes, SUM(fetched_bytes) AS fetched_bytes
-        FROM traffic WHERE minute >= ? GROUP BY minute / ? ORDER BY at`),
+        FROM traffic WHERE minute >= ? GROUP BY minute / CAST(? AS INTEGER) ORDER BY at`),
       addPulls: db.prepare(`INSERT INTO pull_counts (repo, digest, pulls, last_pulled) VALUES (?, ?, ?, ?)
         ON CONFLICT (repo, digest) DO UPDATE SET pulls = pull_counts.pulls + excluded.pulls,
           last_pulled = MAX(pull_counts.last_pulled, excluded.last_pulled)`),

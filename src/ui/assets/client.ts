@@ -41,6 +41,7 @@ document.addEventListener('click', async (event) => {
       method: 'DELETE', credentials: 'same-origin', headers: { accept: 'application/json' },
     });
     if (res.ok) {
+      await res.text();
       location.href = ref.includes(':') ? '/ui/r/' + repo : location.href;
     } else {
       let message = res.status + ' ' + res.statusText;

@@ -11,7 +11,7 @@ export function repositoryPage(v: RepositoryView): Html {
     : html`pushed here`;
   const rows = v.tags.map((t, i) => html`<tr>
 <th scope="row"><a href="${imageHref(r.name, t.digest)}">${t.tag}</a></th>
-<td><a href="${imageHref(r.name, t.digest)}" aria-label="manifest of ${t.tag}">${digestCode(t.digest)}</a></td>
+<td><a href="${imageHref(r.name, t.digest)}">${digestCode(t.digest)}</a></td>
 <td class="num">${formatBytes(t.bytes)}${t.missing > 0 ? html` <span class="muted" title="parts not cached yet">+${t.missing} not here</span>` : ''}</td>
 <td>${t.platforms.length > 0 ? t.platforms.join(', ') : html`<span class="muted">–</span>`}</td>
 <td>${t.origin === 'local' ? html`<span class="badge local">pushed</span>` : t.origin === 'cached' ? html`<span class="badge cached">cached</span>${t.upstream ? html` <span class="muted">from ${t.upstream}</span>` : ''}` : html`<span class="muted">–</span>`}</td>
