@@ -6,7 +6,7 @@
 import { statfs } from 'node:fs/promises';
 import type { TrafficPoint } from '../../metadata/browse.js';
 import type { Viewer } from '../access.js';
-import type { UiContext } from './context.js';
+import { usageTotals, type UiContext } from './context.js';
 import type { ImageSize, ImageSizes } from './images.js';
 
 const HOUR = 3_600_000;
@@ -68,7 +68,7 @@ export async function cacheView(ctx: UiContext, viewer: Viewer, sizes: ImageSize
   for (let at = start; at <= now; at += bucketMs) {
     series.push(recorded.get(at) ?? { at, requests: 0, hits: 0, misses: 0, localBytes: 0, cacheBytes: 0, fetchedBytes: 0 });
   }
-  const usage = await ctx.browse.usage();
+  const usage = await usageTotals(ctx);
   const sum = (origin: string) => usage.filter((u) => u.origin === origin).reduce((n, u) => n + u.bytes, 0);
   const visible = (await sizes.all()).filter((i) => viewer.mayPull(i.repo));
   const pinned = ctx.maintenance?.pins.matcher();

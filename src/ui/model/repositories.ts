@@ -6,7 +6,7 @@
  */
 import type { NameFilter, RepositorySummary } from '../../metadata/browse.js';
 import type { Viewer } from '../access.js';
-import type { UiContext } from './context.js';
+import { usageTotals, type UiContext } from './context.js';
 
 export const LOCAL_GROUP = 'local';
 const SCAN_BATCH = 1000;
@@ -82,7 +82,7 @@ export function groupOf(ctx: UiContext, name: string): string {
 }
 
 export async function listRepositories(ctx: UiContext, viewer: Viewer, q: ListQuery): Promise<RepositoryList> {
-  const usage = await ctx.browse.usage();
+  const usage = await usageTotals(ctx);
   const bytesWhere = (origin: string, upstream: string | null) =>
     usage.filter((u) => u.origin === origin && (upstream === null || u.upstream === upstream)).reduce((n, u) => n + u.bytes, 0);
   const keys = [LOCAL_GROUP, ...(ctx.router?.upstreams ?? []).map((u) => u.config.name)];
