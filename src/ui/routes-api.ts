@@ -4,7 +4,9 @@
  * in the registry's JSON error format.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { repositoryScope } from '../auth/scope.js';
 import { RegistryError } from '../errors.js';
+import { originOf } from '../http/plugins/auth.js';
 import type { Viewer } from './access.js';
 import { cacheView } from './model/cache.js';
 import { imageView } from './model/image.js';
@@ -15,14 +17,20 @@ import { limitParam, parseRepoPath, query, readFields, sameOrigin, sinceMs } fro
 
 export const API = '/_stowage/api';
 
+
 const json = (reply: FastifyReply, body: unknown, status = 200) =>
   reply.code(status).header('Cache-Control', 'no-store').type('application/json').send(JSON.stringify(body));
 
 export function registerApi(app: FastifyInstance, ui: UiRuntime): void {
-  /** Refuses with 401 (anonymous, credentials could help) or 403 when the viewer may not see `name`. */
-  const refuse = (viewer: Viewer, what: RegistryError): RegistryError => {
-    if (ui.access.scheme && !viewer.principal.credentials) {
-      return new RegistryError('UNAUTHORIZED', 'authentication required', { headers: { 'WWW-Authenticate': 'Basic realm="stowage"' } });
+  /**
+   * Refuses an anonymous viewer with 401 and the registry's own challenge for `name` (credentials
+   * could help); anyone else with `what` (a 404 that does not say whether the name exists, or 403).
+   */
+  const refuse = (req: FastifyRequest, viewer: Viewer, name: string, what: RegistryError): RegistryError => {
+    const authenticator = ui.deps.authenticator;
+    if (authenticator && !viewer.principal.credentials) {
+      const challenge = authenticator.challenge({ scopes: [repositoryScope(name, 'pull')], origin: originOf(req) });
+      return new RegistryError('UNAUTHORIZED', 'authentication required', { headers: { 'WWW-Authenticate': challenge } });
     }
     return what;
   };
@@ -57,12 +65,12 @@ export function registerApi(app: FastifyInstance, ui: UiRuntime): void {
     if (path.kind === 'repository') {
       const after = query(req, 'after');
       const view = await repositoryView(ui.ctx, viewer, path.name, ui.endpoint(req), { limit: limitParam(req, 100, 1000), ...(after ? { after } : {}) });
-      if (!view) throw refuse(viewer, new RegistryError('NAME_UNKNOWN', 'repository name not known to registry', { detail: { name: path.name } }));
+      if (!view) throw refuse(req, viewer, path.name, new RegistryError('NAME_UNKNOWN', 'repository name not known to registry', { detail: { name: path.name } }));
       return json(reply, view);
     }
     const digest = viewer.mayPull(path.name) ? await ui.deps.registry.manifests.resolve(path.name, path.reference) : undefined;
     const view = digest ? await imageView(ui.ctx, viewer, path.name, digest, ui.endpoint(req)) : undefined;
-    if (!view) throw refuse(viewer, new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown', { detail: { name: path.name } }));
+    if (!view) throw refuse(req, viewer, path.name, new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown', { detail: { name: path.name } }));
     return json(reply, view);
   });
 
@@ -72,7 +80,7 @@ export function registerApi(app: FastifyInstance, ui: UiRuntime): void {
     if (path.kind !== 'manifest') throw new RegistryError('UNSUPPORTED', 'delete a tag or a manifest: /-/manifests/<tag or digest>');
     if (viewer.viaSession && !sameOrigin(req)) throw new RegistryError('DENIED', 'a delete with the page\'s cookie must come from the page', { status: 403 });
     if (!ui.deps.config.storage.delete.enabled) throw new RegistryError('UNSUPPORTED', 'deletes are disabled on this registry (storage.delete.enabled)');
-    if (!viewer.mayDelete(path.name)) throw refuse(viewer, new RegistryError('DENIED', 'requested access to the resource is denied'));
+    if (!viewer.mayDelete(path.name)) throw refuse(req, viewer, path.name, new RegistryError('DENIED', 'requested access to the resource is denied'));
     await ui.deps.registry.manifests.delete(path.name, path.reference);
     req.log.info({ repo: path.name, reference: path.reference.kind === 'tag' ? path.reference.tag : path.reference.digest, user: viewer.principal.user }, 'deleted from the page');
     return reply.code(202).header('Content-Length', 0).send();

@@ -59,7 +59,11 @@ export function registerPages(app: FastifyInstance, ui: UiRuntime): void {
       const view = await repositoryView(ui.ctx, viewer, path.name, ui.endpoint(req), { limit: limitParam(req, 100, 500), ...(after ? { after } : {}) });
       return view ? send(reply, viewer, path.name, 'repositories', repositoryPage(view)) : notFound(reply, viewer, 'That repository');
     }
-    if (path.reference.kind !== 'digest') return notFound(reply, viewer, 'That manifest');
+    if (path.reference.kind === 'tag') {
+      // /ui/r/<name>/-/<tag>: the page of the manifest the tag points at.
+      const digest = viewer.mayPull(path.name) ? await ui.deps.registry.manifests.resolve(path.name, path.reference) : undefined;
+      return digest ? reply.redirect(`/ui/r/${path.name}/-/${digest}`, 302) : notFound(reply, viewer, 'That tag');
+    }
     const view = await imageView(ui.ctx, viewer, path.name, path.reference.digest, ui.endpoint(req));
     return view ? send(reply, viewer, `${path.name}@${path.reference.digest.slice(0, 19)}`, 'repositories', imagePage(view)) : notFound(reply, viewer, 'That manifest');
   });

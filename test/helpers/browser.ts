@@ -44,12 +44,15 @@ export async function axe(page: Page): Promise<AxeViolation[]> {
   });
 }
 
-/** The page's navigation timing: time to interactive DOM and to the load event, from the request's start. */
+/** The page's navigation timing: the server's time to first byte, then interactive DOM and load, from the navigation's start. */
 export async function navigationTimes(page: Page): Promise<string> {
   const n = await page.evaluate(() => {
     const p = (globalThis as unknown as { performance: { getEntriesByType(t: string): Array<Record<string, number>> } }).performance;
     const e = p.getEntriesByType('navigation')[0]!;
-    return { interactive: e.domInteractive! - e.startTime!, complete: e.domContentLoadedEventEnd! - e.startTime!, load: e.loadEventEnd! - e.startTime! };
+    return {
+      server: e.responseStart! - e.requestStart!, interactive: e.domInteractive! - e.startTime!,
+      complete: e.domContentLoadedEventEnd! - e.startTime!, load: e.loadEventEnd! - e.startTime!,
+    };
   });
-  return `interactive ${n.interactive.toFixed(0)} ms, DOMContentLoaded ${n.complete.toFixed(0)} ms, load ${n.load.toFixed(0)} ms`;
+  return `server ${n.server.toFixed(0)} ms to first byte; interactive ${n.interactive.toFixed(0)} ms, DOMContentLoaded ${n.complete.toFixed(0)} ms, load ${n.load.toFixed(0)} ms`;
 }
