@@ -5,7 +5,8 @@
  * skopeo pull. Anonymous, read-only and admin viewers see what the rules allow and nothing more;
  * pages load with no console error and no failed request; a label holding <script> is text;
  * axe-core finds no serious violation; a pull command copied from the page pulls with skopeo.
- * Screenshots of each page go to docs/screenshots/ (the README shows them).
+ * Screenshots of each page go to docs/screenshots/ (the README shows them) with
+ * STOWAGE_SCREENSHOTS=update.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -22,7 +23,11 @@ import { skopeo, skopeoCopy } from '../helpers/skopeo.js';
 import { missingTools } from '../helpers/tools.js';
 
 const skip = missingTools('skopeo', 'docker-registry', 'htpasswd', CHROMIUM);
-const SCREENSHOTS = resolve(import.meta.dirname, '../../docs/screenshots');
+/**
+ * The README's screenshots are rewritten only when asked (STOWAGE_SCREENSHOTS=update): they show
+ * times and ports that differ on every run. Otherwise they are taken all the same, into a temp dir.
+ */
+const UPDATE_SCREENSHOTS = process.env.STOWAGE_SCREENSHOTS === 'update';
 const PASSWORDS = { admin: 'admin-secret-1', reader: 'reader-secret-2' };
 const XSS = '<script>window.__injected = 1</script><img src=x onerror="window.__injected = 2">';
 
@@ -50,6 +55,7 @@ function labelledImage(seed: number): Image {
 t.test('the web page in Chromium', { skip, timeout: 600_000 }, async (t) => {
   const work = await mkdtemp(join(tmpdir(), 'stowage-ui-'));
   t.teardown(() => rm(work, { recursive: true, force: true }));
+  const SCREENSHOTS = UPDATE_SCREENSHOTS ? resolve(import.meta.dirname, '../../docs/screenshots') : work;
   const htpasswd = join(work, 'htpasswd');
   execFileSync('htpasswd', ['-B', '-b', '-c', '-C', '5', htpasswd, 'admin', PASSWORDS.admin], { stdio: 'ignore' });
   execFileSync('htpasswd', ['-B', '-b', '-C', '5', htpasswd, 'reader', PASSWORDS.reader], { stdio: 'ignore' });

@@ -22,7 +22,7 @@ export function trafficChart(points: readonly TrafficPoint[], title: string): Ht
   const x = (i: number) => PAD.left + (points.length <= 1 ? 0 : (i * (W - PAD.left - PAD.right)) / (points.length - 1));
   const y = (v: number) => PAD.top + (H - PAD.top - PAD.bottom) * (1 - v / max);
   const line = (key: (typeof SERIES)[number]['key']) => points.map((p, i) => `${i === 0 ? 'M' : 'L'}${x(i).toFixed(1)},${y(p[key]).toFixed(1)}`).join('');
-  const time = (t: number) => new Date(t).toISOString().slice(11, 16);
+  const time = (t: number) => new Date(t).toISOString().slice(5, 16).replace('T', ' ');
   const first = points[0];
   const last = points[points.length - 1];
   return html`<figure class="chart">
