@@ -23,6 +23,7 @@ import { registerRequestLog } from './http/plugins/request-log.js';
 import { registerEventContext } from './http/plugins/event-context.js';
 import { registerV2 } from './http/v2.js';
 import { registerPeerFills } from './http/peer.js';
+import { registerUi, type UiServices } from './ui/plugin.js';
 
 export interface AppDeps {
   config: Config;
@@ -39,6 +40,8 @@ export interface AppDeps {
   https?: ServerOptions;
   /** Replicas: other replicas stream this one's upstream fills (http/peer.ts). */
   cluster?: ClusterFills;
+  /** What the web page reads (ui.enabled); absent: no page. */
+  ui?: UiServices;
 }
 
 export function buildApp(deps: AppDeps): FastifyInstance {
@@ -76,7 +79,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     for (const [name, values] of extraHeaders) reply.header(name, values.length === 1 ? values[0] : values);
   });
   if (config.notifications.endpoints.some((e) => !e.disabled)) registerEventContext(app, config);
-  registerRequestLog(app, deps.metrics);
+  const requestLog = registerRequestLog(app, deps.metrics);
   registerErrorHandling(app);
   const health = deps.health;
   if (health) {
@@ -93,6 +96,12 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   registerV2(app, { config, registry: deps.registry, ...pick(deps, 'proxy', 'metrics') }, gates);
   if (deps.authenticator) registerTokenEndpoint(app, deps.authenticator, deps.metrics);
   if (deps.cluster && deps.proxy) registerPeerFills(app, deps.proxy, deps.cluster);
+  if (deps.ui) {
+    registerUi(app, {
+      ...deps.ui, config, registry: deps.registry, log, requestLog, tls: deps.https !== undefined,
+      ...pick(deps, 'proxy', 'metrics', 'authenticator', 'policy'),
+    });
+  }
   const metrics = deps.metrics;
   if (metrics) {
     app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));

@@ -151,6 +151,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     ...(security.authenticator ? { authenticator: security.authenticator } : {}),
     ...(security.policy ? { policy: security.policy } : {}),
     ...(security.https ? { https: security.https } : {}),
+    ui: {
+      browse: services.metadata.browse, sessionSecret: () => services.metadata.sharedSecret('ui-session'),
+      maintenance: services.maintenance, notifier: services.notifier, ...(services.router ? { router: services.router } : {}),
+    },
   });
   services.health.start();
   await services.notifier.start();

@@ -367,6 +367,10 @@ export const ConfigSchema = section({
   groups: map(list(str({ description: 'A user name' }), { description: 'Members of the group' }), { description: 'Groups for access rules (group:<name>)', default: {}, expected: 'expected a mapping of group name to a list of users' }),
   notifications: NotificationsSchema,
   health: HealthSchema,
+  ui: section({
+    enabled: bool({ description: 'The web page (/ui/) and its JSON API (/_stowage/api/), on the registry\'s listener with its TLS, auth and access rules', default: true }),
+    session: duration({ description: 'How long a sign-in on the page lasts (the credentials are checked again on every request)', default: '12h' }),
+  }, { description: 'The web page: browse repositories, the cache and what an export would carry' }),
   redis: ignored('registry:2 Redis cache; not used'),
   validation: ignored('registry:2 manifest validation options; not implemented'),
   compatibility: ignored('registry:2 schema1 compatibility; not implemented'),

@@ -20,6 +20,8 @@ export interface RequestFacts {
   kind?: string;
   repo?: string;
   reference?: string;
+  /** The digest of the manifest a manifest GET or HEAD answered with. */
+  digest?: string;
   /** hit | miss | stale | joined | local, set by the pull-through cache. */
   cache?: string;
   /** Bytes this request caused to be fetched from an upstream (a miss fetches the whole object). */

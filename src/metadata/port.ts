@@ -13,6 +13,7 @@
  * content it reports, and lets SQLite stay synchronous inside (better-sqlite3 transactions cannot
  * span an await) while PostgreSQL pipelines the statements on one connection.
  */
+import type { BrowseIndex } from './browse.js';
 
 export interface TagRow { tag: string; digest: string }
 export interface ReferrerRow {
@@ -175,6 +176,8 @@ export interface MetadataIndex {
 
   readonly outbox: OutboxStore;
   readonly leases: LeaseStore;
+  /** What the web page reads (browse.ts). */
+  readonly browse: BrowseIndex;
 
   /** Drops everything that reindex rebuilds from storage (not operational state). */
   clearContentIndex(): Promise<void>;

@@ -57,4 +57,20 @@ export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE repo_use (repo TEXT PRIMARY KEY, last_use INTEGER NOT NULL) WITHOUT ROWID;
   `,
+  // 5: what the web page shows beside the content (metadata/browse.ts): pull counts per stored
+  // repository and manifest, and request figures per minute (kept 8 days), both added to by every
+  // replica from its in-memory batch; and the platforms of each manifest, read once from its bytes (a manifest never changes) so listings
+  // need not open storage.
+  // Plain SQL PostgreSQL also takes, but for WITHOUT ROWID (drop it there) and INTEGER (BIGINT
+  // there: times in ms and byte counts pass 2^31).
+  `
+  CREATE TABLE pull_counts (
+    repo TEXT NOT NULL, digest TEXT NOT NULL, pulls INTEGER NOT NULL, last_pulled INTEGER NOT NULL,
+    PRIMARY KEY (repo, digest)) WITHOUT ROWID;
+  CREATE INDEX pull_counts_by_pulls ON pull_counts (pulls);
+  CREATE TABLE traffic (
+    minute INTEGER PRIMARY KEY, requests INTEGER NOT NULL, hits INTEGER NOT NULL, misses INTEGER NOT NULL,
+    local_bytes INTEGER NOT NULL, cache_bytes INTEGER NOT NULL, fetched_bytes INTEGER NOT NULL) WITHOUT ROWID;
+  CREATE TABLE manifest_platforms (digest TEXT PRIMARY KEY, platforms TEXT NOT NULL) WITHOUT ROWID;
+  `,
 ];

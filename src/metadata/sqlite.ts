@@ -15,6 +15,8 @@ import type {
 import { PendingUse } from './pending-use.js';
 import { MIGRATIONS } from './sqlite-schema.js';
 import { MemoryLeases } from './memory-leases.js';
+import type { BrowseIndex } from './browse.js';
+import { SqliteBrowseIndex } from './browse-sqlite.js';
 import { sqliteStatements, type SqliteStatements } from './sqlite-statements.js';
 import { SQLITE_OPS } from './sqlite-writer.js';
 import { BatchRecorder, type OpTable } from './batch.js';
@@ -25,6 +27,7 @@ export class SqliteIndex implements MetadataIndex {
   readonly changes = new LocalChangeFeed();
   readonly outbox: OutboxStore;
   readonly leases: LeaseStore;
+  readonly browse: BrowseIndex;
   private readonly pending = new PendingUse();
   private readonly stmts: SqliteStatements;
 
@@ -53,6 +56,7 @@ export class SqliteIndex implements MetadataIndex {
       clear: async (endpoint) => s.outboxClear.run(endpoint).changes,
     };
     this.leases = new MemoryLeases();
+    this.browse = new SqliteBrowseIndex(this.db);
   }
 
   async write(record: (w: MetadataWriter) => void): Promise<void> {

@@ -81,6 +81,11 @@ export class PullThrough {
     return route;
   }
 
+  /** Where content served for `name` through the cache is stored (its cache repository), if it routes upstream at all. */
+  cacheRepoOf(name: RepoName, ns: string | undefined): RepoName | undefined {
+    return this.deps.router.route(name, ns)?.cacheRepo;
+  }
+
   /** A push just made `repo` local: say so when that hides cached content of the default upstream. */
   async noteNewLocal(repo: RepoName): Promise<void> {
     const route = this.deps.router.route(repo, undefined);

@@ -21,6 +21,15 @@ export interface UpstreamResponse {
   body: Readable | null;
 }
 
+/** What the page shows about an upstream: how its answers have been lately, as the pulls found. */
+export interface UpstreamStats {
+  /** Time to response headers of the last answered request, and a moving average of it. */
+  lastLatencyMs?: number;
+  averageLatencyMs?: number;
+  lastSuccessAt?: number;
+  lastError?: { message: string; at: number };
+}
+
 const MAX_REDIRECTS = 5;
 /**
  * How much of an upstream body undici buffers ahead of its reader. Its 64 KiB default stops the
@@ -35,6 +44,7 @@ const TOKEN_MARGIN_MS = 10_000;
 export class UpstreamClient {
   readonly name: string;
   readonly breaker: CircuitBreaker;
+  readonly stats: UpstreamStats = {};
   private readonly agent: Agent;
   private readonly tokens = new LRUCache<string, string>({ max: 10_000, ttlAutopurge: false });
   private readonly credentials: Credentials | undefined;
@@ -83,17 +93,27 @@ export class UpstreamClient {
     extraHeaders: Record<string, string>, signal?: AbortSignal): Promise<UpstreamResponse> {
     if (!this.breaker.allow()) throw new UpstreamError('circuit-open', this.name, 'circuit open after repeated failures; not contacted');
     const scope = `repository:${repo}:pull`;
+    const started = Date.now();
     try {
       const res = await this.exchange(scope, `${this.cfg.url}${path}`, method, extraHeaders, signal);
       this.breaker.neutral();
       if (res.status < 500) this.breaker.success();
+      this.noteAnswer(Date.now() - started);
       return res;
     } catch (err) {
       const e = err instanceof UpstreamError ? err : this.classify(err);
       if (e.isOutage) this.breaker.failure();
       else this.breaker.neutral();
+      this.stats.lastError = { message: e.message, at: Date.now() };
       throw e;
     }
+  }
+
+  private noteAnswer(ms: number): void {
+    const s = this.stats;
+    s.lastLatencyMs = ms;
+    s.averageLatencyMs = s.averageLatencyMs === undefined ? ms : Math.round(s.averageLatencyMs * 0.8 + ms * 0.2);
+    s.lastSuccessAt = Date.now();
   }
 
   /** One logical request: auth retry and redirects included. */

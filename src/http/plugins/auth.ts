@@ -133,7 +133,7 @@ function refusal(challenge: string): RegistryError {
 }
 
 /** scheme://host the client used, for auth.token.autoredirect. */
-function originOf(req: FastifyRequest): string {
+export function originOf(req: FastifyRequest): string {
   const proto = (req.headers['x-forwarded-proto'] as string | undefined)?.split(',')[0]?.trim() || req.protocol;
   return `${proto}://${req.headers.host ?? 'localhost'}`;
 }

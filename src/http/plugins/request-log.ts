@@ -5,9 +5,27 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Metrics } from '../../metrics.js';
+import { queryParam, type RequestFacts } from '../context.js';
 
-export function registerRequestLog(app: FastifyInstance, metrics?: Metrics): void {
+/** A finished (or abandoned) request as the log line reports it, for listeners such as the web page's usage counts. */
+export interface ServedRequest extends Readonly<RequestFacts> {
+  method: string;
+  /** The response status; undefined when the client left before one was sent. */
+  status: number | undefined;
+  /** Body bytes sent. */
+  bytes: number;
+  /** The request's `ns` query parameter (a containerd mirror's upstream), if any. */
+  ns: string | undefined;
+}
+
+export interface RequestLog {
+  /** Calls `listener` with every request once its log line is written. */
+  onServed(listener: (served: ServedRequest) => void): void;
+}
+
+export function registerRequestLog(app: FastifyInstance, metrics?: Metrics): RequestLog {
   const logged = new WeakSet<FastifyRequest>();
+  const listeners: Array<(served: ServedRequest) => void> = [];
 
   const logLine = (req: FastifyRequest, reply: FastifyReply, aborted: boolean, socketBytesBefore: number) => {
     if (logged.has(req)) return;
@@ -19,6 +37,11 @@ export function registerRequestLog(app: FastifyInstance, metrics?: Metrics): voi
       metrics.requests.inc({ kind, method: req.method, status: aborted ? 'aborted' : String(reply.statusCode) });
       if (bytes > 0) metrics.bytesServed.inc({ kind }, bytes);
     }
+    const status = aborted && !reply.raw.headersSent ? undefined : reply.statusCode;
+    if (listeners.length > 0) {
+      const served: ServedRequest = { ...facts, method: req.method, status, bytes, ns: facts.kind ? queryParam(req, 'ns') : undefined };
+      for (const l of listeners) l(served);
+    }
     req.log.info({
       method: req.method,
       url: req.url.length > 300 ? `${req.url.slice(0, 300)}...` : req.url,
@@ -26,7 +49,7 @@ export function registerRequestLog(app: FastifyInstance, metrics?: Metrics): voi
       user: facts.user,
       reference: facts.reference,
       // A client that left before the status line was sent has no status to report.
-      status: aborted && !reply.raw.headersSent ? undefined : reply.statusCode,
+      status,
       cache: facts.cache,
       bytes,
       upstreamBytes: facts.upstreamBytes,
@@ -52,6 +75,7 @@ export function registerRequestLog(app: FastifyInstance, metrics?: Metrics): voi
   app.addHook('onResponse', async (req, reply) => {
     logLine(req, reply, false, 0);
   });
+  return { onServed: (listener) => { listeners.push(listener); } };
 }
 
 /**

@@ -51,6 +51,7 @@ export const getManifest: Handler<'manifest'> = async (req, reply, endpoint, { r
     m = await registry.manifests.get(name, reference);
     if (!m) throw manifestUnknown(referenceToString(reference));
   }
+  req.facts.digest = m.digest;
   if (req.method === 'GET') {
     const served = m;
     registry.events.record({

@@ -18,6 +18,8 @@ import { connect, describeTarget, guard, type PgOptions } from './connect.js';
 import { CHANNEL, PgChangeFeed } from './listener.js';
 import { migrate } from './migrate.js';
 import { PG_OPS, type PgBatch } from './ops.js';
+import type { BrowseIndex } from '../browse.js';
+import { PostgresBrowseIndex } from './browse.js';
 
 type Table = Record<string, (ctx: PgBatch, ...args: unknown[]) => void>;
 
@@ -27,12 +29,14 @@ export class PostgresIndex implements MetadataIndex {
   readonly changes: PgChangeFeed;
   readonly outbox: OutboxStore;
   readonly leases: LeaseStore;
+  readonly browse: BrowseIndex;
   private readonly pending = new PendingUse();
   private readonly tagCacheRows = new LRUCache<string, TagCacheRow | false>({ max: 50_000 });
 
   private constructor(readonly sql: Sql, options: PgOptions, origin: string, log: Logger) {
     this.location = describeTarget(options);
     this.changes = new PgChangeFeed(sql, origin, log);
+    this.browse = new PostgresBrowseIndex(sql);
     this.changes.subscribe((c) => {
       if (c.kind === 'tagcache') this.forgetTagCache(c.upstream, c.repo);
       else if (c.kind === 'all') this.tagCacheRows.clear();

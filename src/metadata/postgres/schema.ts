@@ -2,7 +2,8 @@
  * PostgreSQL schema migrations, in order; version N is MIGRATIONS[N - 1]. The tables are the
  * SQLite adapter's (sqlite-schema.ts), with PostgreSQL types: times are milliseconds since the
  * epoch in bigint columns (written by the replicas' clocks, as SQLite's are), except lease expiry,
- * which the database's own clock decides (replicas' clocks need not agree).
+ * which the database's own clock decides (replicas' clocks need not agree). Names and tags sort
+ * in byte order (COLLATE "C"), as SQLite's do and as _catalog and tags/list page through them.
  */
 export interface Migration { description: string; sql: string }
 
@@ -11,8 +12,8 @@ export const MIGRATIONS: readonly Migration[] = [
     description: 'content index, caches, outbox, leases',
     sql: `
     CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL);
-    CREATE TABLE repositories (name text PRIMARY KEY, created_at bigint NOT NULL);
-    CREATE TABLE tags (repo text NOT NULL, tag text NOT NULL, digest text NOT NULL, updated_at bigint NOT NULL, PRIMARY KEY (repo, tag));
+    CREATE TABLE repositories (name text COLLATE "C" PRIMARY KEY, created_at bigint NOT NULL);
+    CREATE TABLE tags (repo text COLLATE "C" NOT NULL, tag text COLLATE "C" NOT NULL, digest text NOT NULL, updated_at bigint NOT NULL, PRIMARY KEY (repo, tag));
     CREATE INDEX tags_by_digest ON tags (repo, digest);
     CREATE TABLE manifest_types (digest text PRIMARY KEY, media_type text NOT NULL);
     CREATE TABLE referrers (
@@ -37,6 +38,17 @@ export const MIGRATIONS: readonly Migration[] = [
     CREATE INDEX notify_outbox_by_endpoint ON notify_outbox (endpoint, id);
     CREATE TABLE leases (name text PRIMARY KEY, holder text NOT NULL, expires_at timestamptz NOT NULL);
     CREATE TABLE repo_use (repo text PRIMARY KEY, last_use bigint NOT NULL);
+    `,
+  },
+  {
+    description: 'web page: pull counts, traffic per minute, platforms of manifests',
+    sql: `
+    CREATE TABLE pull_counts (repo text NOT NULL, digest text NOT NULL, pulls bigint NOT NULL, last_pulled bigint NOT NULL, PRIMARY KEY (repo, digest));
+    CREATE INDEX pull_counts_by_pulls ON pull_counts (pulls);
+    CREATE TABLE traffic (
+      minute bigint PRIMARY KEY, requests bigint NOT NULL, hits bigint NOT NULL, misses bigint NOT NULL,
+      local_bytes bigint NOT NULL, cache_bytes bigint NOT NULL, fetched_bytes bigint NOT NULL);
+    CREATE TABLE manifest_platforms (digest text PRIMARY KEY, platforms text NOT NULL);
     `,
   },
 ];
