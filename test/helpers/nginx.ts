@@ -92,7 +92,7 @@ export interface Nginx {
   /** Resolves with the access log once it has at least `count` entries (default timeout 10 s). */
   waitForAccessLog(count: number, timeoutMs?: number): Promise<AccessEntry[]>;
   errorLog(): string;
-  /** Points nginx at another set of backends (SIGHUP); resolves once the new workers run. */
+  /** Points nginx at other backends (SIGHUP); resolves once new workers run and the old ones stopped accepting (their in-flight requests finish). */
   reload(backends: Backend[]): Promise<void>;
   /** Fast shutdown (SIGTERM); resolves once the master has exited; removes the directory. */
   stop(): Promise<void>;
