@@ -175,27 +175,43 @@ t.test('nginx: request and response bodies stream through, unbuffered', { skip: 
   t.equal(got, 'first chunk\nrest\n', 'the first chunk came before the backend released the rest');
 });
 
-t.test('nginx: a PATCH a backend has seen is never replayed on another; refused connections are', { skip: skipNginx }, async (t) => {
+/** Three backends that all cut the connection on /cut, behind a fresh nginx (no backend marked failed yet). */
+async function cutting(t: Test) {
   const list = await backends(t, 3);
   const lb = await startNginx({ backends: list.map((b) => b.port) });
   t.teardown(() => lb.stop());
-  // Every backend cuts the connection after the first body bytes: a replay would show on a second one.
-  const r = await send(`${lb.url}/cut`, 'PATCH', async (write) => {
-    await write(randomBytes(256 * 1024));
-    await sleep(200);
-    await write(randomBytes(256 * 1024)).catch(() => undefined);
-  });
-  t.equal(r.status, 502, 'the client gets 502');
-  const patches = list.filter((b) => b.seen.some((s) => s.method === 'PATCH'));
-  t.equal(patches.length, 1, 'one backend saw the PATCH, no other');
-  const [entry] = await lb.waitForAccessLog(1);
-  t.same(entry!.upstreams, [patches[0]!.addr], 'the access log shows one attempt');
+  return { list, lb, saw: (method: string) => list.filter((b) => b.seen.some((s) => s.method === method)) };
+}
 
-  // The control: the same failure on a GET is passed on to the next backends, so the check above can fail.
-  const get = await send(`${lb.url}/cut`, 'GET');
-  t.equal(get.status, 502);
-  const log = await lb.waitForAccessLog(2);
-  t.ok(log[1]!.upstreams.length > 1, `a GET is retried on other backends: ${log[1]!.upstreams.join(', ')}`);
+/** A body sent in two parts, so the backend has cut the connection before the client is done. */
+const twoParts = async (write: (b: Buffer) => Promise<void>) => {
+  await write(randomBytes(256 * 1024));
+  await sleep(200);
+  await write(randomBytes(256 * 1024)).catch(() => undefined);
+};
+
+t.test('nginx: a request a backend has seen is never replayed on another if it is a PATCH or has a body; refused connections are', { skip: skipNginx }, async (t) => {
+  // Every backend cuts the connection after the first body bytes: a replay would show on a second one.
+  for (const method of ['PATCH', 'PUT']) {
+    const { lb, saw } = await cutting(t);
+    const r = await send(`${lb.url}/cut`, method, twoParts);
+    t.equal(r.status, 502, `${method}: the client gets 502`);
+    t.equal(saw(method).length, 1, `${method}: one backend saw it, no other`);
+    const [entry] = await lb.waitForAccessLog(1);
+    t.same(entry!.upstreams, [saw(method)[0]!.addr], `${method}: the access log shows one attempt`);
+  }
+
+  // The control: the same failure on a GET is passed on to the next backends, so the checks above
+  // can fail. So is a PUT without a body (an upload's closing PUT ?digest=): nginx deems PUT
+  // idempotent, so a replica must answer a repeated closing PUT as the first one was answered.
+  for (const method of ['GET', 'PUT']) {
+    const { lb, saw } = await cutting(t);
+    const r = await send(`${lb.url}/cut`, method, undefined, { 'content-length': '0' });
+    t.equal(r.status, 502);
+    const [entry] = await lb.waitForAccessLog(1);
+    t.equal(entry!.upstreams.length, 3, `${method} without a body: tried on every backend: ${entry!.upstreams.join(', ')}`);
+    t.equal(saw(method).length, 3);
+  }
 
   // A backend that refuses the connection got nothing, so even a PATCH goes to the next one.
   const dead = await freePort();

@@ -14,12 +14,16 @@
  *   X-Forwarded-Proto and X-Forwarded-Host or Host (src/http/context.ts locationFor), so they
  *   point at the balancer, and the next request of the upload may go to any replica.
  * - `proxy_next_upstream error timeout`, written out on purpose: a request moves to the next
- *   backend only when connecting fails (nothing was sent: safe for any method) or, for methods
- *   nginx deems idempotent (GET, HEAD, PUT, DELETE, OPTIONS), when the backend fails before its
- *   response header. POST and PATCH are never passed on once sent (no `non_idempotent`), so a
- *   PATCH that reached a replica which then died is never replayed onto another replica: the
- *   client gets 502 and decides. Once response bytes have gone to the client nothing is retried:
- *   the client sees a cut connection. No `http_5xx` conditions: a replica's own 503 is passed on.
+ *   backend when connecting fails (nothing was sent: safe for any method, PATCH included) and,
+ *   for methods nginx deems idempotent (GET, HEAD, PUT, DELETE, OPTIONS), when the backend fails
+ *   before its response header. POST and PATCH are never passed on once sent (no
+ *   `non_idempotent`), nor is any request whose streamed body nginx has started sending (it keeps
+ *   no copy): a PATCH that reached a replica which then died is never replayed onto another; the
+ *   client gets 502 and decides. A bodiless PUT or DELETE can be replayed (an upload's closing
+ *   `PUT ?digest=` included), so replicas must answer a repeat as they answered the first.
+ *   Once response bytes have gone to the client nothing is retried: the client sees a cut
+ *   connection. No `http_5xx` conditions: a replica's own 503 is passed on.
+ *   infra.test.ts checks each of these. A failed backend is skipped for `failTimeoutSeconds`.
  * - The upstream keep-alive timeout (60 s) is below stowage's http.timeouts.keepalive (75 s), so
  *   nginx drops an idle connection before the backend does and never sends a PATCH on a
  *   connection the backend is closing (which nginx could not retry).
@@ -88,7 +92,7 @@ export interface Nginx {
   /** Resolves with the access log once it has at least `count` entries (default timeout 10 s). */
   waitForAccessLog(count: number, timeoutMs?: number): Promise<AccessEntry[]>;
   errorLog(): string;
-  /** Points nginx at another set of backends (SIGHUP); resolves once the new workers run. */
+  /** Points nginx at other backends (SIGHUP); resolves once new workers run and the old ones stopped accepting (their in-flight requests finish). */
   reload(backends: Backend[]): Promise<void>;
   /** Fast shutdown (SIGTERM); resolves once the master has exited; removes the directory. */
   stop(): Promise<void>;

@@ -108,7 +108,6 @@ function postmasterStatus(dataDir: string, pid: number): string | undefined {
   }
 }
 
-
 export async function startPostgres(options: PostgresOptions = {}): Promise<PostgresCluster> {
   const dir = await scratchDir('stowage-pg-');
   await chmod(dir, 0o711);

@@ -88,7 +88,7 @@ t.test('swift, native API: a missing container is created at start; wrong creden
   t.equal(await exists(), 204, 'stowage created it');
 
   await refusesToStart(t, section({ password: 'wrong', container: 'reg' }),
-    new RegExp(`^stowage: storage: swift at ${swift!.authUrl} container "reg": .*401`));
+    new RegExp(`^stowage: storage: swift at ${swift!.authUrl} container "reg": swift auth v1.0 failed: 401$`));
   const dead = `http://127.0.0.1:${await freePort()}/auth/v1.0`;
   await refusesToStart(t, section({ authurl: dead, container: 'reg' }), new RegExp(`^stowage: storage: swift at ${dead} container "reg": .*ECONNREFUSED`));
 });

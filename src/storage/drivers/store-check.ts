@@ -18,7 +18,8 @@ export function storeErrorText(e: unknown): string {
   const err = e as { name?: string; code?: string; message?: string; errors?: Array<{ message?: string }> };
   // Node's happy-eyeballs connect failure is an AggregateError with an empty message.
   const message = (err?.message || err?.errors?.[0]?.message || String(e)).split('\n')[0]!.trim();
-  const code = err?.code ?? (err?.name && !/^(Error|TypeError|AggregateError|RestError)$/.test(err.name) ? err.name : undefined);
+  // The S3 SDK names its errors after the store's code (NoSuchBucket); class names (RestError, SwiftHttpError) say nothing.
+  const code = err?.code ?? (err?.name && !/Error$/.test(err.name) ? err.name : undefined);
   return code && !message.includes(code) ? `${code}: ${message}` : message;
 }
 
