@@ -12,6 +12,7 @@ import { migrationStatus } from '../../src/metadata/postgres/migrate.js';
 import { MIGRATIONS } from '../../src/metadata/postgres/schema.js';
 import { missingPostgres, startPostgres } from '../helpers/postgres.js';
 import { metadataConformance } from './conformance.js';
+import { browseSuite, seed } from '../ui/browse-suite.js';
 
 const skip = missingPostgres();
 if (skip) {
@@ -68,4 +69,11 @@ t.test('the database gone: a clear 503, and back by itself', async (t) => {
   t.same(tags, ['v1'], 'the same index answers again once the database is back');
   for (let i = 0; i < 60 && !m.changes.live; i++) await new Promise((r) => setTimeout(r, 100));
   t.equal(m.changes.live, true, 'the change feed is live again');
+});
+
+t.test('the web page\'s BrowseIndex on PostgreSQL', async (t) => {
+  const m = await PostgresIndex.open(options(`b_${randomBytes(6).toString('hex')}`), origin(), log);
+  t.teardown(() => m.close());
+  await seed(m);
+  await browseSuite(t, m.browse);
 });

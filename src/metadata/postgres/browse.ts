@@ -149,10 +149,11 @@ export class PostgresBrowseIndex implements BrowseIndex {
 
   async traffic(since: number, bucketMs: number): Promise<TrafficPoint[]> {
     const bucket = Math.max(1, Math.floor(bucketMs));
-    const rows = await guard(this.sql<TrafficRow[]>`SELECT (minute / ${bucket}::bigint) * ${bucket}::bigint AS at,
-        sum(requests)::bigint AS requests, sum(hits)::bigint AS hits, sum(misses)::bigint AS misses, sum(local_bytes)::bigint AS local_bytes,
-        sum(cache_bytes)::bigint AS cache_bytes, sum(fetched_bytes)::bigint AS fetched_bytes
-      FROM traffic WHERE minute >= ${since} GROUP BY minute / ${bucket}::bigint ORDER BY at`);
+    const rows = await guard(this.sql<TrafficRow[]>`SELECT at, sum(requests)::bigint AS requests, sum(hits)::bigint AS hits,
+        sum(misses)::bigint AS misses, sum(local_bytes)::bigint AS local_bytes, sum(cache_bytes)::bigint AS cache_bytes,
+        sum(fetched_bytes)::bigint AS fetched_bytes
+      FROM (SELECT (minute / ${bucket}::bigint) * ${bucket}::bigint AS at, * FROM traffic WHERE minute >= ${since}) t
+      GROUP BY at ORDER BY at`);
     return rows.map((r) => ({
       at: r.at, requests: r.requests, hits: r.hits, misses: r.misses, localBytes: r.local_bytes, cacheBytes: r.cache_bytes, fetchedBytes: r.fetched_bytes,
     }));
