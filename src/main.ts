@@ -8,6 +8,7 @@ import { LocalRegistry } from './registry/registry.js';
 import { createDriver } from './storage/drivers/index.js';
 import { Metrics } from './metrics.js';
 import { PullThrough } from './proxy/pull-through.js';
+import { SignaturePolicy } from './policy/policy.js';
 import { UpstreamRouter, type Upstream } from './proxy/routing.js';
 import { Maintenance } from './lifecycle/maintenance.js';
 import { UpstreamClient } from './upstream/client.js';
@@ -31,6 +32,8 @@ export interface Services {
   maintenance: Maintenance;
   health: HealthMonitor;
   notifier: Notifier;
+  /** The signature policy, when the config has one. */
+  signatures?: SignaturePolicy;
   close(): Promise<void>;
 }
 
@@ -72,7 +75,8 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
     client: new UpstreamClient(cfg, { log: log.child({ upstream: cfg.name }) }),
   }));
   const router = upstreams.length > 0 ? new UpstreamRouter(upstreams, config.defaultUpstream) : undefined;
-  const proxy = router ? new PullThrough({ registry, metadata, log, metrics, router }) : undefined;
+  const signatures = config.policy ? new SignaturePolicy(config.policy, { registry, metadata, log, metrics }) : undefined;
+  const proxy = router ? new PullThrough({ registry, metadata, log, metrics, router, ...(signatures ? { signatures } : {}) }) : undefined;
   if (proxy) registry.local.onNewLocal((repo) => proxy.noteNewLocal(repo));
   const health = createHealthMonitor(healthOptions(config.health), {
     storage, upstreams: upstreams.map((u) => ({ name: u.config.name, url: u.config.url, breaker: u.client.breaker })), log, registry: metrics.registry,
@@ -86,7 +90,9 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
     notifier,
     ...(proxy ? { proxy } : {}),
     ...(router ? { router } : {}),
+    ...(signatures ? { signatures } : {}),
     async close() {
+      signatures?.close();
       maintenance?.stop();
       health.stop();
       await notifier.flushAndStop(0);
@@ -120,6 +126,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     config, registry: services.registry, log, metrics: services.metrics, health: services.health, ...(services.proxy ? { proxy: services.proxy } : {}),
     ...(security.authenticator ? { authenticator: security.authenticator } : {}),
     ...(security.policy ? { policy: security.policy } : {}),
+    ...(services.signatures ? { signatures: services.signatures } : {}),
     ...(security.https ? { https: security.https } : {}),
   });
   services.health.start();

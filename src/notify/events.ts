@@ -4,8 +4,14 @@
  * registry:2's event JSON (id, timestamp, request, actor, source) and writes it to the outbox.
  */
 
-/** registry:2's actions, plus `fetch`: stowage stored content from an upstream. */
-export type EventAction = 'push' | 'pull' | 'mount' | 'delete' | 'fetch';
+/**
+ * registry:2's actions, plus `fetch`: stowage stored content from an upstream, and `policy`: the
+ * signature policy refused (enforce) or let through unsigned (warn) a manifest.
+ */
+export type EventAction = 'push' | 'pull' | 'mount' | 'delete' | 'fetch' | 'policy';
+
+/** stowage's own: what the signature policy decided (policy events). */
+export interface PolicyFacts { rule: number; mode: 'enforce' | 'warn'; outcome: 'denied' | 'warned'; where: string; reason: string }
 
 export interface Descriptor { mediaType: string; digest: string; size: number }
 
@@ -28,6 +34,7 @@ export interface EventInput {
   cache?: string;
   /** stowage's own: the upstream a pull went through or a fetch came from. */
   upstream?: string;
+  policy?: PolicyFacts;
 }
 
 /**

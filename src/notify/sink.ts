@@ -29,7 +29,7 @@ export class OutboxSink implements EventSink {
 
   /**
    * Push, mount, delete and fetch events go to the outbox at once, inside the caller's
-   * transaction. Pull events change nothing to commit with, and come by the thousand per second:
+   * transaction. Pull and policy events change nothing to commit with, and come by the thousand per second:
    * they are written together every PULL_BATCH_MS (one SQLite commit each costs ~100 µs here),
    * or just before the next other event, which keeps the outbox in the order events happened.
    */
@@ -37,7 +37,7 @@ export class OutboxSink implements EventSink {
     const wanting = this.endpoints.filter((e) => e.accepts(input));
     if (wanting.length === 0) return;
     const event = JSON.stringify(this.event(input));
-    if (input.action === 'pull') {
+    if (input.action === 'pull' || input.action === 'policy') {
       this.pulls.push({ endpoints: wanting, event });
       this.pullTimer ??= setTimeout(() => this.flushPulls(), PULL_BATCH_MS);
       return;
@@ -81,7 +81,8 @@ export class OutboxSink implements EventSink {
       request: req ? { id: req.id, addr: req.addr, host: req.host, method: req.method, useragent: req.useragent } : undefined,
       actor: user !== undefined ? { name: user } : {},
       source: this.source,
-      stowage: input.cache !== undefined || input.upstream !== undefined ? dropUndefined({ cache: input.cache, upstream: input.upstream }) : undefined,
+      stowage: input.cache !== undefined || input.upstream !== undefined || input.policy !== undefined
+        ? dropUndefined({ cache: input.cache, upstream: input.upstream, policy: input.policy }) : undefined,
     });
   }
 }

@@ -16,6 +16,7 @@ import { manifestUnknown, MAX_MANIFEST_BYTES, type StoredManifest } from '../reg
 import type { LocalRegistry, ReferrerDescriptor } from '../registry/registry.js';
 import { UpstreamError, toRegistryError } from '../upstream/errors.js';
 import type { UpstreamResponse } from '../upstream/client.js';
+import type { SignaturePolicy } from '../policy/policy.js';
 import { BlobFill } from './blob-fill.js';
 import type { Route, UpstreamRouter } from './routing.js';
 
@@ -48,6 +49,8 @@ export interface PullThroughDeps {
   log: Logger;
   metrics?: Metrics;
   now?: () => number;
+  /** Signature policy: a fetched manifest is verified before it is stored. */
+  signatures?: SignaturePolicy;
 }
 
 const STALE_WARNING = '110 - "Response is Stale"';
@@ -177,6 +180,7 @@ export class PullThrough {
     }
     const contentType = bareMediaType(String(res.headers['content-type'] ?? '')) ;
     const ref: Reference = tag ? { kind: 'tag', tag } : { kind: 'digest', digest: actual };
+    await this.deps.signatures?.admitFill(route, actual, bytes, contentType);
     await registry.manifests.put(route.cacheRepo, ref, bytes, contentType, { verifyReferences: false, origin: 'cached', upstream: upstream.name });
     const stored = await registry.manifests.load(actual);
     if (!stored) throw new RegistryError('UNKNOWN', 'cached manifest vanished');
