@@ -5,8 +5,9 @@
  * lets it through and logs; both are counted and reported as `policy` events.
  *
  * Results are remembered per manifest digest and key sets (a signature that verified stays valid
- * until a key file changes, which drops them all); an unsigned result only for a short while and
- * per repository, since a signature may be pushed or appear upstream any time.
+ * until a key file changes, which drops them all). An unsigned result is remembered only when an
+ * upstream was asked, for a short while and per repository (a signature may appear upstream any
+ * time); one from local storage alone is cheap to redo, and a signature pushed next counts at once.
  *
  * An index (a multi-platform image) must be signed itself, as `cosign sign` does for a tag; its
  * platform manifests are admitted through it: one listed by a signed index of the same repository
@@ -156,7 +157,7 @@ export class PolicyGate {
         // A key file changed meanwhile: the result may be stale, so it is used once and not remembered.
         if (generation === this.keys.generation) {
           if (c.verdict.signers.length > 0) this.verdicts.set(signedKey, c.verdict);
-          else this.verdicts.set(unsignedKey, c.verdict, { ttl: this.unsignedTtlMs });
+          else if (sources.some((s) => s.remote)) this.verdicts.set(unsignedKey, c.verdict, { ttl: this.unsignedTtlMs });
         }
         return c;
       }).finally(() => this.inflight.delete(unsignedKey));

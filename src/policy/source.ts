@@ -14,6 +14,8 @@ import type { SignatureArtifact } from './verify.js';
 export interface SignatureSource {
   /** For reports: "upstream docker.io", "storage", "bundle". */
   readonly name: string;
+  /** Asking it costs a round trip (an upstream): an unsigned answer is then remembered for a while. */
+  readonly remote?: boolean;
   signatures(digest: Digest): Promise<SignatureArtifact[]>;
   /**
    * Indexes held with the manifest that list it (for a platform manifest whose index is signed),

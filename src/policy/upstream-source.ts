@@ -35,6 +35,7 @@ const MAX_MANIFEST = 4 * 1024 * 1024;
 
 export class UpstreamSignatureSource implements SignatureSource {
   readonly name: string;
+  readonly remote = true;
   private readonly access: ContentAccess;
 
   constructor(private readonly route: UpstreamRoute, private readonly keeper?: SignatureKeeper) {
