@@ -27,7 +27,6 @@ export function resolveConfig(file: ConfigFile): Config {
   rest.policy?.rules.forEach((rule, i) => {
     const unknown = rule.keys.filter((k) => !(k in (rest.policy?.keys ?? {})));
     if (unknown.length > 0) throw new Problem(`policy.rules[${i}].keys`, `key set ${unknown.map(show).join(', ')} is not defined under policy.keys`);
-    if (rule.mode !== 'off' && rule.keys.length === 0) throw new Problem(`policy.rules[${i}].keys`, 'name at least one key set (or set mode: off)');
   });
 
   const upstreams: UpstreamConfig[] = [];

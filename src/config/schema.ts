@@ -337,7 +337,7 @@ export const ConfigSchema = section({
     rules: list(section({
       repository: str({ description: 'Glob on the full (cache) repository name, as in access rules (`*` within a component, `**` any number)', example: 'docker.io/acme/**' }),
       mode: oneOf(POLICY_MODES, { description: 'enforce: refuse what is not signed (403 DENIED); warn: serve it and log; off: no check', default: 'enforce' }),
-      keys: list(str({ description: 'A key set name (under policy.keys)' }), { description: 'Key sets whose keys satisfy the rule: a signature by any one of their keys', default: [], single: true }),
+      keys: list(str({ description: 'A key set name (under policy.keys)' }), { description: 'Key sets whose keys satisfy the rule: a signature by any one of their keys (none: nothing satisfies it)', default: [], single: true }),
       push: bool({ description: 'Also check manifests pushed into the repository (their signature must be pushed first)', default: false }),
     }, { description: 'A signature rule' }), { description: 'Signature rules; the first whose repository matches decides, none matching: no check', default: [] }),
     cache_size: int({ description: 'Verification results remembered (per manifest digest and key sets)', default: 10000, min: 1, max: 10_000_000 }),

@@ -55,7 +55,13 @@ export interface PolicyGateOptions {
 
 export interface PolicyGateDeps { log: Logger; metrics?: Metrics; events?: EventSink }
 
-interface Verdict { signers: Signer[]; problems: string[]; viaIndex?: Digest }
+interface Verdict {
+  signers: Signer[];
+  problems: string[];
+  viaIndex?: Digest;
+  /** For a signed index: its platform manifests, admitted through it. */
+  children?: Digest[];
+}
 interface Computed { verdict: Verdict; keep?: () => Promise<void> }
 
 export class PolicyGate {
@@ -131,18 +137,28 @@ export class PolicyGate {
     const rule = this.ruleFor(repository);
     const base = { repository, digest: manifest.digest, signers: [], problems: [] };
     if (!rule || rule.mode === 'off' || (pushed && !rule.push)) return { decision: { ...base, status: 'unchecked', ...(rule ? { rule: ruleFacts(rule) } : {}) } };
+    // The warm path (a verified manifest served again) is one lookup: no parsing.
+    const known = this.verdicts.get(`${rule.keySetKey}|${manifest.digest}`);
+    if (known) return { decision: this.signedDecision(rule, repository, manifest.digest, known) };
     const parsed = tryParse(manifest.bytes);
     if (parsed && isAccessory(parsed)) return { decision: { ...base, status: 'exempt', rule: ruleFacts(rule) } };
     const { verdict, keep } = await this.verdict(rule, repository, manifest, sources);
-    if (verdict.signers.length > 0 && parsed?.hasManifestList) {
-      for (const child of parsed.manifests) this.children.set(`${repository}@${child.digest}`, manifest.digest);
+    if (verdict.signers.length > 0) {
+      if (parsed?.hasManifestList) verdict.children ??= parsed.manifests.map((c) => c.digest);
+      return { decision: this.signedDecision(rule, repository, manifest.digest, verdict), ...(keep ? { keep } : {}) };
     }
-    const decision: Decision = {
-      repository, digest: manifest.digest, rule: ruleFacts(rule), status: verdict.signers.length > 0 ? 'signed' : 'unsigned',
-      signers: verdict.signers, problems: verdict.problems, ...(verdict.viaIndex ? { viaIndex: verdict.viaIndex } : {}),
+    const reason = rule.keys.length === 0
+      ? `${repository}@${manifest.digest}: the rule names no key set, so nothing is admitted (policy rule ${rule.number})`
+      : `${repository}@${manifest.digest}: no signature by a key of ${describeKeySets(rule)} (policy rule ${rule.number})`;
+    return { decision: { ...base, rule: ruleFacts(rule), status: 'unsigned', problems: verdict.problems, reason }, ...(keep ? { keep } : {}) };
+  }
+
+  private signedDecision(rule: PolicyRule, repository: string, digest: Digest, verdict: Verdict): Decision {
+    for (const child of verdict.children ?? []) this.children.set(`${repository}@${child}`, digest);
+    return {
+      repository, digest, rule: ruleFacts(rule), status: 'signed', signers: verdict.signers, problems: verdict.problems,
+      ...(verdict.viaIndex ? { viaIndex: verdict.viaIndex } : {}),
     };
-    if (decision.status === 'unsigned') decision.reason = `${repository}@${manifest.digest}: no signature by a key of ${describeKeySets(rule)} (policy rule ${rule.number})`;
-    return { decision, ...(keep ? { keep } : {}) };
   }
 
   private async verdict(rule: PolicyRule, repository: string, manifest: ManifestBytes, sources: readonly SignatureSource[]): Promise<Computed> {

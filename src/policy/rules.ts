@@ -33,7 +33,6 @@ export function compileRules(rules: readonly PolicyRuleOptions[], keySets: reado
     }
     const unknown = rule.keys.filter((k) => !keySets.includes(k));
     if (unknown.length > 0) throw new Error(`${where}.keys: key set ${unknown.join(', ')} is not defined under policy.keys`);
-    if (rule.mode !== 'off' && rule.keys.length === 0) throw new Error(`${where}.keys: name at least one key set (or set mode: off)`);
     return { ...rule, number: i + 1, matches, keySetKey: [...rule.keys].sort().join(',') };
   });
 }

@@ -8,7 +8,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { parseConfig } from '../../src/config/load.js';
 import type { Digest } from '../../src/oci/digest.js';
+import { PolicyGate } from '../../src/policy/gate.js';
+import { pino } from 'pino';
 import { FormatError, classicLayers, isAccessory, parseBundle, simpleSigningDigest, tryParse } from '../../src/policy/formats.js';
 import { KeyFileError, parsePublicKeys, readKeyFile } from '../../src/policy/keys.js';
 import { verifyArtifacts, type NamedKey, type SignatureArtifact } from '../../src/policy/verify.js';
@@ -125,5 +128,20 @@ t.test('signature policy: keys, formats, verification', { skip }, async (t) => {
     t.match(check([bundle(Buffer.from('{"mediaType": 3}'))]).problems[0], /not a valid Sigstore bundle/);
     t.match(check([bundle(Buffer.from('not json'))]).problems[0], /the Sigstore bundle is not JSON/);
     t.throws(() => parseBundle(Buffer.from('{}')), FormatError);
+  });
+
+  await t.test('the policy: section', async (t) => {
+    const yaml = (policy: string) => `version: 0.1\nstorage: {inmemory: {}}\npolicy:\n${policy}`;
+    const c = parseConfig(yaml(`  keys: {release: ${release.pub}}\n  rules:\n    - repository: "docker.io/acme/**"\n      keys: release\n`), {}, 'test', dir);
+    t.same(c.policy, { keys: { release: [release.pub] }, rules: [{ repository: 'docker.io/acme/**', mode: 'enforce', keys: ['release'], push: false }], cache_size: 10000 },
+      'defaults: enforce, no push check; a lone key set or file is a list of one');
+    t.equal(parseConfig('version: 0.1\nstorage: {inmemory: {}}\n', {}, 'test', dir).policy, undefined, 'without the section nothing changes');
+    t.throws(() => parseConfig(yaml(`  keys: {release: [${release.pub}]}\n  rules: [{repository: "a/**", keys: [vendor]}]\n`), {}, 'test', dir),
+      /policy\.rules\[0\]\.keys.*key set "vendor" is not defined under policy\.keys/);
+    t.throws(() => parseConfig(yaml(`  rules: [{repository: "a/**", mode: strict, keys: []}]\n`), {}, 'test', dir), /policy\.rules\[0\]\.mode/);
+    const log = pino({ level: 'silent' });
+    t.throws(() => new PolicyGate({ keys: { release: [release.pub] }, rules: [{ repository: 'Bad Glob', mode: 'enforce', keys: ['release'], push: false }] }, { log }),
+      /policy\.rules\[0\]\.repository: "Bad Glob" is not a repository glob/);
+    t.throws(() => new PolicyGate({ keys: { release: [join(dir, 'nope.pem')] }, rules: [] }, { log }), /policy\.keys\.release: .*nope\.pem: cannot read/);
   });
 });
