@@ -4,7 +4,7 @@
  * every kind must give a clear reason, never an exception escaping or a crash.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -128,6 +128,19 @@ t.test('signature policy: keys, formats, verification', { skip }, async (t) => {
     t.match(check([bundle(Buffer.from('{"mediaType": 3}'))]).problems[0], /not a valid Sigstore bundle/);
     t.match(check([bundle(Buffer.from('not json'))]).problems[0], /the Sigstore bundle is not JSON/);
     t.throws(() => parseBundle(Buffer.from('{}')), FormatError);
+  });
+
+  await t.test('a reference implementation\'s bundle (sigstore-js fixture) verifies', async (t) => {
+    const fixtures = join(import.meta.dirname, '../fixtures/sigstore-js');
+    const artifact = readFileSync(join(fixtures, 'message-bundle.artifact'));
+    const key = { ...readKeyFile(join(fixtures, 'message-bundle.pub'))[0]!, set: 'sigstore' };
+    const referrer = bundleReferrer({ digest: sha256(artifact), size: artifact.length, mediaType: 'application/octet-stream' }, readFileSync(join(fixtures, 'message-bundle.json')));
+    const a = asArtifact(referrer, 'bundle');
+    const ok = verifyArtifacts(sha256(artifact) as Digest, artifact, [a], [key]);
+    t.same(ok.signers.map((s) => s.set), ['sigstore'], 'its message signature verifies with its key');
+    t.same(verifyArtifacts(sha256(artifact) as Digest, artifact, [a], keys).signers, [], 'and with no other');
+    const changed = Buffer.from('hello, world?');
+    t.match(verifyArtifacts(sha256(changed) as Digest, changed, [a], [key]).problems[0], /message digest is not this manifest's/, 'nor for other bytes');
   });
 
   await t.test('the policy: section', async (t) => {
