@@ -39,7 +39,7 @@ export class Metrics {
 
   readonly policyDecisions = new Counter({
     name: 'stowage_policy_decisions_total',
-    help: 'Signature policy decisions by where they were taken (fill, serve, push, import, export, prefetch) and outcome (passed, denied, warned)',
+    help: 'Signature policy decisions by where they were taken (fill, serve, push, import, export, prefetch) and outcome (passed, denied, warned, unavailable: signatures could not be fetched)',
     labelNames: ['where', 'outcome'] as const, registers: [this.registry],
   });
   readonly policyVerifications = new Counter({

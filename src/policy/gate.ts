@@ -9,6 +9,9 @@
  * upstream was asked, for a short while and per repository (a signature may appear upstream any
  * time); one from local storage alone is cheap to redo, and a signature pushed next counts at once.
  *
+ * A source that cannot be asked (an upstream down) leaves the question open: enforce answers 503
+ * UNAVAILABLE (try again later), not 403; warn lets the manifest through.
+ *
  * An index (a multi-platform image) must be signed itself, as `cosign sign` does for a tag; its
  * platform manifests are admitted through it: one listed by a signed index of the same repository
  * passes without a signature of its own (one of its own counts too, for pulls by digest).
@@ -41,6 +44,8 @@ export interface Decision {
   problems: string[];
   /** The one-line reason, when unsigned. */
   reason?: string;
+  /** Set when unsigned only because a source could not be asked: enforce answers 503, not 403. */
+  incomplete?: string;
 }
 
 export interface PolicyGateOptions {
@@ -61,6 +66,8 @@ interface Verdict {
   viaIndex?: Digest;
   /** For a signed index: its platform manifests, admitted through it. */
   children?: Digest[];
+  /** A source could not be asked (an upstream down): an unsigned verdict is then not final. */
+  incomplete?: string;
 }
 interface Computed { verdict: Verdict; keep?: () => Promise<void> }
 
@@ -106,6 +113,10 @@ export class PolicyGate {
       return decision;
     }
     const enforce = opts.strict === true || rule.mode === 'enforce';
+    if (enforce && decision.incomplete) {
+      this.deps.metrics?.policyDecisions.inc({ where, outcome: 'unavailable' });
+      throw new RegistryError('UNAVAILABLE', `${repository}@${manifest.digest}: signatures could not be checked: ${decision.incomplete} (policy rule ${rule.number})`, { status: 503 });
+    }
     const outcome = enforce ? 'denied' as const : 'warned' as const;
     this.deps.metrics?.policyDecisions.inc({ where, outcome });
     const facts = { rule: rule.number, mode: enforce ? 'enforce' as const : 'warn' as const, outcome, where, reason: decision.reason! };
@@ -150,7 +161,8 @@ export class PolicyGate {
     const reason = rule.keys.length === 0
       ? `${repository}@${manifest.digest}: the rule names no key set, so nothing is admitted (policy rule ${rule.number})`
       : `${repository}@${manifest.digest}: no signature by a key of ${describeKeySets(rule)} (policy rule ${rule.number})`;
-    return { decision: { ...base, rule: ruleFacts(rule), status: 'unsigned', problems: verdict.problems, reason }, ...(keep ? { keep } : {}) };
+    const decision: Decision = { ...base, rule: ruleFacts(rule), status: 'unsigned', problems: verdict.problems, reason, ...(verdict.incomplete ? { incomplete: verdict.incomplete } : {}) };
+    return { decision, ...(keep ? { keep } : {}) };
   }
 
   private signedDecision(rule: PolicyRule, repository: string, digest: Digest, verdict: Verdict): Decision {
@@ -173,7 +185,7 @@ export class PolicyGate {
         // A key file changed meanwhile: the result may be stale, so it is used once and not remembered.
         if (generation === this.keys.generation) {
           if (c.verdict.signers.length > 0) this.verdicts.set(signedKey, c.verdict);
-          else if (sources.some((s) => s.remote)) this.verdicts.set(unsignedKey, c.verdict, { ttl: this.unsignedTtlMs });
+          else if (sources.some((s) => s.remote) && !c.verdict.incomplete) this.verdicts.set(unsignedKey, c.verdict, { ttl: this.unsignedTtlMs });
         }
         return c;
       }).finally(() => this.inflight.delete(unsignedKey));
@@ -194,8 +206,16 @@ export class PolicyGate {
     const keys = this.keys.keysOf(rule.keys);
     const problems: string[] = [];
     let keep: (() => Promise<void>) | undefined;
+    let incomplete: string | undefined;
     for (const source of sources) {
-      const artifacts: SignatureArtifact[] = await source.signatures(manifest.digest);
+      let artifacts: SignatureArtifact[];
+      try {
+        artifacts = await source.signatures(manifest.digest);
+      } catch (e) {
+        incomplete = `${source.name} could not be asked (${(e as Error).message})`;
+        problems.push(incomplete);
+        continue;
+      }
       if (artifacts.length === 0) continue;
       const v = verifyArtifacts(manifest.digest, manifest.bytes, artifacts, keys);
       problems.push(...v.problems.map((p) => `${source.name}: ${p}`));
@@ -216,7 +236,7 @@ export class PolicyGate {
     }
     this.deps.metrics?.policyVerifications.inc({ result: 'unsigned' });
     if (problems.length === 0) problems.push('no signature found');
-    return { verdict: { signers: [], problems }, ...(keep ? { keep } : {}) };
+    return { verdict: { signers: [], problems, ...(incomplete ? { incomplete } : {}) }, ...(keep ? { keep } : {}) };
   }
 
   private async runKeep(keep: (() => Promise<void>) | undefined, repository: string): Promise<void> {

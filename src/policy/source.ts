@@ -26,6 +26,13 @@ export interface SignatureSource {
   keep?(artifacts: readonly SignatureArtifact[]): Promise<void>;
 }
 
+/**
+ * Bounds on what one manifest's signatures may cost to read: an upstream listing a thousand
+ * referrers, or a `.sig` manifest of a thousand layers, gets this many looked at.
+ */
+const MAX_BUNDLE_REFERRERS = 16;
+const MAX_BLOBS_PER_ARTIFACT = 64;
+
 export interface FetchedManifest { digest: Digest; mediaType: string; bytes: Buffer }
 
 /** How one place is read. Every answer is digest-verified by the implementation; undefined: not there. */
@@ -43,32 +50,30 @@ export async function discover(access: ContentAccess, digest: Digest): Promise<S
   const tag = signatureTag(digest);
   const classic = await access.manifestByTag(tag);
   if (classic) {
-    const blobs = await readBlobs(access, classic.bytes);
-    if (blobs) out.push({ form: 'cosign', ...classic, tag, blobs });
+    out.push({ form: 'cosign', ...classic, tag, blobs: await readBlobs(access, classic.bytes) });
   }
   let referrers = await access.referrers(digest);
   if (referrers === undefined) {
     const list = await access.manifestByTag(referrersTag(digest));
     referrers = list ? (tryParse(list.bytes)?.manifests ?? []) : [];
   }
-  for (const r of referrers) {
-    if (!isBundleType(r.artifactType) || out.some((a) => a.digest === r.digest)) continue;
+  for (const r of referrers.filter((d) => isBundleType(d.artifactType)).slice(0, MAX_BUNDLE_REFERRERS)) {
+    if (out.some((a) => a.digest === r.digest)) continue;
     const m = await access.manifestByDigest(r.digest);
     const parsed = m ? tryParse(m.bytes) : undefined;
     // The referrer must point at this manifest itself, not merely be listed for it.
     if (!m || parsed?.subject?.digest !== digest || !bundleLayer(m.bytes)) continue;
-    const blobs = await readBlobs(access, m.bytes);
-    if (blobs) out.push({ form: 'bundle', ...m, blobs });
+    out.push({ form: 'bundle', ...m, blobs: await readBlobs(access, m.bytes) });
   }
   return out;
 }
 
-/** The blobs a signature manifest references; undefined when one is missing or too big for a signature. */
-async function readBlobs(access: ContentAccess, manifest: Buffer): Promise<Map<string, Buffer> | undefined> {
+/** The blobs a signature manifest references that could be read (verification names the missing ones). */
+async function readBlobs(access: ContentAccess, manifest: Buffer): Promise<Map<string, Buffer>> {
   const parsed = tryParse(manifest);
   if (!parsed) return new Map();
   const blobs = new Map<string, Buffer>();
-  for (const d of parsed.blobs) {
+  for (const d of parsed.blobs.slice(0, MAX_BLOBS_PER_ARTIFACT)) {
     if (d.size > MAX_SIGNATURE_BLOB || blobs.has(d.digest)) continue;
     const bytes = await access.blob(d);
     if (bytes) blobs.set(d.digest, bytes);

@@ -197,4 +197,19 @@ t.test('signature policy on pull-through, push and verify', { skip }, async (t) 
     await sleep(200);
     t.ok(s.logs().some((l) => l.msg === 'signature policy key file reloaded'), 'the reload is logged');
   });
+
+  await t.test('with the upstream down, held signatures still decide; what cannot be checked is 503', async (t) => {
+    await r2.stop();
+    t.equal((await get(`${v2}/acme/signed/manifests/1`)).status, 200, 'a remembered result');
+    t.equal((await get(`${v2}/warn/unsigned/manifests/1`)).status, 200, 'warn: served although the upstream cannot be asked');
+    copyFileSync(other.pub, releasePub); // drops every remembered result; the held .sig no longer verifies
+    let r = await get(`${v2}/acme/signed/manifests/1`);
+    for (let i = 0; i < 50 && r.status === 200; i++) { await sleep(200); r = await get(`${v2}/acme/signed/manifests/1`); }
+    t.equal(r.status, 503, 'not a 403: the upstream, which might hold another signature, could not be asked');
+    t.match(r.json().errors[0]!.message, /signatures could not be checked: upstream docker\.io could not be asked .* \(policy rule 1\)/);
+    copyFileSync(release.pub, releasePub);
+    for (let i = 0; i < 50 && r.status !== 200; i++) { await sleep(200); r = await get(`${v2}/acme/signed/manifests/1`); }
+    t.equal(r.status, 200, 'the signature held in storage verifies offline');
+    t.ok(await metric(s, 'serve', 'unavailable') >= 1, 'counted');
+  });
 });
