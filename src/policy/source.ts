@@ -44,39 +44,41 @@ export interface ContentAccess {
   blob(descriptor: Descriptor): Promise<Buffer | undefined>;
 }
 
-/** Every cosign signature artifact for `digest` that `access` holds. */
+/**
+ * Every cosign signature artifact for `digest` that `access` holds. The classic tag and the
+ * referrers are looked up at once, and each artifact's blobs fetched together: against an
+ * upstream these are round trips added to a cold pull.
+ */
 export async function discover(access: ContentAccess, digest: Digest): Promise<SignatureArtifact[]> {
-  const out: SignatureArtifact[] = [];
+  const [classic, bundles] = await Promise.all([classicArtifact(access, digest), bundleArtifacts(access, digest)]);
+  return [...(classic ? [classic] : []), ...bundles];
+}
+
+async function classicArtifact(access: ContentAccess, digest: Digest): Promise<SignatureArtifact | undefined> {
   const tag = signatureTag(digest);
-  const classic = await access.manifestByTag(tag);
-  if (classic) {
-    out.push({ form: 'cosign', ...classic, tag, blobs: await readBlobs(access, classic.bytes) });
-  }
+  const m = await access.manifestByTag(tag);
+  return m && { form: 'cosign', ...m, tag, blobs: await readBlobs(access, m.bytes) };
+}
+
+async function bundleArtifacts(access: ContentAccess, digest: Digest): Promise<SignatureArtifact[]> {
   let referrers = await access.referrers(digest);
   if (referrers === undefined) {
     const list = await access.manifestByTag(referrersTag(digest));
     referrers = list ? (tryParse(list.bytes)?.manifests ?? []) : [];
   }
-  for (const r of referrers.filter((d) => isBundleType(d.artifactType)).slice(0, MAX_BUNDLE_REFERRERS)) {
-    if (out.some((a) => a.digest === r.digest)) continue;
+  const wanted = [...new Map(referrers.filter((d) => isBundleType(d.artifactType)).map((d) => [d.digest, d])).values()].slice(0, MAX_BUNDLE_REFERRERS);
+  const found = await Promise.all(wanted.map(async (r): Promise<SignatureArtifact | undefined> => {
     const m = await access.manifestByDigest(r.digest);
-    const parsed = m ? tryParse(m.bytes) : undefined;
     // The referrer must point at this manifest itself, not merely be listed for it.
-    if (!m || parsed?.subject?.digest !== digest || !bundleLayer(m.bytes)) continue;
-    out.push({ form: 'bundle', ...m, blobs: await readBlobs(access, m.bytes) });
-  }
-  return out;
+    if (!m || tryParse(m.bytes)?.subject?.digest !== digest || !bundleLayer(m.bytes)) return undefined;
+    return { form: 'bundle', ...m, blobs: await readBlobs(access, m.bytes) };
+  }));
+  return found.filter((a): a is SignatureArtifact => a !== undefined);
 }
 
 /** The blobs a signature manifest references that could be read (verification names the missing ones). */
 async function readBlobs(access: ContentAccess, manifest: Buffer): Promise<Map<string, Buffer>> {
-  const parsed = tryParse(manifest);
-  if (!parsed) return new Map();
-  const blobs = new Map<string, Buffer>();
-  for (const d of parsed.blobs.slice(0, MAX_BLOBS_PER_ARTIFACT)) {
-    if (d.size > MAX_SIGNATURE_BLOB || blobs.has(d.digest)) continue;
-    const bytes = await access.blob(d);
-    if (bytes) blobs.set(d.digest, bytes);
-  }
-  return blobs;
+  const wanted = new Map((tryParse(manifest)?.blobs ?? []).slice(0, MAX_BLOBS_PER_ARTIFACT).filter((d) => d.size <= MAX_SIGNATURE_BLOB).map((d) => [d.digest, d]));
+  const read = await Promise.all([...wanted.values()].map(async (d) => [d.digest, await access.blob(d)] as const));
+  return new Map(read.filter((e): e is readonly [Digest, Buffer] => e[1] !== undefined));
 }
