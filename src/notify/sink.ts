@@ -29,9 +29,10 @@ export class OutboxSink implements EventSink {
 
   /**
    * Push, mount, delete and fetch events go to the outbox at once, inside the caller's
-   * transaction. Pull and policy events change nothing to commit with, and come by the thousand per second:
-   * they are written together every PULL_BATCH_MS (one SQLite commit each costs ~100 µs here),
-   * or just before the next other event, which keeps the outbox in the order events happened.
+   * transaction. Pull (and policy) events change nothing to commit with, and come by the thousand
+   * per second: they are written together every PULL_BATCH_MS (one SQLite commit each costs
+   * ~100 µs here), or just before the next other event, which keeps the outbox in the order
+   * events happened.
    */
   record(input: EventInput): void {
     const wanting = this.endpoints.filter((e) => e.accepts(input));
