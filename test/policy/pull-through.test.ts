@@ -69,6 +69,8 @@ t.test('signature policy on pull-through, push and verify', { skip }, async (t) 
   await pushImageHttp(r2.url, 'acme/multi', '1', multi);
   await pushArtifact(r2.url, 'acme/multi', classicSignature('docker.io/acme/multi', multi.digest, [release]), signatureTag(multi.digest));
   await seed('warn/unsigned', 1009);
+  await signClassic('warn/wrongkey', await seed('warn/wrongkey', 1012), [other]);
+  await signClassic('warn/tampered', await seed('warn/tampered', 1013), [release], images['acme/signed']!.manifest.digest);
   await seed('open/free', 1010);
 
   const hookPort = await freePort();
@@ -104,6 +106,8 @@ t.test('signature policy on pull-through, push and verify', { skip }, async (t) 
       t.equal((await get(`${v2}/${repo}/blobs/${img.layers[0]!.digest}`)).status, 200, `${repo}: its layer`);
     }
     t.equal((await get(`${v2}/open/free/manifests/1`)).status, 200, 'a repository no rule matches is not checked');
+    const sig = await get(`${v2}/acme/signed/manifests/${signatureTag(images['acme/signed']!.manifest.digest)}`);
+    t.equal(sig.status, 200, 'a signature itself (what cosign verify fetches through the cache) needs no signature');
   });
 
   await t.test('unsigned, wrongly signed and tampered images are refused and never stored', async (t) => {
@@ -135,12 +139,15 @@ t.test('signature policy on pull-through, push and verify', { skip }, async (t) 
   });
 
   await t.test('warn serves, logs, counts and reports', async (t) => {
-    const r = await get(`${v2}/warn/unsigned/manifests/1`);
-    t.equal(r.status, 200, 'served');
-    t.ok(r.body.equals(images['warn/unsigned']!.manifest.bytes));
+    for (const repo of ['warn/unsigned', 'warn/wrongkey', 'warn/tampered']) {
+      const r = await get(`${v2}/${repo}/manifests/1`);
+      t.equal(r.status, 200, `${repo} served`);
+      t.ok(r.body.equals(images[repo]!.manifest.bytes));
+    }
     await sleep(200);
-    t.ok(s.logs().some((l) => l.msg === 'signature policy (warn): let through unsigned' && l.rule === 2), 'logged with the rule');
-    t.equal(await metric(s, 'fill', 'warned'), 1, 'counted');
+    const warned = s.logs().filter((l) => l.msg === 'signature policy (warn): let through unsigned' && l.rule === 2).map((l) => l.repo);
+    t.same(warned.sort(), ['docker.io/warn/tampered', 'docker.io/warn/unsigned', 'docker.io/warn/wrongkey'], 'each logged with the rule');
+    t.equal(await metric(s, 'fill', 'warned'), 3, 'counted');
     await until('policy events delivered', () => existsSync(hookFile) && readFileSync(hookFile, 'utf8').includes('"warned"'), 20_000);
     const events = readFileSync(hookFile, 'utf8').split('\n').filter(Boolean).flatMap((l) => (JSON.parse(l) as { body: { events: Array<{ action: string; target: { repository: string }; stowage?: { policy?: { outcome: string; rule: number } } }> } }).body.events);
     const policy = events.filter((e) => e.action === 'policy');
