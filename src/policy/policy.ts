@@ -34,6 +34,9 @@ export class SignaturePolicy {
     this.gate = new PolicyGate({ keys: config.keys, rules: config.rules, cacheSize: config.cache_size, ...options },
       { log, events: deps.registry.events, ...(deps.metrics ? { metrics: deps.metrics } : {}) });
     this.keeper = new CacheSignatureKeeper(deps.registry, deps.metadata, log);
+    const keys = Object.fromEntries(Object.keys(config.keys).map((set) => [set, this.gate.keys.keysOf([set]).length]));
+    log.info({ rules: this.gate.rules.map((r) => `${r.number}: ${r.repository} ${r.mode}${r.push ? ' +push' : ''} [${r.keys.join(', ')}]`), keys },
+      'signature policy loaded');
   }
 
   /** Pull-through: a manifest fetched from route's upstream, before it is stored. */
