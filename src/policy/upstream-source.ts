@@ -12,7 +12,7 @@ import { digestOf, tryParseDigest, type Digest } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
 import type { Descriptor } from '../oci/manifest.js';
 import type { RepoName, Tag } from '../oci/reference.js';
-import type { UpstreamClient } from '../upstream/client.js';
+import type { UpstreamClient, UpstreamResponse } from '../upstream/client.js';
 import { toRegistryError, UpstreamError } from '../upstream/errors.js';
 import { MAX_SIGNATURE_BLOB } from './formats.js';
 import { discover, type ContentAccess, type FetchedManifest, type SignatureSource } from './source.js';
@@ -46,13 +46,13 @@ export class UpstreamSignatureSource implements SignatureSource {
       manifestByTag: (tag: Tag) => this.manifest(tag, undefined),
       manifestByDigest: (digest: Digest) => this.manifest(digest, digest),
       referrers: async (digest) => {
-        const res = await call(() => client.referrers(repo, digest));
+        const res = await call(() => client.referrers(repo, digest), undefined);
         if (!res) return undefined;
         const doc = parseObject(await readLimited(res.body, MAX_MANIFEST));
         return Array.isArray(doc.manifests) ? doc.manifests.filter(isDescriptor) : [];
       },
       blob: async (d: Descriptor) => {
-        const res = await call(() => client.blob(repo, d.digest));
+        const res = await call(() => client.blob(repo, d.digest), NOT_THERE);
         if (res.status !== 200) return undefined;
         const bytes = await readLimited(res.body, MAX_SIGNATURE_BLOB);
         return digestOf(bytes) === d.digest ? bytes : undefined;
@@ -70,7 +70,7 @@ export class UpstreamSignatureSource implements SignatureSource {
 
   private async manifest(reference: string, expected: Digest | undefined): Promise<FetchedManifest | undefined> {
     const { client } = this.route.upstream;
-    const res = await call(() => client.manifest(this.route.remoteRepo, reference, { method: 'GET', accept: MANIFEST_TYPES }));
+    const res = await call(() => client.manifest(this.route.remoteRepo, reference, { method: 'GET', accept: MANIFEST_TYPES }), NOT_THERE);
     if (res.status !== 200) return undefined;
     const bytes = await readLimited(res.body, MAX_MANIFEST);
     const digest = digestOf(bytes);
@@ -81,12 +81,20 @@ export class UpstreamSignatureSource implements SignatureSource {
   }
 }
 
-async function call<T>(fn: () => Promise<T>): Promise<T> {
+const NOT_THERE: UpstreamResponse = { status: 404, headers: {}, body: null };
+
+/**
+ * An upstream that refuses a signature lookup (401/403, an odd status: some registries answer the
+ * referrers endpoint so) has no signature to offer there: `absent`. One that is down, slow or
+ * rate limiting leaves the question open: the error goes up (the gate answers 503 under enforce).
+ */
+async function call<T>(fn: () => Promise<T>, absent: T): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    if (e instanceof UpstreamError) throw toRegistryError(e);
-    throw e;
+    if (!(e instanceof UpstreamError)) throw e;
+    if (e.kind === 'unauthorized' || e.kind === 'bad-response') return absent;
+    throw toRegistryError(e);
   }
 }
 
