@@ -13,7 +13,7 @@ import type { Config } from '../config/schema.js';
 import type { MetadataIndex } from '../metadata/index.js';
 import type { Metrics } from '../metrics.js';
 import { digestOf, type Digest } from '../oci/digest.js';
-import type { RepoName } from '../oci/reference.js';
+import type { Reference, RepoName } from '../oci/reference.js';
 import type { LocalRegistry } from '../registry/registry.js';
 import { RegistryError } from '../errors.js';
 import { BundleSignatureSource, type BundleEntryLike } from './bundle-source.js';
@@ -59,9 +59,13 @@ export class SignaturePolicy {
     await this.gate.admit('serve', repo, manifest, sources, { pushed });
   }
 
-  /** A manifest pushed into `name`, before it is stored. */
-  async admitPush(name: RepoName, bytes: Buffer): Promise<void> {
-    if (!this.gate.ruleFor(name)?.push) return;
+  /**
+   * A manifest pushed into `name` by tag, before it is stored. A push by digest (the platform
+   * manifests of an index come first, unsigned, before the index that covers them) is let in:
+   * it is held to the rule when it is pulled, and no tag can point at it unless it passes.
+   */
+  async admitPush(name: RepoName, reference: Reference, bytes: Buffer): Promise<void> {
+    if (reference.kind !== 'tag' || !this.gate.ruleFor(name)?.push) return;
     await this.gate.admit('push', name, { digest: digestOf(bytes), bytes }, [this.local(name)], { pushed: true });
   }
 

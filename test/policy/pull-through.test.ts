@@ -177,6 +177,17 @@ t.test('signature policy on pull-through, push and verify', { skip }, async (t) 
     await pushManifestHttp(s.url, 'team/app', '1', img.manifest.bytes, img.manifest.mediaType);
     t.equal((await get(`${s.url}/v2/team/app/manifests/1`)).status, 200, 'signed push accepted and served');
     t.equal(await metric(s, 'push', 'denied'), 1);
+
+    const loose = makeImage({ seed: 1014, layers: 1 });
+    for (const b of [...loose.layers, loose.config]) await pushBlobHttp(s.url, 'team/app', b);
+    await pushManifestHttp(s.url, 'team/app', loose.manifest.digest, loose.manifest.bytes, loose.manifest.mediaType);
+    t.equal((await get(`${s.url}/v2/team/app/manifests/${loose.manifest.digest}`)).status, 403, 'a push by digest is let in, but not served unsigned');
+
+    const platforms = makeIndex([makeImage({ seed: 1015, platform: { architecture: 'amd64', os: 'linux' } }), makeImage({ seed: 1016, platform: { architecture: 'arm64', os: 'linux' } })]);
+    await pushArtifact(s.url, 'team/multi', classicSignature('team/multi', platforms.digest, [release]), signatureTag(platforms.digest));
+    await pushImageHttp(s.url, 'team/multi', '1', platforms); // platform manifests by digest first, then the signed index by tag
+    t.equal((await get(`${s.url}/v2/team/multi/manifests/1`)).status, 200, 'a signed multi-platform push');
+    for (const img of platforms.images) t.equal((await get(`${s.url}/v2/team/multi/manifests/${img.manifest.digest}`)).status, 200, `its ${img.platform.architecture} manifest, through the index`);
   });
 
   await t.test('stowage verify reports the rule and the signers of held content', async (t) => {

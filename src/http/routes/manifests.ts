@@ -80,7 +80,7 @@ export const putManifest: Handler<'manifest'> = async (req, reply, endpoint, { r
   req.facts.reference = describeReference(endpoint.reference);
   const reference = validForPut(endpoint.reference);
   const body = await readLimited(req.raw, MAX_MANIFEST_BYTES, req.headers['content-length']);
-  await signatures?.admitPush(name, body);
+  await signatures?.admitPush(name, reference, body);
   const result = await registry.manifests.put(name, reference, body, req.headers['content-type']);
   reply.code(201).headers({
     Location: locationFor(req, config, `/v2/${name}/manifests/${result.digest}`),
