@@ -9,7 +9,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
-  freePort, makeImage, need, peakRssMiB, pushImage, registry2Config, sha256, start, stop, stowageConfig, table, waitHttp, wrk,
+  cpuSeconds, freePort, makeImage, need, peakRssMiB, pushImage, registry2Config, sha256, start, stop, stowageConfig, table, waitHttp, wrk,
 } from './lib.mjs';
 import { startCache as startCacheIn } from './lib.mjs';
 
@@ -44,12 +44,6 @@ for (const [name, sizes] of Object.entries(IMAGES)) {
 const upstreamBlobBytes = () => up.output().split('\n')
   .map((l) => /"GET \/v2\/[^ ]+\/blobs\/[^ ]+ HTTP\/1\.[01]" 200 (\d+)/.exec(l))
   .reduce((n, m) => n + (m ? Number(m[1]) : 0), 0);
-
-/** CPU-seconds (user + system) a process has used so far. */
-function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
-}
 
 /**
  * CPU-seconds once the process has gone quiet: a cache's work for a pull does not end with the

@@ -42,6 +42,12 @@ export function start(name, cmd, args, opts = {}) {
   return { name, proc: p, output: () => Buffer.concat(out).toString() };
 }
 
+/** CPU seconds a process has used so far (utime + stime, in USER_HZ = 100 ticks). */
+export function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 /** Peak resident set size (VmHWM) of a process and its children, in MiB. */
 export function peakRssMiB(pid) {
   try {

@@ -14,3 +14,5 @@ node bench/security.mjs "$@"
 node bench/http2.mjs
 node bench/bundle.mjs "$@"
 node bench/eviction.mjs "$@"
+# The signature policy: a verified cold manifest fetch and warm GETs, policy on vs off.
+node bench/policy.mjs

@@ -12,6 +12,7 @@ import type { Config } from './config/schema.js';
 import { RegistryError } from './errors.js';
 import type { HealthStatus } from './health/monitor.js';
 import type { Metrics } from './metrics.js';
+import type { SignaturePolicy } from './policy/policy.js';
 import type { PullThrough } from './proxy/pull-through.js';
 import type { ClusterFills } from './proxy/cluster-fills.js';
 import type { LocalRegistry } from './registry/registry.js';
@@ -36,6 +37,8 @@ export interface AppDeps {
   /** Who may do what (auth.htpasswd / auth.token, access rules); absent: open, as registry:2 without auth. */
   authenticator?: Authenticator;
   policy?: AccessPolicy;
+  /** Signature policy (policy:); absent: nothing is checked. */
+  signatures?: SignaturePolicy;
   /** https.createServer options (http.tls, see http/tls.ts); absent: plain HTTP. */
   https?: ServerOptions;
   /** Replicas: other replicas stream this one's upstream fills (http/peer.ts). */
@@ -93,7 +96,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     createAuthGate({ registry: deps.registry, log, ...pick(deps, 'authenticator', 'policy', 'proxy', 'metrics') }),
     createBodyLimits({ maxConcurrent: config.http.max_concurrent_uploads, idleMs: timeouts.body_idle }, deps.metrics),
   ].filter((g): g is Gate => g !== undefined);
-  registerV2(app, { config, registry: deps.registry, ...pick(deps, 'proxy', 'metrics') }, gates);
+  registerV2(app, { config, registry: deps.registry, ...pick(deps, 'proxy', 'metrics', 'signatures') }, gates);
   if (deps.authenticator) registerTokenEndpoint(app, deps.authenticator, deps.metrics);
   if (deps.cluster && deps.proxy) registerPeerFills(app, deps.proxy, deps.cluster);
   if (deps.ui) {

@@ -3,7 +3,7 @@
  * The `stowage` command: one file per command under cli/, loaded when that command runs.
  *   stowage serve [--config FILE | FILE]     run the registry (registry:2 style: `serve CONFIG`)
  *   stowage reindex [--config FILE | FILE]   rebuild the metadata index from storage
- *   stowage prefetch | export | import | gc | status --config FILE ...   see `stowage <command> --help`
+ *   stowage prefetch | export | import | gc | status | verify --config FILE ...   see `stowage <command> --help`
  *   stowage healthcheck [--config FILE | FILE]  probe the running registry (exit 0 if healthy)
  *   stowage config reference | check [--config FILE]   (src/config/command.ts)
  *   stowage db migrate | status --config FILE   the PostgreSQL metadata database's schema
@@ -22,6 +22,7 @@ commands:
   import     load a bundle (ours, or any OCI image layout) into storage
   gc         remove blobs no manifest references (and untagged pushed manifests), while serving
   status     storage usage per upstream, the cache budget, largest and least recently used images
+  verify     which signature rule applies to held images, and which keys signed them
   healthcheck  exit 0 if the registry this config describes answers healthy (container HEALTHCHECK)
   db         db status | db migrate: the PostgreSQL metadata database's schema migrations
   config     config reference: print the configuration reference (markdown)
@@ -40,6 +41,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   import: async () => (await import('./cli/import.js')).run,
   gc: async () => (await import('./cli/gc.js')).run,
   status: async () => (await import('./cli/status.js')).run,
+  verify: async () => (await import('./cli/verify.js')).run,
   healthcheck: async () => (await import('./cli/healthcheck.js')).run,
   config: async () => (await import('./cli/config.js')).run,
   db: async () => (await import('./cli/db.js')).run,

@@ -11,6 +11,7 @@ import { Metrics } from './metrics.js';
 import { PullThrough } from './proxy/pull-through.js';
 import { ClusterFills } from './proxy/cluster-fills.js';
 import { advertiseUrl } from './proxy/advertise.js';
+import { SignaturePolicy } from './policy/policy.js';
 import { UpstreamRouter, type Upstream } from './proxy/routing.js';
 import { Maintenance } from './lifecycle/maintenance.js';
 import { UpstreamClient } from './upstream/client.js';
@@ -38,6 +39,8 @@ export interface Services {
   maintenance: Maintenance;
   health: HealthMonitor;
   notifier: Notifier;
+  /** The signature policy, when the config has one. */
+  signatures?: SignaturePolicy;
   close(): Promise<void>;
 }
 
@@ -86,7 +89,8 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
       advertiseUrl(config.cluster.advertise_url, { host: config.http.host, port: config.http.port, tls: config.http.tls !== undefined }),
       await metadata.sharedSecret('peer'), log.child({ component: 'cluster' }))
     : undefined;
-  const proxy = router ? new PullThrough({ registry, metadata, log, metrics, router, ...(cluster ? { cluster } : {}) }) : undefined;
+  const signatures = config.policy ? new SignaturePolicy(config.policy, { registry, metadata, log, metrics }) : undefined;
+  const proxy = router ? new PullThrough({ registry, metadata, log, metrics, router, ...(cluster ? { cluster } : {}), ...(signatures ? { signatures } : {}) }) : undefined;
   if (proxy) registry.local.onNewLocal((repo) => void proxy.noteNewLocal(repo).catch(() => undefined));
   const health = createHealthMonitor(healthOptions(config.health), {
     storage, upstreams: upstreams.map((u) => ({ name: u.config.name, url: u.config.url, breaker: u.client.breaker })), log, registry: metrics.registry,
@@ -103,7 +107,9 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
     ...(proxy ? { proxy } : {}),
     ...(cluster ? { cluster } : {}),
     ...(router ? { router } : {}),
+    ...(signatures ? { signatures } : {}),
     async close() {
+      signatures?.close();
       await maintenance?.stop();
       health.stop();
       await notifier.flushAndStop(0);
@@ -150,6 +156,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     ...(services.cluster ? { cluster: services.cluster } : {}),
     ...(security.authenticator ? { authenticator: security.authenticator } : {}),
     ...(security.policy ? { policy: security.policy } : {}),
+    ...(services.signatures ? { signatures: services.signatures } : {}),
     ...(security.https ? { https: security.https } : {}),
     ui: {
       browse: services.metadata.browse, sessionSecret: () => services.metadata.sharedSecret('ui-session'),

@@ -37,6 +37,16 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly policyDecisions = new Counter({
+    name: 'stowage_policy_decisions_total',
+    help: 'Signature policy decisions by where they were taken (fill, serve, push, import, export, prefetch) and outcome (passed, denied, warned, unavailable: signatures could not be fetched)',
+    labelNames: ['where', 'outcome'] as const, registers: [this.registry],
+  });
+  readonly policyVerifications = new Counter({
+    name: 'stowage_policy_verifications_total', help: 'Signature verifications run (results not already remembered), by result (signed, unsigned, error)',
+    labelNames: ['result'] as const, registers: [this.registry],
+  });
+
   /** Cache usage and budget, read when /metrics is scraped (lifecycle/ sets the source). */
   private cacheSource: () => Promise<{ usage: number; budget: number }> = async () => ({ usage: 0, budget: 0 });
   readonly cacheBytes = new Gauge({

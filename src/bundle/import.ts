@@ -17,6 +17,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type { MetadataIndex } from '../metadata/port.js';
+import type { SignaturePolicy } from '../policy/policy.js';
 import { createDigester, digestAlgorithm, digestFromHash, type Digest } from '../oci/digest.js';
 import type { Reference, RepoName } from '../oci/reference.js';
 import type { LocalRegistry } from '../registry/registry.js';
@@ -36,6 +37,8 @@ export interface ImportDeps {
   log: Logger;
   progress?: Progress;
   now?: () => number;
+  /** Signature policy: an image it refuses is not imported (listed as failed). */
+  signatures?: SignaturePolicy;
 }
 
 export interface ImportedImage {
@@ -102,11 +105,12 @@ export async function importBundle(source: BundleSource, deps: ImportDeps): Prom
     manifestBytes: (d) => deps.registry.blobs.getContent(d),
     blobSize: async (d) => (refused.has(d) ? undefined : deps.registry.blobs.dataSize(d)),
   };
+  const admit = deps.signatures?.forImport(entries, reader.manifestBytes);
   const used = new Set<string>();
   // Images first, then referrers (their subjects are in place by then).
   const ordered = [...entries.filter((e) => e.refName !== undefined), ...entries.filter((e) => e.refName === undefined)];
   for (const entry of ordered) {
-    const result = await importEntry(entry, deps, reader, refused, storedNow, used);
+    const result = await importEntry(entry, deps, reader, refused, storedNow, used, admit);
     report.images.push(result);
     if (result.status === 'failed') deps.log.warn({ image: result.name, reason: result.reason }, 'image refused');
   }
@@ -154,7 +158,7 @@ async function stageBlob(deps: ImportDeps, digest: Digest, size: number, open: (
 }
 
 async function importEntry(entry: LayoutEntry, deps: ImportDeps, reader: ContentReader, refused: Map<string, string>,
-  storedNow: Set<string>, used: Set<string>): Promise<ImportedImage> {
+  storedNow: Set<string>, used: Set<string>, admit?: ReturnType<SignaturePolicy['forImport']>): Promise<ImportedImage> {
   const { registry, metadata } = deps;
   const top = entry.descriptor;
   let target: ImageName | undefined;
@@ -182,6 +186,8 @@ async function importEntry(entry: LayoutEntry, deps: ImportDeps, reader: Content
     if (why) p.problem = `refused: ${why}`;
   }
   if (graph.problems.length > 0) return { name, digest: top.digest, status: 'failed', kind, reason: describeProblems(graph) };
+  const denied = await admit?.(repo, top.digest, graph.manifests[graph.manifests.length - 1]!.bytes, !upstream);
+  if (denied) return { name, digest: top.digest, status: 'failed', kind, reason: denied };
 
   const origin = upstream ? 'cached' as const : 'local' as const;
   const tagRef: Reference | undefined = target.tag !== undefined ? { kind: 'tag', tag: target.tag } : undefined;

@@ -7,6 +7,8 @@ import { exportImages } from '../bundle/export.js';
 import { ImageSelector } from '../bundle/select.js';
 import { DirSink, TarSink } from '../bundle/sink.js';
 import { openSource } from '../bundle/source.js';
+import { signatureTagsFor } from '../policy/companions.js';
+import { verifySelection } from './verify.js';
 import { openServices, parse, parseSince, parseSize, readConfig, toolLogger, UsageError } from './common.js';
 import { createReporter, formatBytes, formatRate, formatSeconds, table } from './progress.js';
 
@@ -23,7 +25,11 @@ names each image by its full reference (docker.io/library/alpine:3.20), so
   --since DATE|DUR      only images pulled since then (2026-11-01, 7d, 36h), from the access records
   --exclude-bundle PREV leave out blobs the bundle PREV already holds (a delta for the other side)
   --split SIZE          cut the tar into parts of SIZE (e.g. 4GiB): OUT.000, OUT.001, ... + SHA256SUMS
-  --json                a JSON report on stdout instead of progress and tables`;
+  --verify              export only images that satisfy the signature policy (policy:), warn rules
+                        counting as enforce; the others are listed as failed (exit code 1)
+  --json                a JSON report on stdout instead of progress and tables
+
+Signatures travel along: OCI 1.1 referrers, and cosign's sha256-<digest>.sig tags of the images.`;
 
 export async function readList(file: string): Promise<string[]> {
   const text = await readFile(file, 'utf8').catch((e: Error) => { throw new UsageError(`--file: ${e.message}`); });
@@ -34,7 +40,7 @@ export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
     output: { type: 'string', short: 'o' }, file: { type: 'string' }, all: { type: 'boolean' },
     repository: { type: 'string', multiple: true }, since: { type: 'string' }, 'exclude-bundle': { type: 'string' },
-    split: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    split: { type: 'string' }, json: { type: 'boolean' }, verify: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   });
   if (values.help) { process.stdout.write(`${HELP}\n`); return 0; }
   const out = values.output;
@@ -48,6 +54,7 @@ export async function run(args: string[]): Promise<number> {
     throw new UsageError('nothing selected: name images, or use --file, --all, --repository or --since');
   }
   const config = readConfig(values.config);
+  if (values.verify && !config.policy) throw new UsageError('--verify needs a signature policy (policy: in the config)');
   const log = toolLogger(config);
   const exclude = new Set<string>();
   if (values['exclude-bundle']) {
@@ -63,8 +70,15 @@ export async function run(args: string[]): Promise<number> {
       ...(since !== undefined ? { since } : {}),
     });
     if (selection.unknown.length > 0) throw new UsageError(`not image references: ${selection.unknown.join(', ')}`);
+    const refused = values.verify ? await verifySelection(services, selection.images, 'export') : [];
+    const images = selection.images.filter((s) => !refused.some((r) => r.image === s));
+    for (const { repo, tag } of await signatureTagsFor(services.registry, images.map((s) => s.name))) {
+      const upstream = selector.upstreamOf(repo);
+      if (!images.some((s) => s.name.repo === repo && s.name.tag === tag)) images.push({ name: { repo, tag }, ...(upstream ? { upstream } : {}) });
+    }
     const sink = isTar ? new TarSink(out, split) : new DirSink(out);
-    const report = await exportImages(selection.images, { ...services, ...(services.proxy ? { proxy: services.proxy } : {}), log, progress: reporter }, sink, exclude);
+    const report = await exportImages(images, { ...services, ...(services.proxy ? { proxy: services.proxy } : {}), log, progress: reporter }, sink, exclude);
+    report.images.push(...refused.map((r) => ({ name: r.name, status: 'failed' as const, bytes: 0, referrers: 0, reason: r.reason, ...(r.digest ? { digest: r.digest } : {}) })));
     reporter.close();
     const failed = report.images.filter((i) => i.status === 'failed');
     if (values.json) {

@@ -10,8 +10,9 @@ Loads a bundle into storage: a directory or a tar (or its parts: BUNDLE.tar.000,
 image layout, from 'stowage export' or any other tool (skopeo copy ... oci:DIR:docker.io/x/y:tag).
 Every blob and manifest is verified against its digest and size before it becomes visible.
 Images named after a configured upstream (docker.io/library/alpine:3.20) become cached content
-of it; anything else is pushed content. Re-running skips what is stored. Damaged images are
-refused and listed, the rest imported, and the exit code is 1.
+of it; anything else is pushed content. Re-running skips what is stored. Damaged images, and
+images the signature policy (policy:) refuses, are refused and listed, the rest imported, and
+the exit code is 1. Signatures are looked for in the bundle itself (and in storage).
 Works beside a running server on the same config, and on a stopped data directory.`;
 
 export async function run(args: string[]): Promise<number> {
@@ -26,6 +27,7 @@ export async function run(args: string[]): Promise<number> {
   try {
     const report = await importBundle(source, {
       registry: services.registry, metadata: services.metadata, upstreams: config.upstreams.map((u) => u.name), log, progress: reporter,
+      ...(services.signatures ? { signatures: services.signatures } : {}),
     });
     reporter.close();
     const failed = report.images.filter((i) => i.status === 'failed');

@@ -3,6 +3,7 @@ import { pullImage, parsePlatforms, type Platform } from '../bundle/pull.js';
 import { ImageSelector } from '../bundle/select.js';
 import { openServices, parse, readConfig, toolLogger, UsageError } from './common.js';
 import { readList } from './export.js';
+import { verifySelection } from './verify.js';
 import { createReporter, formatBytes, formatSeconds, table } from './progress.js';
 
 export const HELP = `usage: stowage prefetch --config FILE IMAGE... [--file LIST] [options]
@@ -14,13 +15,16 @@ index (the index is always stored whole), every layer. What is cached already is
   --platform LIST      only these platforms' manifests and layers (linux/amd64,linux/arm64)
   -j N                 images in parallel (default 2)
   --pin                never evict these images (cache budget); recorded in the index, like cache.pin
+  --verify             each image must satisfy the signature policy (policy:), warn rules counting as
+                       enforce; one that does not is listed as failed (exit code 1; under a warn
+                       rule it stays cached)
   --json               a JSON report on stdout instead of progress and tables`;
 
 interface Row { name: string; digest?: string; status: 'fetched' | 'cached' | 'failed'; fetched: number; cached: number; blobs: number; reason?: string }
 
 export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
-    file: { type: 'string' }, platform: { type: 'string' }, jobs: { type: 'string', short: 'j' }, pin: { type: 'boolean' },
+    file: { type: 'string' }, platform: { type: 'string' }, jobs: { type: 'string', short: 'j' }, pin: { type: 'boolean' }, verify: { type: 'boolean' },
     json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   });
   if (values.help) { process.stdout.write(`${HELP}\n`); return 0; }
@@ -36,6 +40,7 @@ export async function run(args: string[]): Promise<number> {
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) throw new UsageError('-j: a number from 1 to 64');
   const config = readConfig(values.config);
   if (config.upstreams.length === 0) throw new UsageError('the config names no upstream: there is nothing to prefetch from');
+  if (values.verify && !config.policy) throw new UsageError('--verify needs a signature policy (policy: in the config)');
   const log = toolLogger(config);
   const services = await openServices(config, log);
   const reporter = createReporter('prefetch', { json: values.json === true });
@@ -62,7 +67,9 @@ export async function run(args: string[]): Promise<number> {
           });
           if (values.pin) services.maintenance.pins.add(row.name);
           Object.assign(row, { digest: r.digest, fetched: r.fetched, cached: r.cached, blobs: r.blobs, status: r.fetched > 0 ? 'fetched' : 'cached' });
-          reporter.end(row.name, r.fetched > 0 ? 'done' : 'skipped');
+          const refusal = values.verify ? (await verifySelection(services, [{ ...selected, name: { repo: selected.name.repo, digest: r.digest } }], 'prefetch'))[0] : undefined;
+          if (refusal) Object.assign(row, { status: 'failed', reason: refusal.reason });
+          reporter.end(row.name, refusal ? 'failed' : r.fetched > 0 ? 'done' : 'skipped', refusal?.reason);
         } catch (e) {
           row.reason = (e as Error).message;
           reporter.end(row.name, 'failed', row.reason);

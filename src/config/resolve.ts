@@ -24,6 +24,11 @@ export function resolveConfig(file: ConfigFile): Config {
     throw new Problem('storage.maintenance.uploadpurging.interval', 'must be more than 0 when purging is enabled');
   }
 
+  rest.policy?.rules.forEach((rule, i) => {
+    const unknown = rule.keys.filter((k) => !(k in (rest.policy?.keys ?? {})));
+    if (unknown.length > 0) throw new Problem(`policy.rules[${i}].keys`, `key set ${unknown.map(show).join(', ')} is not defined under policy.keys`);
+  });
+
   const upstreams: UpstreamConfig[] = [];
   if (proxy) {
     const hostname = new URL(proxy.remoteurl).host;

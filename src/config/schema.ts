@@ -138,7 +138,9 @@ const headerMap = (description: string) => map(list(secret({ description: 'A hea
   keyPattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", keyExpected: 'invalid header name', expected: 'expected a mapping of header name to a list of values',
 });
 
-export const EVENT_ACTIONS = ['push', 'pull', 'mount', 'delete', 'fetch'] as const;
+export const EVENT_ACTIONS = ['push', 'pull', 'mount', 'delete', 'fetch', 'policy'] as const;
+/** Signature policy rule modes. */
+export const POLICY_MODES = ['enforce', 'warn', 'off'] as const;
 
 export const NotificationEndpointSchema = section({
   name: str({ description: 'Name of the endpoint (logs, metrics, the outbox)', pattern: '^[A-Za-z0-9._-]{1,64}$', expected: 'expected 1-64 letters, digits, ".", "_" or "-"', example: 'audit' }),
@@ -366,6 +368,19 @@ export const ConfigSchema = section({
   }, { description: 'An access rule' }), { description: 'Access rules; the first whose repository matches decides, none matching denies (without this key: registry:2 behaviour)' })),
   groups: map(list(str({ description: 'A user name' }), { description: 'Members of the group' }), { description: 'Groups for access rules (group:<name>)', default: {}, expected: 'expected a mapping of group name to a list of users' }),
   notifications: NotificationsSchema,
+  policy: optional(section({
+    keys: map(list(path({ description: 'A public key file, PEM (ECDSA P-256 or RSA); re-read when it changes' }), { description: 'The keys of one set', single: true }), {
+      description: 'Named key sets: name → public key files', default: {},
+      keyPattern: '^[A-Za-z0-9._-]{1,64}$', keyExpected: 'expected a key set name of 1-64 letters, digits, ".", "_" or "-"', expected: 'expected a mapping of key set name to a list of PEM files',
+    }),
+    rules: list(section({
+      repository: str({ description: 'Glob on the full (cache) repository name, as in access rules (`*` within a component, `**` any number)', example: 'docker.io/acme/**' }),
+      mode: oneOf(POLICY_MODES, { description: 'enforce: refuse what is not signed (403 DENIED); warn: serve it and log; off: no check', default: 'enforce' }),
+      keys: list(str({ description: 'A key set name (under policy.keys)' }), { description: 'Key sets whose keys satisfy the rule: a signature by any one of their keys (none: nothing satisfies it)', default: [], single: true }),
+      push: bool({ description: 'Also check manifests pushed into the repository (their signature must be pushed first)', default: false }),
+    }, { description: 'A signature rule' }), { description: 'Signature rules; the first whose repository matches decides, none matching: no check', default: [] }),
+    cache_size: int({ description: 'Verification results remembered (per manifest digest and key sets)', default: 10000, min: 1, max: 10_000_000 }),
+  }, { description: 'Signature policy: which repositories need cosign signatures by which keys (see README, Signature policy)' })),
   health: HealthSchema,
   ui: section({
     enabled: bool({ description: 'The web page (/ui/) and its JSON API (/_stowage/api/), on the registry\'s listener with its TLS, auth and access rules', default: true }),

@@ -2,6 +2,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config/schema.js';
 import type { Metrics } from '../metrics.js';
+import type { SignaturePolicy } from '../policy/policy.js';
 import type { PullThrough } from '../proxy/pull-through.js';
 import type { LocalRegistry } from '../registry/registry.js';
 import type { V2Endpoint } from './v2-path.js';
@@ -12,6 +13,8 @@ export interface RouteDeps {
   /** Present when upstreams are configured: reads go local -> cache -> upstream. */
   proxy?: PullThrough;
   metrics?: Metrics;
+  /** Signature policy (policy:): manifests are checked before they are served or stored. */
+  signatures?: SignaturePolicy;
 }
 
 /** Facts about a request that the one-line request log reports. */

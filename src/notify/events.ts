@@ -5,8 +5,14 @@
  */
 import type { MetadataWriter } from '../metadata/port.js';
 
-/** registry:2's actions, plus `fetch`: stowage stored content from an upstream. */
-export type EventAction = 'push' | 'pull' | 'mount' | 'delete' | 'fetch';
+/**
+ * registry:2's actions, plus `fetch`: stowage stored content from an upstream, and `policy`: the
+ * signature policy refused (enforce) or let through unsigned (warn) a manifest.
+ */
+export type EventAction = 'push' | 'pull' | 'mount' | 'delete' | 'fetch' | 'policy';
+
+/** stowage's own: what the signature policy decided (policy events). */
+export interface PolicyFacts { rule: number; mode: 'enforce' | 'warn'; outcome: 'denied' | 'warned'; where: string; reason: string }
 
 export interface Descriptor { mediaType: string; digest: string; size: number }
 
@@ -29,6 +35,7 @@ export interface EventInput {
   cache?: string;
   /** stowage's own: the upstream a pull went through or a fetch came from. */
   upstream?: string;
+  policy?: PolicyFacts;
 }
 
 /**

@@ -31,8 +31,8 @@ export class OutboxSink implements EventSink {
   ) {}
 
   /**
-   * Push, mount, delete and fetch events go into the caller's write batch. Pull events change
-   * nothing to commit with, and come by the thousand per second: they are written together every
+   * Push, mount, delete and fetch events go into the caller's write batch. Pull (and policy) events
+   * change nothing to commit with, and come by the thousand per second: they are written together every
    * PULL_BATCH_MS (one commit each would cost ~100 µs in SQLite, a round trip in PostgreSQL), or
    * in the next other event's batch, ahead of it, which keeps the outbox in the order events happened.
    */
@@ -40,7 +40,7 @@ export class OutboxSink implements EventSink {
     const wanting = this.endpoints.filter((e) => e.accepts(input));
     if (wanting.length === 0) return;
     const event = JSON.stringify(this.event(input));
-    if (input.action === 'pull' || !batch) {
+    if (input.action === 'pull' || input.action === 'policy' || !batch) {
       this.pulls.push({ endpoints: wanting, event });
       this.pullTimer ??= setTimeout(() => void this.flushPulls(), PULL_BATCH_MS);
       return;
@@ -90,7 +90,8 @@ export class OutboxSink implements EventSink {
       request: req ? { id: req.id, addr: req.addr, host: req.host, method: req.method, useragent: req.useragent } : undefined,
       actor: user !== undefined ? { name: user } : {},
       source: this.source,
-      stowage: input.cache !== undefined || input.upstream !== undefined ? dropUndefined({ cache: input.cache, upstream: input.upstream }) : undefined,
+      stowage: input.cache !== undefined || input.upstream !== undefined || input.policy !== undefined
+        ? dropUndefined({ cache: input.cache, upstream: input.upstream, policy: input.policy }) : undefined,
     });
   }
 }

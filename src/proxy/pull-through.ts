@@ -19,6 +19,7 @@ import type { UpstreamResponse } from '../upstream/client.js';
 import type { BlobFill } from './blob-fill.js';
 import { BlobMisses } from './blob-misses.js';
 import type { ClusterFills } from './cluster-fills.js';
+import type { SignaturePolicy } from '../policy/policy.js';
 import type { Route, UpstreamRouter } from './routing.js';
 
 export type CacheOutcome = 'local' | 'hit' | 'miss' | 'stale' | 'joined' | 'revalidated';
@@ -52,6 +53,8 @@ export interface PullThroughDeps {
   now?: () => number;
   /** Replicas: one upstream fetch per blob across them (absent: a single process). */
   cluster?: ClusterFills;
+  /** Signature policy: a fetched manifest is verified before it is stored. */
+  signatures?: SignaturePolicy;
 }
 
 const STALE_WARNING = '110 - "Response is Stale"';
@@ -191,6 +194,7 @@ export class PullThrough {
     }
     const contentType = bareMediaType(String(res.headers['content-type'] ?? '')) ;
     const ref: Reference = tag ? { kind: 'tag', tag } : { kind: 'digest', digest: actual };
+    await this.deps.signatures?.admitFill(route, actual, bytes, contentType);
     await registry.manifests.put(route.cacheRepo, ref, bytes, contentType, { verifyReferences: false, origin: 'cached', upstream: upstream.name });
     const stored = await registry.manifests.load(actual);
     if (!stored) throw new RegistryError('UNKNOWN', 'cached manifest vanished');

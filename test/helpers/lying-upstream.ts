@@ -8,7 +8,7 @@ import type { AddressInfo, Socket } from 'node:net';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
-export type Behaviour = 'good' | 'wrong-bytes' | 'truncated' | 'reset' | '500' | '429' | 'slow-headers' | 'slow-body' | 'hang' | 'extra-bytes';
+export type Behaviour = 'good' | 'wrong-bytes' | 'truncated' | 'reset' | '500' | '429' | '403' | 'slow-headers' | 'slow-body' | 'hang' | 'extra-bytes';
 
 export interface Item { bytes: Buffer; mediaType?: string; behaviour: Behaviour }
 
@@ -66,6 +66,9 @@ export async function startLyingUpstream(options: { slowMs?: number } = {}): Pro
       case '500':
         res.writeHead(500, { 'content-type': 'text/plain' });
         return res.end('boom');
+      case '403':
+        res.writeHead(403, { 'content-type': 'application/json' });
+        return res.end('{"errors":[{"code":"DENIED","message":"not for you"}]}');
       case '429':
         res.writeHead(429, { 'retry-after': '7', 'content-type': 'application/json' });
         return res.end('{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}');

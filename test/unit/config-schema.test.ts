@@ -40,7 +40,8 @@ const failsWith = (t: Test, fn: () => unknown, pattern: RegExp) => {
 
 /**
  * A file every env-settable key can be added to: a proxy block (so proxy.* have a section), an
- * upstream, a debug server, a webhook and one health check of each kind (list items by index).
+ * upstream, a debug server, a webhook, one health check of each kind and a signature rule (list
+ * items by index).
  */
 const BASE = {
   version: '0.1',
@@ -51,6 +52,7 @@ const BASE = {
   health: { file: [{ file: '/srv/maintenance' }], http: [{ uri: 'http://127.0.0.1:8080/ok' }], tcp: [{ addr: 'redis:6379' }] },
   auth: { htpasswd: { realm: 'r', path: '/etc/stowage/htpasswd' }, token: { realm: 'https://auth.test/token', service: 's', issuer: 'i' } },
   access: [{ repository: '**' }],
+  policy: { rules: [{ repository: '**' }] },
 };
 
 /** The keys each object-store driver section cannot do without. */

@@ -32,7 +32,7 @@ function referencesIn(bytes: Buffer): Descriptor[] {
 
 const describeReference = (ref: ManifestReference): string => (ref.kind === 'invalid' ? ref.raw : referenceToString(ref));
 
-export const getManifest: Handler<'manifest'> = async (req, reply, endpoint, { registry, proxy }) => {
+export const getManifest: Handler<'manifest'> = async (req, reply, endpoint, { registry, proxy, signatures }) => {
   const { name } = endpoint;
   req.facts.repo = name;
   req.facts.reference = describeReference(endpoint.reference);
@@ -52,6 +52,7 @@ export const getManifest: Handler<'manifest'> = async (req, reply, endpoint, { r
     if (!m) throw manifestUnknown(referenceToString(reference));
   }
   req.facts.digest = m.digest;
+  await signatures?.admitServed(name, { ...m, ...(reference.kind === 'tag' ? { tag: reference.tag } : {}) }, req.facts.cache, await proxy?.route(name, queryParam(req, 'ns')));
   if (req.method === 'GET') {
     const served = m;
     registry.events.record({
@@ -74,12 +75,13 @@ export const getManifest: Handler<'manifest'> = async (req, reply, endpoint, { r
   return reply.send(m.bytes);
 };
 
-export const putManifest: Handler<'manifest'> = async (req, reply, endpoint, { registry, config }) => {
+export const putManifest: Handler<'manifest'> = async (req, reply, endpoint, { registry, config, signatures }) => {
   const { name } = endpoint;
   req.facts.repo = name;
   req.facts.reference = describeReference(endpoint.reference);
   const reference = validForPut(endpoint.reference);
   const body = await readLimited(req.raw, MAX_MANIFEST_BYTES, req.headers['content-length']);
+  await signatures?.admitPush(name, reference, body);
   const result = await registry.manifests.put(name, reference, body, req.headers['content-type']);
   reply.code(201).headers({
     Location: locationFor(req, config, `/v2/${name}/manifests/${result.digest}`),
