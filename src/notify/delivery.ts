@@ -17,7 +17,7 @@ import { EVENTS_MEDIA_TYPE } from './sink.js';
 
 const MAX_WAIT_MS = 5 * 60_000;
 /** How long a delivering replica's claim on an endpoint lasts without renewal. */
-export const LEASE_MS = 15_000;
+export const LEASE_MS = 10_000;
 /** How often a waiting loop looks again: for a lease, or for events its change feed may not have told it of. */
 const POLL_MS = 2_000;
 

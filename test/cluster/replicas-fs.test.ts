@@ -9,6 +9,10 @@ import { startCluster, type Cluster } from '../helpers/cluster.js';
 import { missingNginx } from '../helpers/nginx.js';
 import { missingPostgres, startPostgres } from '../helpers/postgres.js';
 import { missingTools } from '../helpers/tools.js';
+import { startRegistry2 } from '../helpers/procs.js';
+import { scratchDir } from '../helpers/scratch.js';
+import { freePort } from '../helpers/tools.js';
+import { databaseStoppedUnderLoad, dutiesRacingTraffic, notificationsAcrossDeath, singleFlightAcrossReplicas } from './duties.js';
 import { chunkedUploadAcrossReplicas, listingsAndDeletes, readAfterWrite, skopeoThroughBalancer } from './scenarios.js';
 
 const skip = missingPostgres() ?? missingNginx() ?? missingTools('skopeo');
@@ -25,5 +29,26 @@ if (skip) {
     await t.test('a chunked upload, every request on another replica', (t) => chunkedUploadAcrossReplicas(t, c));
     await t.test('push then pull, in a loop', (t) => readAfterWrite(t, c));
     await t.test('listings and deletes agree everywhere', (t) => listingsAndDeletes(t, c));
+  });
+
+  t.test('cluster duties', { timeout: 600_000 }, async (t) => {
+    const upstream = await startRegistry2();
+    t.teardown(() => upstream.stop());
+    const hookPort = await freePort();
+    const work = await scratchDir('stowage-cluster-duties-');
+    const c: Cluster = await startCluster({
+      pg,
+      config: {
+        upstreams: [{ name: 'docker.io', url: upstream.url }], default_upstream: 'docker.io',
+        cache: { max_size: '2MiB', low_watermark: '50%', min_age: '0s', interval: '300ms' },
+        storage: { maintenance: { gc: { enabled: true, interval: '2s', grace: '3s' } } },
+        notifications: { endpoints: [{ name: 'audit', url: `http://127.0.0.1:${hookPort}/hook`, threshold: 1, backoff: '200ms', timeout: '1s', ignore: { actions: ['pull', 'fetch'] } }] },
+      },
+    });
+    t.teardown(() => c.stop());
+    await t.test('one upstream fetch per blob across replicas', (t) => singleFlightAcrossReplicas(t, c, upstream));
+    await t.test('eviction and GC racing pulls and pushes', (t) => dutiesRacingTraffic(t, c, upstream));
+    await t.test('notifications across a replica\'s death', (t) => notificationsAcrossDeath(t, c, hookPort, work));
+    await t.test('the database stopped under load', (t) => databaseStoppedUnderLoad(t, c, pg));
   });
 }
