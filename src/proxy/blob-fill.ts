@@ -332,16 +332,20 @@ export class BlobFill {
 
   /** A stream of the staging file (or, once moved, the blob) from offset. */
   private async openAt(offset: number, length: number): Promise<AsyncIterable<Buffer>> {
+    const { storage } = this.deps;
     for (let attempt = 0; ; attempt++) {
       try {
-        return (await this.deps.storage.reader(this.path, { offset, length })) as AsyncIterable<Buffer>;
+        return (await storage.reader(this.path, { offset, length })) as AsyncIterable<Buffer>;
       } catch (e) {
-        // The staging file was just moved into blobs/: read again at the new path.
-        if (attempt < 20 && isPathNotFound(e)) {
+        if (!isPathNotFound(e) || this.state === 'failed') throw e;
+        // The staging file was moved into blobs/ (verified bytes: the same ones), and `path` is
+        // updated only once the commit's index writes are done: read the blob's own path.
+        try {
+          return (await storage.reader(blobDataPath(this.digest), { offset, length })) as AsyncIterable<Buffer>;
+        } catch (e2) {
+          if (attempt >= 20 || !isPathNotFound(e2)) throw e2;
           await new Promise((r) => setTimeout(r, 5));
-          continue;
         }
-        throw e;
       }
     }
   }

@@ -140,7 +140,10 @@ export class BlobMisses {
   async openPeer(owner: string, digest: Digest, range?: BlobRange): Promise<Readable> {
     const { registry } = this.deps;
     if (range) return registry.blobs.open(digest, range);
-    const peer = await this.deps.cluster!.openPeer(owner, digest).catch(() => undefined);
+    const peer = await this.deps.cluster!.openPeer(owner, digest).catch((err: unknown) => {
+      this.deps.log.warn({ peer: owner, digest, err: (err as Error).message }, 'could not stream a blob from the replica fetching it; trying storage');
+      return undefined;
+    });
     return peer?.body ?? registry.blobs.open(digest);
   }
 
