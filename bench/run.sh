@@ -16,3 +16,5 @@ node bench/bundle.mjs "$@"
 node bench/eviction.mjs "$@"
 # The signature policy: a verified cold manifest fetch and warm GETs, policy on vs off.
 node bench/policy.mjs
+# Replicas: 1 on SQLite, 1 and 3 on PostgreSQL (Debian's postgresql), through nginx.
+if [ -x /usr/lib/postgresql/15/bin/postgres ]; then node bench/replicas.mjs; fi
