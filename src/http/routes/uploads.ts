@@ -3,6 +3,7 @@
  * PATCH / PUT / GET / DELETE /v2/<name>/blobs/uploads/<uuid>.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { RegistryError } from '../../errors.js';
 import { parseDigest, type Digest } from '../../oci/digest.js';
 import { parseRepoName, type RepoName } from '../../oci/reference.js';
 import { rangeHeader } from '../../registry/upload-store.js';
@@ -54,10 +55,22 @@ export const putUpload: Handler<'upload'> = async (req, reply, { name, uuid }, d
   req.facts.repo = name;
   const digest = parseDigest(queryParam(req, 'digest') ?? '');
   req.facts.reference = digest;
-  await appendBody(req, name, uuid, deps);
-  await deps.registry.uploads.complete(name, uuid, digest);
+  try {
+    await appendBody(req, name, uuid, deps);
+    await deps.registry.uploads.complete(name, uuid, digest);
+  } catch (e) {
+    // A closing PUT repeated after its answer was lost (a load balancer passing it on to another
+    // replica, say) finds the session gone: if it carries no bytes and the blob is in place, it
+    // already succeeded.
+    if (!(e instanceof RegistryError && e.code === 'BLOB_UPLOAD_UNKNOWN') || hasBody(req)
+      || (await deps.registry.blobs.sizeIn(name, digest)) === undefined) throw e;
+  }
   return blobCreated(req, reply, name, digest, deps);
 };
+
+function hasBody(req: FastifyRequest): boolean {
+  return req.headers['transfer-encoding'] !== undefined || (contentLength(req.headers['content-length']) ?? 0) > 0;
+}
 
 export const getUpload: Handler<'upload'> = async (req, reply, { name, uuid }, deps) => {
   req.facts.repo = name;
