@@ -8,9 +8,9 @@ import { LocalRegistry } from './registry/registry.js';
 import { createDriver } from './storage/drivers/index.js';
 import { Metrics } from './metrics.js';
 import { PullThrough } from './proxy/pull-through.js';
-import { UpstreamRouter, type Upstream } from './proxy/routing.js';
+import { UpstreamRouter } from './proxy/routing.js';
 import { Maintenance } from './lifecycle/maintenance.js';
-import { UpstreamClient } from './upstream/client.js';
+import { MirrorChain } from './upstream/chain.js';
 import { buildDebugApp } from './http/debug-server.js';
 import type { HealthMonitor } from './health/monitor.js';
 import { createHealthMonitor, type HealthOptions } from './health/options.js';
@@ -67,15 +67,15 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
   const notifier = new Notifier(notifyOptions(config), metadata.outbox, log.child({ component: 'notify' }), metrics.registry, (fn) => metadata.transaction(fn));
   const registry = new LocalRegistry(storage, metadata, log, notifier.sink);
   maintenance = new Maintenance(config, registry, metadata, log, metrics);
-  const upstreams: Upstream[] = config.upstreams.map((cfg) => ({
+  const upstreams = config.upstreams.map((cfg) => ({
     config: cfg,
-    client: new UpstreamClient(cfg, { log: log.child({ upstream: cfg.name }) }),
+    client: new MirrorChain(cfg, { log: log.child({ upstream: cfg.name }), metrics }),
   }));
   const router = upstreams.length > 0 ? new UpstreamRouter(upstreams, config.defaultUpstream) : undefined;
   const proxy = router ? new PullThrough({ registry, metadata, log, metrics, router }) : undefined;
   if (proxy) registry.local.onNewLocal((repo) => proxy.noteNewLocal(repo));
   const health = createHealthMonitor(healthOptions(config.health), {
-    storage, upstreams: upstreams.map((u) => ({ name: u.config.name, url: u.config.url, breaker: u.client.breaker })), log, registry: metrics.registry,
+    storage, upstreams: upstreams.flatMap((u) => u.client.endpoints), log, registry: metrics.registry,
   });
   return {
     registry,
