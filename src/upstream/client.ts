@@ -174,7 +174,8 @@ export class UpstreamClient implements RegistryClient {
     if (bearer) {
       if (bearer.params.realm) this.realm = { scheme: 'bearer', params: { realm: bearer.params.realm, ...(bearer.params.service ? { service: bearer.params.service } : {}) } };
       try {
-        await this.fetchTokenOnce(scope, bearer, signal);
+        // A challenge without a scope (some registries send none) gets the one this request needs.
+        await this.fetchTokenOnce(scope, bearer.params.scope ? bearer : { ...bearer, params: { ...bearer.params, scope } }, signal);
       } catch (err) {
         throw new UpstreamError('unauthorized', this.name, `token fetch failed: ${(err as Error).message}`, { cause: err });
       }
