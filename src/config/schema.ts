@@ -114,8 +114,8 @@ const timeouts = (what: string, defaults: { connect: string; headers: string; bo
   }),
 ], { description: `${what}: one duration for all, or {connect, headers, body}`, default: {}, expected: 'expected a duration or {connect, headers, body}' });
 
-const circuitBreaker = (what: string) => section({
-  failures: int({ description: 'Consecutive outages before the breaker opens (requests then fail fast)', default: 3, min: 1, max: 1000 }),
+const circuitBreaker = (what: string, failures: number) => section({
+  failures: int({ description: `Consecutive outages before the breaker opens (requests then ${what === 'the mirror' ? 'skip the mirror' : 'fail fast'})`, default: failures, min: 1, max: 1000 }),
   cooldown: duration({ description: `First wait before one request probes ${what} again (doubles while it stays down)`, default: '10s' }),
 });
 
@@ -128,9 +128,11 @@ export const MirrorSchema = section({
   username: optional(str({ description: 'User name for this mirror (sent to it and its token realm only)' })),
   password: optional(secret({ description: 'Password or token for this mirror' })),
   password_file: optional(path({ description: 'File holding the password, read at start; instead of password' })),
-  timeout: timeouts('Mirror timeouts, shorter than an upstream\'s so that a dead mirror costs little', { connect: '3s', headers: '10s', body: '30s' }),
+  timeout: timeouts('Mirror timeouts, shorter than an upstream\'s so that a dead mirror costs little', { connect: '3s', headers: '5s', body: '30s' }),
   max_concurrent: int({ description: 'Parallel connections to this mirror', default: 16, min: 1, max: 1024 }),
-  circuit_breaker: circuitBreaker('the mirror'),
+  // One outage is enough: passing a request on to the next endpoint costs little, asking a dead
+  // mirror again costs every request meanwhile a round trip or a timeout.
+  circuit_breaker: circuitBreaker('the mirror', 1),
 }, { description: 'A mirror tried before the upstream' });
 
 export const UpstreamSchema = section({
@@ -148,7 +150,7 @@ export const UpstreamSchema = section({
   timeout: timeouts('Upstream timeouts', { connect: '10s', headers: '30s', body: '30s' }),
   max_concurrent: int({ description: 'Parallel connections to this upstream', default: 16, min: 1, max: 1024 }),
   ttl: duration({ description: 'Cached content not pulled for this long is removed (0: kept forever)', default: '0' }),
-  circuit_breaker: circuitBreaker('the upstream'),
+  circuit_breaker: circuitBreaker('the upstream', 3),
   mirrors: list(MirrorSchema, {
     description: 'Mirrors of this upstream (site or regional caches), tried in order before `url`: a request falls through to the next on a failure (refused, timeout, 5xx, open breaker, 401/403/429) or a 404; the answer of `url` is final',
     default: [],

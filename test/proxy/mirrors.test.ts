@@ -11,9 +11,11 @@ import t from 'tap';
 import { ALL_ACCEPT, makeImage, pushImageHttp, sha256 } from '../helpers/image.js';
 import { startLyingUpstream } from '../helpers/lying-upstream.js';
 import { countRegistry2Requests, startRegistry2, startStowage, type Proc } from '../helpers/procs.js';
-import { freePort, missingTools, sleep, startBlackhole } from '../helpers/tools.js';
+import { missingTools, sleep, startBlackhole } from '../helpers/tools.js';
 
 const skip = missingTools('docker-registry');
+/** Port 1 on loopback: nothing listens there (a free port another process could take meanwhile). */
+const REFUSED = 'http://127.0.0.1:1';
 const host = (url: string) => new URL(url).host;
 const basic = (user: string, pw: string) => `Basic ${Buffer.from(`${user}:${pw}`).toString('base64')}`;
 
@@ -36,7 +38,7 @@ t.test('a pull through a chain of broken and partial mirrors', { skip }, async (
   const image = makeImage({ seed: 171, layers: 3, layerSize: 256 * 1024 });
   await pushImageHttp(upstream.url, 'org/app', 'v1', image);
 
-  const refused = `http://127.0.0.1:${await freePort()}`;
+  const refused = REFUSED;
   const failing = await startLyingUpstream({ status: 500 });
   const hung = await startBlackhole();
   // A partial site cache: it has the manifest, but none of the blobs.

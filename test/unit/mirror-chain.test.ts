@@ -12,7 +12,7 @@ import { UpstreamError } from '../../src/upstream/errors.js';
 import { startLyingUpstream, type LyingUpstream } from '../helpers/lying-upstream.js';
 import { prngBytes, sha256 } from '../helpers/image.js';
 import { startTokenServer } from '../helpers/token-server.js';
-import { freePort, startBlackhole } from '../helpers/tools.js';
+import { startBlackhole } from '../helpers/tools.js';
 
 const log = pino({ level: 'silent' });
 const endpoint = (name: string, url: string, extra: Partial<MirrorConfig> = {}): MirrorConfig => ({
@@ -21,6 +21,8 @@ const endpoint = (name: string, url: string, extra: Partial<MirrorConfig> = {}):
 const upstream = (url: string, mirrors: MirrorConfig[], extra: Partial<UpstreamConfig> = {}): UpstreamConfig => ({
   ...endpoint('u.test', url), tagTtlMs: 1000, negativeTtlMs: 0, revalidateTimeoutMs: 1000, contentTtlMs: 0, mirrors, ...extra,
 });
+/** Port 1 on loopback: nothing listens there (a free port another process could take meanwhile). */
+const REFUSED = 'http://127.0.0.1:1';
 const host = (url: string) => new URL(url).host;
 const basic = (user: string, pw: string) => `Basic ${Buffer.from(`${user}:${pw}`).toString('base64')}`;
 
@@ -47,7 +49,7 @@ const BYTES = prngBytes(7, 4096);
 const DIGEST = sha256(BYTES) as never;
 
 t.test('falls through refused, 5xx, hung and 404, in order, to the first answer', async (t) => {
-  const refused = `http://127.0.0.1:${await freePort()}`;
+  const refused = REFUSED;
   const failing = await liar(t, { status: 500 });
   const hung = await startBlackhole();
   t.teardown(() => hung.close());
@@ -85,7 +87,7 @@ t.test("the last endpoint's answer is final; a mirror's 404 never is", async (t)
   t.equal(res.servedBy, host(b.url));
   t.same([a.seen.length, b.seen.length], [1, 1]);
 
-  const refused = `http://127.0.0.1:${await freePort()}`;
+  const refused = REFUSED;
   const down = new MirrorChain(upstream(refused, [endpoint('u.test@a', a.url)]), { log });
   t.teardown(() => down.close());
   const err = await down.manifest('org/app', 'missing', { method: 'GET', accept: [] }).then(() => undefined, (e: unknown) => e);
