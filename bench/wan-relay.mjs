@@ -180,7 +180,8 @@ export async function startRelay({ target, rttMs = 50, rateBps = 0, listenPort =
     url: `http://127.0.0.1:${port}`,
     target,
     stats: () => ({ ...stats }),
-    reset: () => { stats.connections = stats.open; stats.bytesUp = 0; stats.bytesDown = 0; },
+    /** Counts from now: connections already open are not new ones. */
+    reset: () => { stats.connections = 0; stats.bytesUp = 0; stats.bytesDown = 0; },
     close: () => new Promise((resolve) => {
       for (const s of sockets) s.destroy();
       server.close(() => resolve());

@@ -128,7 +128,7 @@ export const MirrorSchema = section({
   username: optional(str({ description: 'User name for this mirror (sent to it and its token realm only)' })),
   password: optional(secret({ description: 'Password or token for this mirror' })),
   password_file: optional(path({ description: 'File holding the password, read at start; instead of password' })),
-  timeout: timeouts('Mirror timeouts, shorter than an upstream\'s so that a dead mirror costs little', { connect: '3s', headers: '5s', body: '30s' }),
+  timeout: timeouts('Mirror timeouts, shorter than an upstream\'s so that a dead mirror costs little', { connect: '3s', headers: '3s', body: '30s' }),
   max_concurrent: int({ description: 'Parallel connections to this mirror', default: 16, min: 1, max: 1024 }),
   // One outage is enough: passing a request on to the next endpoint costs little, asking a dead
   // mirror again costs every request meanwhile a round trip or a timeout.

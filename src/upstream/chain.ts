@@ -7,7 +7,9 @@
  * 429, and a 404 (a partial mirror lacks what the next one has, as containerd's hosts.toml treats
  * it). The last endpoint's answer is final, so a mirror's 404 never becomes the upstream's.
  * Content is verified by digest in proxy/ whichever endpoint served it; each response says which
- * one did (`servedBy`), and the log and metrics say so too.
+ * one did (`servedBy`), and the log and metrics say so too. A mirror's breaker is probed apart
+ * from the requests once its cooldown is over (the upstream's own is probed by a request, as
+ * there is nothing to fall through to).
  */
 import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/schema.js';
@@ -61,6 +63,13 @@ export class MirrorChain implements RegistryClient {
     const last = this.endpoints.length - 1;
     for (let i = 0; i < last; i++) {
       const attempt = { endpoint: this.endpoints[i]!, label: this.labels[i]! };
+      const state = attempt.endpoint.breaker.state();
+      if (state !== 'closed') {
+        if (state === 'half-open') this.probe(attempt);
+        this.passOn(attempt, kind, repo, reference, 'circuit-open');
+        passed.push(`${attempt.label}: circuit-open`);
+        continue;
+      }
       let res: UpstreamResponse | undefined;
       try {
         res = await call(attempt.endpoint);
@@ -77,6 +86,17 @@ export class MirrorChain implements RegistryClient {
     const final = { endpoint: this.endpoints[last]!, label: this.labels[last]! };
     const res = await call(final.endpoint);
     return res && this.served(final, kind, repo, reference, res, passed);
+  }
+
+  /**
+   * A mirror whose cooldown is over is probed in the background while the request goes on to the
+   * next endpoint: a mirror that is still dead (a hung one especially) costs no client a timeout.
+   */
+  private probe(a: Attempt): void {
+    if (!a.endpoint.breaker.allow()) return; // another request started the probe
+    void a.endpoint.probe().then((ok) => {
+      this.deps.log[ok ? 'info' : 'debug']({ upstream: this.name, mirror: a.label }, ok ? 'mirror answers again' : 'mirror still down');
+    });
   }
 
   private served(a: Attempt, kind: Kind, repo: string, reference: string, res: UpstreamResponse, passed: string[]): UpstreamResponse {

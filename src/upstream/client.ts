@@ -97,6 +97,26 @@ export class UpstreamClient implements RegistryClient {
     return undefined;
   }
 
+  /**
+   * Asks GET /v2/ whether the endpoint answers at all (any status under 500, 401 included) and
+   * tells the breaker: the half-open probe of a mirror, made beside the requests instead of with
+   * one of them, so that no client waits for a mirror that is still dead.
+   */
+  async probe(): Promise<boolean> {
+    try {
+      const res = await request(`${this.cfg.url}/v2/`, { method: 'GET', headers: { 'user-agent': 'stowage' }, dispatcher: this.agent as Dispatcher });
+      await res.body.dump();
+      if (res.statusCode < 500) {
+        this.breaker.success();
+        return true;
+      }
+    } catch {
+      // counted below
+    }
+    this.breaker.failure();
+    return false;
+  }
+
   /** Shutdown: in-flight upstream requests are abandoned (their staging files are purged later). */
   async close(): Promise<void> {
     await this.agent.destroy();

@@ -165,3 +165,36 @@ t.test("a new scope's token comes before its first request; concurrent requests 
   t.same(tokens.requests, ['repository:first/repo:pull', 'repository:second/repo:pull'], 'one token fetch per scope, shared by concurrent requests');
   t.ok(up.connections() <= 4, `connections reused (${up.connections()} for ${up.seen.length} requests, max_concurrent 4)`);
 });
+
+t.test("once a mirror's cooldown is over it is probed beside the requests, which do not wait for it", async (t) => {
+  let clock = 0;
+  const hung = await startBlackhole();
+  t.teardown(() => hung.close());
+  const flaky = await liar(t);
+  flaky.blobs.set(DIGEST, { bytes: BYTES, behaviour: '500' });
+  const good = await liar(t);
+  good.blobs.set(DIGEST, { bytes: BYTES, behaviour: 'good' });
+  const chain = new MirrorChain(upstream(good.url, [
+    endpoint('u.test@hung', hung.url, { headersTimeoutMs: 2000, breakerFailures: 1, breakerCooldownMs: 1000 }),
+    endpoint('u.test@flaky', flaky.url, { breakerFailures: 1, breakerCooldownMs: 1000 }),
+  ]), { log, breaker: { now: () => clock } });
+  t.teardown(() => chain.close());
+  const [hungBreaker, flakyBreaker] = chain.endpoints.map((e) => e.breaker);
+
+  t.equal((await chain.blob('org/app', DIGEST)).servedBy, host(good.url), 'the hung mirror costs its timeout once, the flaky one fails');
+  t.same([hungBreaker!.state(), flakyBreaker!.state()], ['open', 'open']);
+  flaky.blobs.set(DIGEST, { bytes: BYTES, behaviour: 'good' });
+  clock += 1000;
+  const res = await chain.blob('org/app', DIGEST);
+  t.equal(res.servedBy, host(good.url), 'half-open mirrors are not asked for content: the request goes on at once');
+  await body(res);
+  t.equal(hungBreaker!.state(), 'half-open', "the hung mirror's probe is still waiting for its timeout: the request did not");
+  t.equal(hung.connections(), 2, 'the hung mirror got its probe');
+  t.equal(flaky.seen.at(-1)!.path, '/v2/', 'the flaky mirror got a GET /v2/ probe');
+  while (hungBreaker!.state() === 'half-open' || flakyBreaker!.state() !== 'closed') await new Promise((r) => setTimeout(r, 50));
+  t.equal(flakyBreaker!.state(), 'closed', 'the flaky mirror answered its probe: closed');
+  t.equal(hungBreaker!.state(), 'open', 'the hung one did not: open again, for a doubled cooldown');
+  const again = await chain.blob('org/app', DIGEST);
+  t.equal(again.servedBy, host(flaky.url), 'the recovered mirror serves again');
+  await body(again);
+});

@@ -32,7 +32,7 @@ t.test('a mirror entry, decoded', async (t) => {
     { name: 'docker.io@site-cache.local:5000', url: 'http://site-cache.local:5000', username: 'site', password: 's3cret',
       connectTimeoutMs: 2000, headersTimeoutMs: 2000, bodyTimeoutMs: 2000, maxConcurrent: 16, breakerFailures: 1, breakerCooldownMs: 10_000 },
     { name: 'docker.io@regional.example.com', url: 'https://regional.example.com', username: 'dmz', password: 'from-file',
-      connectTimeoutMs: 1000, headersTimeoutMs: 5_000, bodyTimeoutMs: 30_000, maxConcurrent: 4, breakerFailures: 5, breakerCooldownMs: 60_000 },
+      connectTimeoutMs: 1000, headersTimeoutMs: 3_000, bodyTimeoutMs: 30_000, maxConcurrent: 4, breakerFailures: 5, breakerCooldownMs: 60_000 },
   ]);
   t.same(parse('upstreams: [{name: ghcr.io, url: "https://ghcr.io"}]').upstreams[0]!.mirrors, [], 'none unless configured');
   const env = parse('upstreams: [{name: ghcr.io, url: "https://ghcr.io"}]', { REGISTRY_UPSTREAMS_0_MIRRORS: '[{url: "http://m.local:5000"}]' });
