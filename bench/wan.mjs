@@ -13,7 +13,8 @@
 // and with it hung (accepts, never answers). CPU-seconds and peak RSS of each cache process.
 //
 // Usage: npm run build && node --import=./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/wan.mjs
-//          [--runs N] [--rtt 50] [--rate 200mbit] [--no-docker] [--quick]
+//          [--runs N] [--rtt 50] [--rate 200mbit] [--no-docker] [--quick] [--only single,concurrent,mirrors]
+//          [--log info] (stowage's log level; the mirror runs' stowage logs then go to stderr)
 // Environment: WAN_PREFETCH=1 adds PREFETCH_YAML (below) to stowage's upstream entry (layer
 // prefetch); WAN_STOWAGE_YAML is appended to stowage's config file as it is.
 import { spawn } from 'node:child_process';
@@ -36,7 +37,9 @@ const quick = args.includes('--quick');
 const runs = Number(opt('--runs', quick ? 1 : 3));
 const rttMs = Number(opt('--rtt', 50));
 const rateBps = parseRate(opt('--rate', '200mbit'));
-const withDocker = !args.includes('--no-docker');
+const only = new Set((opt('--only', 'single,concurrent,mirrors')).split(','));
+const withDocker = !args.includes('--no-docker') && only.has('single');
+const stowageLog = opt('--log', 'warn');
 const MiB = 1024 * 1024;
 for (const bin of ['docker-registry', 'skopeo', 'nginx', ...(withDocker ? ['dockerd'] : [])]) {
   if ((await run('sh', ['-c', `command -v ${bin}`])).code !== 0) {
@@ -137,7 +140,7 @@ function delta(a, b) {
     blobHead: count((r) => r.method === 'HEAD' && r.path.includes('/blobs/') && r.status !== 401),
     blobGet: count((r) => r.method === 'GET' && r.path.includes('/blobs/') && r.status !== 401),
     cdnGet: b.cdn - a.cdn,
-    connRegistry: conn(relayUp), connToken: conn(relayToken), connCdn: conn(relayCdn),
+    connRegistry: conn(relayUp), connToken: conn(relayToken), connCdn: conn(relayCdn), connMirror: conn(relayRefused) + conn(relayHung),
     bytes: down(relayUp) + down(relayToken) + down(relayCdn),
   };
 }
@@ -193,7 +196,7 @@ async function startStowage(mirrors = '') {
   const prefetch = process.env.WAN_PREFETCH === '1' ? `\n    ${PREFETCH_YAML}` : '';
   writeFileSync(`${root}.yml`, `version: 0.1
 log:
-  level: warn
+  level: ${stowageLog}
 storage:
   filesystem:
     rootdirectory: ${root}
@@ -251,7 +254,7 @@ if (withDocker) {
   dockerd = await startDockerd(join(work, 'docker'));
 }
 try {
-  for (const [name, client] of Object.entries(clients)) {
+  for (const [name, client] of only.has('single') ? Object.entries(clients) : []) {
     R[name] = {};
     R[name].direct = await repeated(async () => {
       const before = await snapshot();
@@ -263,11 +266,11 @@ try {
 
   // 8 concurrent clients (skopeo): direct, then each cache cold and the same 8 warm.
   const N = 8;
-  {
+  if (only.has('concurrent')) {
     const before = await snapshot();
     R.concurrent = { direct: { cold: await concurrent(N, () => skopeo(relayUp)), counts: delta(before, await snapshot()) } };
   }
-  for (const kind of ['stowage', 'registry:2']) {
+  for (const kind of only.has('concurrent') ? ['stowage', 'registry:2'] : []) {
     const c = await startCache(kind);
     const before = await snapshot();
     const cpu0 = cpuSeconds(c.proc.pid);
@@ -280,7 +283,8 @@ try {
   }
 
   // Mirrors (stowage, skopeo): the first mirror refuses connections; the first mirror hangs.
-  for (const [name, port] of [['refused', relayRefused], ['hung', relayHung]]) {
+  if (only.has('mirrors') && !only.has('single')) R.skopeo = { stowage: await repeated(() => coldWarm('stowage', skopeo)) };
+  for (const [name, port] of only.has('mirrors') ? [['refused', relayRefused], ['hung', relayHung]] : []) {
     const c = await startStowage(`\n    mirrors:\n      - url: http://127.0.0.1:${port}`);
     const before = await snapshot();
     const first = await skopeo(c.port, 'bench/wan');
@@ -288,6 +292,7 @@ try {
     const second = await skopeo(c.port, 'bench/wan2');
     R[`mirror-${name}`] = { first, second, counts: delta(before, mid), counts2: delta(mid, await snapshot()), rss: peakRssMiB(c.proc.pid) };
     await stop(c);
+    if (stowageLog !== 'warn') process.stderr.write(`--- stowage, first mirror ${name}\n${c.output()}`);
   }
 } finally {
   await dockerd?.stop();
@@ -302,38 +307,43 @@ try {
 // ------------------------------------------------------------------ the report
 const f = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 const all = (r) => (r?.coldAll?.length > 1 ? ` (${r.coldAll.map((x) => f(x)).join(', ')})` : '');
+const has = (section) => only.has(section);
 const rows = [['pull (s)', 'direct', 'stowage cold', 'stowage warm', 'registry:2 cold', 'registry:2 warm', 'stowage cold / direct', 'registry:2 cold / direct']];
-for (const name of Object.keys(clients)) {
+for (const name of has('single') ? Object.keys(clients) : []) {
   const d = R[name].direct, s = R[name].stowage, g = R[name]['registry:2'];
   rows.push([`${name}, one client`, `${f(d.cold)}${all(d)}`, `${f(s.cold)}${all(s)}`, f(s.warm), `${f(g.cold)}${all(g)}`, f(g.warm), f(s.cold / d.cold), f(g.cold / d.cold)]);
 }
 const C = R.concurrent;
-rows.push(['skopeo, 8 clients at once', f(C.direct.cold), f(C.stowage.cold), f(C.stowage.warm), f(C['registry:2'].cold), f(C['registry:2'].warm),
+if (C) rows.push(['skopeo, 8 clients at once', f(C.direct.cold), f(C.stowage.cold), f(C.stowage.warm), f(C['registry:2'].cold), f(C['registry:2'].warm),
   f(C.stowage.cold / C.direct.cold), f(C['registry:2'].cold / C.direct.cold)]);
 
 const cost = [['cache process', 'CPU-s, one cold pull (skopeo)', 'CPU-s, 8 cold clients', 'peak RSS one client (MiB)', 'peak RSS 8 clients (MiB)', '8 cold / 8 warm']];
-for (const kind of ['stowage', 'registry:2']) {
+for (const kind of C && R.skopeo?.['registry:2'] ? ['stowage', 'registry:2'] : []) {
   cost.push([kind, f(R.skopeo[kind].cpu), f(C[kind].cpu), f(R.skopeo[kind].rss, 0), f(C[kind].rss, 0), f(C[kind].cold / C[kind].warm)]);
 }
 
 const trips = [['per cold pull, at the upstream side', 'token GETs', '/v2/ pings', '401s', 'manifest HEAD', 'manifest GET', 'blob HEAD', 'blob GET (307)', 'CDN GET',
-  'new conn: registry / token / CDN', 'MiB down', 'bytes / image']];
+  'new conn: registry / token / CDN', 'conn to dead mirror', 'MiB down', 'bytes / image']];
 const tripRow = (label, c) => trips.push([label, c.token, c.ping, c.unauthorized, c.manifestHead, c.manifestGet, c.blobHead, c.blobGet, c.cdnGet,
-  `${c.connRegistry} / ${c.connToken} / ${c.connCdn}`, f(c.bytes / MiB, 1), f(c.bytes / IMAGE_BYTES)]);
-for (const name of Object.keys(clients)) {
+  `${c.connRegistry} / ${c.connToken} / ${c.connCdn}`, c.connMirror, f(c.bytes / MiB, 1), f(c.bytes / IMAGE_BYTES)]);
+for (const name of has('single') ? Object.keys(clients) : []) {
   tripRow(`${name} direct`, R[name].direct.counts);
   tripRow(`${name} through stowage`, R[name].stowage.counts);
   tripRow(`${name} through registry:2 proxy`, R[name]['registry:2'].counts);
 }
-tripRow('8 skopeo direct (all 8)', C.direct.counts);
-tripRow('8 skopeo through stowage (all 8)', C.stowage.counts);
-tripRow('8 skopeo through registry:2 proxy (all 8)', C['registry:2'].counts);
-tripRow('stowage, first mirror refusing, first pull', R['mirror-refused'].counts);
-tripRow('stowage, first mirror hung, first pull', R['mirror-hung'].counts);
-tripRow('stowage, first mirror hung, next pull', R['mirror-hung'].counts2);
+if (C) {
+  tripRow('8 skopeo direct (all 8)', C.direct.counts);
+  tripRow('8 skopeo through stowage (all 8)', C.stowage.counts);
+  tripRow('8 skopeo through registry:2 proxy (all 8)', C['registry:2'].counts);
+}
+if (has('mirrors')) {
+  tripRow('stowage, first mirror refusing, first pull', R['mirror-refused'].counts);
+  tripRow('stowage, first mirror hung, first pull', R['mirror-hung'].counts);
+  tripRow('stowage, first mirror hung, next pull', R['mirror-hung'].counts2);
+}
 
-const s1 = R.skopeo.stowage.cold;
-const mirrors = [['stowage cold, skopeo', 'first pull (s)', 'added vs no mirror', 'next pull, other image (s)', 'added vs no mirror'],
+const s1 = R.skopeo?.stowage?.cold;
+const mirrors = !has('mirrors') ? [] : [['stowage cold, skopeo', 'first pull (s)', 'added vs no mirror', 'next pull, other image (s)', 'added vs no mirror'],
   ['no mirror (above)', f(s1), '-', '-', '-'],
   ...['refused', 'hung'].map((n) => [`first mirror ${n}`, f(R[`mirror-${n}`].first), `${f((R[`mirror-${n}`].first - s1) * 1000, 0)} ms`,
     f(R[`mirror-${n}`].second), `${f((R[`mirror-${n}`].second - s1) * 1000, 0)} ms`])];
@@ -345,13 +355,7 @@ WAN: bench/wan-relay.mjs, RTT ${rttMs} ms, ${rateBps / 1e6} Mbit/s per connectio
 image: 10 layers + config, ${f(IMAGE_BYTES / MiB, 1)} MiB (largest layer ${f(SIZES[0] / MiB, 0)} MiB); median of ${runs} run(s)${withDocker ? `; dockerd ${dockerd.driver}` : ''}; layer prefetch ${process.env.WAN_PREFETCH === '1' ? 'on' : 'off'}
 relay process: ${f(R.relayCpu)} CPU-s for the whole run
 
-${table(rows)}
-
-${table(cost)}
-
-${table(trips)}
-
-${table(mirrors)}
+${[rows, cost, trips, mirrors].filter((t) => t.length > 1).map(table).join('\n\n')}
 `;
 console.log(report);
 mkdirSync('bench/results', { recursive: true });

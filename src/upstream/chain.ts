@@ -19,6 +19,7 @@ import { UpstreamClient, type RegistryClient, type UpstreamResponse } from './cl
 import { UpstreamError } from './errors.js';
 import type { BreakerOptions } from './health.js';
 
+/** `log` should carry the upstream's name (main.ts binds it); lines add the mirror. */
 export interface ChainDeps { log: Logger; metrics?: Metrics; breaker?: BreakerOptions }
 
 type Kind = 'manifest' | 'blob' | 'referrers';
@@ -95,7 +96,7 @@ export class MirrorChain implements RegistryClient {
   private probe(a: Attempt): void {
     if (!a.endpoint.breaker.allow()) return; // another request started the probe
     void a.endpoint.probe().then((ok) => {
-      this.deps.log[ok ? 'info' : 'debug']({ upstream: this.name, mirror: a.label }, ok ? 'mirror answers again' : 'mirror still down');
+      this.deps.log[ok ? 'info' : 'debug']({ mirror: a.label }, ok ? 'mirror answers again' : 'mirror still down');
     });
   }
 
@@ -103,7 +104,7 @@ export class MirrorChain implements RegistryClient {
     this.deps.metrics?.upstreamServed.inc({ upstream: this.name, served_by: a.label, kind });
     // With mirrors, every upstream answer says where it came from (cold fills, revalidations).
     if (this.endpoints.length > 1) {
-      this.deps.log.info({ upstream: this.name, servedBy: a.label, kind, repo, reference, status: res.status, ...(passed.length ? { passed } : {}) },
+      this.deps.log.info({ servedBy: a.label, kind, repo, reference, status: res.status, ...(passed.length ? { passed } : {}) },
         'upstream request served');
     }
     return { ...res, servedBy: a.label };
@@ -113,7 +114,7 @@ export class MirrorChain implements RegistryClient {
     this.deps.metrics?.upstreamFallthrough.inc({ upstream: this.name, mirror: a.label, reason });
     // An open breaker and a partial mirror's 404 are routine; a mirror failing is worth a warning.
     const routine = reason === 'circuit-open' || reason === 'not-found' || reason === 'unsupported';
-    this.deps.log[routine ? 'debug' : 'warn']({ upstream: this.name, mirror: a.label, kind, repo, reference, reason, ...(detail ? { err: detail } : {}) },
+    this.deps.log[routine ? 'debug' : 'warn']({ mirror: a.label, kind, repo, reference, reason, ...(detail ? { err: detail } : {}) },
       'mirror passed the request on to the next');
   }
 }
