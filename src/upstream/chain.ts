@@ -54,6 +54,16 @@ export class MirrorChain implements RegistryClient {
     return this.first('referrers', repo, digest, opts.signal, (e) => e.referrers(repo, digest, opts));
   }
 
+  /** A mirror caught serving content that failed verification is skipped until its cooldown ends. */
+  distrust(servedBy: string | undefined, reason: string): void {
+    const i = servedBy === undefined ? -1 : this.labels.indexOf(servedBy);
+    // The upstream's own URL is never skipped for it: there is nothing after it to ask.
+    if (i < 0 || i === this.endpoints.length - 1) return;
+    this.endpoints[i]!.breaker.trip();
+    this.deps.metrics?.upstreamFallthrough.inc({ upstream: this.name, mirror: servedBy!, reason: 'distrusted' });
+    this.deps.log.warn({ mirror: servedBy, reason }, 'mirror served content that failed verification; skipped until its cooldown ends');
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.endpoints.map((e) => e.close()));
   }

@@ -35,6 +35,11 @@ export interface RegistryClient {
   manifest(repo: string, reference: string, opts: { method: 'GET' | 'HEAD'; accept: string[]; signal?: AbortSignal }): Promise<UpstreamResponse>;
   blob(repo: string, digest: Digest, opts?: { method?: 'GET' | 'HEAD'; signal?: AbortSignal; range?: string }): Promise<UpstreamResponse>;
   referrers(repo: string, digest: Digest, opts?: { artifactType?: string; signal?: AbortSignal }): Promise<UpstreamResponse | undefined>;
+  /**
+   * Content from `servedBy` failed verification: a mirror that served it is skipped (its breaker
+   * opens) so the next request goes to the next endpoint. Optional: a lone endpoint has no other.
+   */
+  distrust?(servedBy: string | undefined, reason: string): void;
   close(): Promise<void>;
 }
 

@@ -198,3 +198,26 @@ t.test("once a mirror's cooldown is over it is probed beside the requests, which
   t.equal(again.servedBy, host(flaky.url), 'the recovered mirror serves again');
   await body(again);
 });
+
+t.test('a mirror caught serving bad content is skipped (the proxy calls distrust on a digest mismatch)', async (t) => {
+  const lying = await liar(t);
+  lying.blobs.set(DIGEST, { bytes: BYTES, behaviour: 'wrong-bytes' });
+  const good = await liar(t);
+  good.blobs.set(DIGEST, { bytes: BYTES, behaviour: 'good' });
+  const metrics = new Metrics();
+  const chain = new MirrorChain(upstream(good.url, [endpoint('u.test@lying', lying.url, { breakerFailures: 3 })]), { log, metrics });
+  t.teardown(() => chain.close());
+  const first = await chain.blob('org/app', DIGEST);
+  t.equal(first.servedBy, host(lying.url));
+  t.not(sha256(await body(first)), DIGEST, 'the mirror lied');
+  chain.distrust(first.servedBy, 'digest mismatch');
+  t.equal(chain.endpoints[0]!.breaker.state(), 'open', 'one mismatch opens its breaker, whatever failures says');
+  const next = await chain.blob('org/app', DIGEST);
+  t.equal(next.servedBy, host(good.url), 'the next request goes past it');
+  t.equal(sha256(await body(next)), DIGEST);
+  chain.distrust(next.servedBy, 'digest mismatch');
+  t.equal(chain.endpoints[1]!.breaker.state(), 'closed', "the upstream's own URL is never skipped: nothing comes after it");
+  t.same(await counter(metrics, 'stowage_upstream_fallthrough_total'), {
+    [`u.test ${host(lying.url)} distrusted`]: 1, [`u.test ${host(lying.url)} circuit-open`]: 1,
+  });
+});
