@@ -14,7 +14,7 @@
 //
 // Usage: npm run build && node --import=./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/wan.mjs
 //          [--runs N] [--rtt 50] [--rate 200mbit] [--no-docker] [--quick] [--only single,concurrent,mirrors]
-//          [--log info] (stowage's log level; the mirror runs' stowage logs then go to stderr)
+//          [--clients skopeo,docker] [--log info] (stowage's log level; its logs then go to stderr)
 // Environment: WAN_PREFETCH=1 adds PREFETCH_YAML (below) to stowage's upstream entry (layer
 // prefetch); WAN_STOWAGE_YAML is appended to stowage's config file as it is.
 import { spawn } from 'node:child_process';
@@ -233,6 +233,7 @@ async function coldWarm(kind, client) {
   const warm = await client(c.port);
   const rss = peakRssMiB(c.proc.pid);
   await stop(c);
+  if (kind === 'stowage' && stowageLog !== 'warn') process.stderr.write(`--- stowage, ${client.name} cold then warm\n${c.output()}`);
   rmSync(c.root, { recursive: true, force: true });
   return { cold, warm, cpu, rss, counts };
 }
@@ -248,7 +249,8 @@ async function repeated(measure, key = 'cold') {
 
 // ------------------------------------------------------------------ the measurements
 const R = {};
-const clients = { skopeo, ...(withDocker ? { docker: dockerPull } : {}) };
+const wanted = new Set(opt('--clients', 'skopeo,docker').split(','));
+const clients = { ...(wanted.has('skopeo') ? { skopeo } : {}), ...(withDocker && wanted.has('docker') ? { docker: dockerPull } : {}) };
 if (withDocker) {
   mkdirSync(join(work, 'docker'), { recursive: true });
   dockerd = await startDockerd(join(work, 'docker'));
