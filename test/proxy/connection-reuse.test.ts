@@ -9,8 +9,9 @@ import { makeImage, sha256, type Image } from '../helpers/image.js';
 import { startLyingUpstream } from '../helpers/lying-upstream.js';
 import { startStowage } from '../helpers/procs.js';
 import { startTokenServer } from '../helpers/token-server.js';
+import { missingTools } from '../helpers/tools.js';
 
-t.test('a multi-blob cold pull reuses connections to the registry and its CDN', async (t) => {
+t.test('a multi-blob cold pull reuses connections to the registry and its CDN', { skip: missingTools('openssl') }, async (t) => {
   const tokens = await startTokenServer();
   const cdn = await startLyingUpstream();
   const registry = await startLyingUpstream({

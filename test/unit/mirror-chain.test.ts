@@ -12,7 +12,7 @@ import { UpstreamError } from '../../src/upstream/errors.js';
 import { startLyingUpstream, type LyingUpstream } from '../helpers/lying-upstream.js';
 import { prngBytes, sha256 } from '../helpers/image.js';
 import { startTokenServer } from '../helpers/token-server.js';
-import { startBlackhole } from '../helpers/tools.js';
+import { missingTools, startBlackhole } from '../helpers/tools.js';
 
 const log = pino({ level: 'silent' });
 const endpoint = (name: string, url: string, extra: Partial<MirrorConfig> = {}): MirrorConfig => ({
@@ -111,7 +111,7 @@ t.test('each mirror has its own circuit breaker', async (t) => {
   t.equal(good.seen.length, 6);
 });
 
-t.test("credentials never reach another endpoint, its token realm or a redirect's target", async (t) => {
+t.test("credentials never reach another endpoint, its token realm or a redirect's target", { skip: missingTools('openssl') }, async (t) => {
   const tokens = await startTokenServer({ users: { b: 'pw-b' } });
   t.teardown(() => tokens.close());
   const subject = (authorization: string) => JSON.parse(Buffer.from(authorization.split('.')[1]!, 'base64url').toString()).sub as string;
@@ -150,7 +150,7 @@ t.test("credentials never reach another endpoint, its token realm or a redirect'
   t.same([...new Set(tokens.accounts)], ['b'], "B's token realm saw B's account only");
 });
 
-t.test("a new scope's token comes before its first request; concurrent requests share one fetch", async (t) => {
+t.test("a new scope's token comes before its first request; concurrent requests share one fetch", { skip: missingTools('openssl') }, async (t) => {
   const tokens = await startTokenServer();
   t.teardown(() => tokens.close());
   const up = await liar(t, { auth: { challenge: `Bearer realm="${tokens.realm}",service="${tokens.service}"`, accept: (h) => !!h?.startsWith('Bearer ') } });
