@@ -132,7 +132,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   log.info({
     ...security.summary,
     address, storage: config.storage.backend, metadata: config.metadata.path,
-    upstreams: config.upstreams.map((u) => `${u.name}=${u.url}`), defaultUpstream: config.defaultUpstream,
+    upstreams: config.upstreams.map((u) => `${u.name}=${[...(u.mirrors ?? []).map((m) => m.url), u.url].join(' > ')}`), defaultUpstream: config.defaultUpstream,
   }, 'stowage listening');
   const debug = config.http.debug;
   const debugApp = debug && buildDebugApp({ health: services.health, metrics: services.metrics, prometheus: debug.prometheus, log: log.child({ server: 'debug' }) });
