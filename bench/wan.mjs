@@ -49,7 +49,10 @@ for (const bin of ['docker-registry', 'skopeo', 'nginx', ...(withDocker ? ['dock
 }
 const work = mkdtempSync(join(tmpdir(), 'stowage-wan-bench-'));
 const procs = [];
-const cleanup = async () => { for (const p of procs.reverse()) await stop(p); };
+const running = (p) => p.proc.exitCode === null && p.proc.signalCode === null;
+const cleanup = async () => { for (const p of procs.reverse()) if (running(p)) await stop(p); };
+// A failure anywhere leaves no process behind (the measurements' own finally stops dockerd).
+process.on('exit', () => { for (const p of procs) if (running(p)) p.proc.kill('SIGKILL'); });
 
 // ------------------------------------------------------------------ the images
 // One large layer (~60% of the image), a few medium, several small: 10 layers, ~99 MiB.
@@ -71,6 +74,7 @@ const upRoot = join(work, 'upstream');
 const seedPort = await freePort();
 writeFileSync(join(work, 'seed.yml'), r2Yaml(upRoot, seedPort, ''));
 const seed = start('seed registry', 'docker-registry', ['serve', join(work, 'seed.yml')]);
+procs.push(seed);
 await waitHttp(`http://127.0.0.1:${seedPort}/v2/`);
 for (const [repo, img] of Object.entries(images)) await pushImageHttp(`http://127.0.0.1:${seedPort}`, repo, 'v1', img);
 await stop(seed);
@@ -209,6 +213,7 @@ default_upstream: wan.test
 ${process.env.WAN_STOWAGE_YAML ?? ''}
 `);
   const p = start('stowage', process.execPath, ['dist/cli.js', 'serve', `${root}.yml`]);
+  procs.push(p);
   await waitHttp(`http://127.0.0.1:${port}/v2/`);
   return { ...p, port, root };
 }
@@ -217,6 +222,7 @@ async function startR2Proxy() {
   const root = join(work, `r2proxy-${++caches}`);
   writeFileSync(`${root}.yml`, r2Yaml(root, port, `proxy:\n  remoteurl: http://127.0.0.1:${relayUp}\n`, false));
   const p = start('registry:2 proxy', 'docker-registry', ['serve', `${root}.yml`]);
+  procs.push(p);
   await waitHttp(`http://127.0.0.1:${port}/v2/`);
   return { ...p, port, root };
 }
