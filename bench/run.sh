@@ -7,6 +7,12 @@ node bench/registry.mjs "$@"
 node bench/proxy.mjs "$@"
 # The cold path with raw HTTP (curl), beside the direct pull and registry:2's proxy mode.
 node bench/cold.mjs "$@"
+# Cold pulls across a WAN stand-in (a userspace relay: RTT, per-connection rate): skopeo and
+# dockerd direct vs through stowage vs registry:2's proxy; round trips; dead mirrors.
+# WAN_PREFETCH=1 turns layer prefetch on. The relay proves its own RTT and rate first.
+node bench/wan-relay.mjs --check
+node --import=./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/wan.mjs "$@"
+node bench/wan-h2.mjs
 # Object stores (Swift's S3 API): needs the Debian swift packages and memcached.
 if command -v swift-proxy-server >/dev/null; then node --import=./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/object-store.ts "$@"; fi
 node bench/notify.mjs "$@"

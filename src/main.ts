@@ -12,9 +12,9 @@ import { PullThrough } from './proxy/pull-through.js';
 import { ClusterFills } from './proxy/cluster-fills.js';
 import { advertiseUrl } from './proxy/advertise.js';
 import { SignaturePolicy } from './policy/policy.js';
-import { UpstreamRouter, type Upstream } from './proxy/routing.js';
+import { UpstreamRouter } from './proxy/routing.js';
 import { Maintenance } from './lifecycle/maintenance.js';
-import { UpstreamClient } from './upstream/client.js';
+import { MirrorChain } from './upstream/chain.js';
 import { buildDebugApp } from './http/debug-server.js';
 import type { HealthMonitor } from './health/monitor.js';
 import { createHealthMonitor, type HealthOptions } from './health/options.js';
@@ -79,9 +79,9 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
   const notifier = new Notifier(notifyOptions(config, instanceId), metadata, instanceId, log.child({ component: 'notify' }), metrics.registry);
   const registry = new LocalRegistry(storage, metadata, log, notifier.sink);
   maintenance = new Maintenance(config, registry, metadata, log, metrics, instanceId);
-  const upstreams: Upstream[] = config.upstreams.map((cfg) => ({
+  const upstreams = config.upstreams.map((cfg) => ({
     config: cfg,
-    client: new UpstreamClient(cfg, { log: log.child({ upstream: cfg.name }) }),
+    client: new MirrorChain(cfg, { log: log.child({ upstream: cfg.name }), metrics }),
   }));
   const router = upstreams.length > 0 ? new UpstreamRouter(upstreams, config.defaultUpstream) : undefined;
   const cluster = router && metadata.kind === 'postgres'
@@ -93,7 +93,7 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
   const proxy = router ? new PullThrough({ registry, metadata, log, metrics, router, ...(cluster ? { cluster } : {}), ...(signatures ? { signatures } : {}) }) : undefined;
   if (proxy) registry.local.onNewLocal((repo) => void proxy.noteNewLocal(repo).catch(() => undefined));
   const health = createHealthMonitor(healthOptions(config.health), {
-    storage, upstreams: upstreams.map((u) => ({ name: u.config.name, url: u.config.url, breaker: u.client.breaker })), log, registry: metrics.registry,
+    storage, upstreams: upstreams.flatMap((u) => u.client.endpoints), log, registry: metrics.registry,
     ...(metadata.kind === 'postgres' ? { database: metadata } : {}),
   });
   return {
@@ -175,7 +175,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   log.info({
     ...security.summary,
     address, storage: config.storage.backend, metadata: `${services.metadata.kind} ${services.metadata.location}`,
-    upstreams: config.upstreams.map((u) => `${u.name}=${u.url}`), defaultUpstream: config.defaultUpstream,
+    upstreams: config.upstreams.map((u) => `${u.name}=${[...(u.mirrors ?? []).map((m) => m.url), u.url].join(' > ')}`), defaultUpstream: config.defaultUpstream,
     ...(services.cluster ? { replica: services.instanceId, advertise: services.cluster.advertiseUrl } : {}),
   }, 'stowage listening');
   const debug = config.http.debug;

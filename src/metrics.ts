@@ -15,6 +15,14 @@ export class Metrics {
     name: 'stowage_upstream_bytes_total', help: 'Body bytes read from upstreams',
     labelNames: ['upstream'] as const, registers: [this.registry],
   });
+  readonly upstreamServed = new Counter({
+    name: 'stowage_upstream_served_total', help: 'Upstream answers by the endpoint that gave them (a mirror\'s host, or the upstream URL\'s)',
+    labelNames: ['upstream', 'served_by', 'kind'] as const, registers: [this.registry],
+  });
+  readonly upstreamFallthrough = new Counter({
+    name: 'stowage_upstream_fallthrough_total', help: 'Requests a mirror passed on to the next endpoint, by reason (unavailable, timeout, not-found, circuit-open, ...)',
+    labelNames: ['upstream', 'mirror', 'reason'] as const, registers: [this.registry],
+  });
   readonly digestMismatch = new Counter({
     name: 'stowage_digest_mismatch_total', help: 'Upstream content that failed digest or size verification (never cached)',
     labelNames: ['upstream'] as const, registers: [this.registry],

@@ -7,9 +7,12 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Problem, decodeConfig } from './decode.js';
 import { show } from './kinds.js';
-import { DRIVERS, UPSTREAM_NAME, UpstreamSchema, type Config, type ConfigFile, type StorageConfig, type UpstreamConfig } from './schema.js';
+import {
+  DRIVERS, UPSTREAM_NAME, UpstreamSchema, type Config, type ConfigFile, type EndpointConfig, type MirrorConfig, type StorageConfig, type UpstreamConfig,
+} from './schema.js';
 
 type FileUpstream = ConfigFile['upstreams'][number];
+type FileMirror = FileUpstream['mirrors'][number];
 
 export function resolveConfig(file: ConfigFile): Config {
   const { storage, http, proxy, metadata, upstreams: fileUpstreams, default_upstream, ...rest } = file;
@@ -46,7 +49,7 @@ export function resolveConfig(file: ConfigFile): Config {
     if (upstreams.some((o) => o.name === name)) {
       throw new Problem(`${key}.name`, `duplicate upstream name ${show(u.name)}${proxy && upstreams[0]!.name === name ? ' (the proxy: block already defines it)' : ''}`);
     }
-    upstreams.push({ ...upstreamOf({ ...u, name }), ...credentials(u, key) });
+    upstreams.push({ ...upstreamOf({ ...u, name }), ...credentials(u, key), mirrors: mirrorsOf(u, name, key) });
   });
 
   const defaultUpstream = default_upstream ?? (proxy ? upstreams[0]!.name : undefined);
@@ -87,25 +90,48 @@ function upstreamDefaults(): FileUpstream {
   return decodeConfig(UpstreamSchema, { name: 'proxy', url: 'http://proxy' }, { cwd: '/' }).value as FileUpstream;
 }
 
-function upstreamOf(u: Omit<FileUpstream, 'username' | 'password' | 'password_file'>): UpstreamConfig {
-  const t = typeof u.timeout === 'number' ? { connect: u.timeout, headers: u.timeout, body: u.timeout } : u.timeout;
+function upstreamOf(u: Omit<FileUpstream, 'username' | 'password' | 'password_file' | 'mirrors'>): UpstreamConfig {
   return {
-    name: u.name,
-    url: u.url,
+    ...endpointOf(u.name, u),
     tagTtlMs: u.tag_ttl,
     negativeTtlMs: u.negative_ttl,
     revalidateTimeoutMs: u.revalidate_timeout,
-    connectTimeoutMs: t.connect,
-    headersTimeoutMs: t.headers,
-    bodyTimeoutMs: t.body,
-    maxConcurrent: u.max_concurrent,
     contentTtlMs: u.ttl,
-    breakerFailures: u.circuit_breaker.failures,
-    breakerCooldownMs: u.circuit_breaker.cooldown,
   };
 }
 
-function credentials(u: FileUpstream, key: string): Pick<UpstreamConfig, 'username' | 'password'> {
+/** The keys an upstream and its mirrors share, decoded (credentials apart: see credentials()). */
+function endpointOf(name: string, e: Pick<FileMirror, 'url' | 'timeout' | 'max_concurrent' | 'circuit_breaker'>): EndpointConfig {
+  const t = typeof e.timeout === 'number' ? { connect: e.timeout, headers: e.timeout, body: e.timeout } : e.timeout;
+  return {
+    name,
+    url: e.url,
+    connectTimeoutMs: t.connect,
+    headersTimeoutMs: t.headers,
+    bodyTimeoutMs: t.body,
+    maxConcurrent: e.max_concurrent,
+    breakerFailures: e.circuit_breaker.failures,
+    breakerCooldownMs: e.circuit_breaker.cooldown,
+  };
+}
+
+/**
+ * upstreams[i].mirrors, each named "<upstream>@<host>" (logs, metrics, health). Every URL of a
+ * chain is distinct: a mirror that is the upstream itself would only be asked twice.
+ */
+function mirrorsOf(u: FileUpstream, name: string, key: string): MirrorConfig[] {
+  const seen = new Set([u.url]);
+  return u.mirrors.map((m, j) => {
+    const at = `${key}.mirrors[${j}]`;
+    if (seen.has(m.url)) {
+      throw new Problem(`${at}.url`, m.url === u.url ? `${show(m.url)} is the upstream's own url` : `${show(m.url)} is listed twice`);
+    }
+    seen.add(m.url);
+    return { ...endpointOf(`${name}@${new URL(m.url).host}`, m), ...credentials(m, at) };
+  });
+}
+
+function credentials(u: Pick<FileUpstream, 'username' | 'password' | 'password_file'>, key: string): Pick<UpstreamConfig, 'username' | 'password'> {
   let password = u.password;
   if (u.password_file !== undefined) {
     if (password !== undefined) throw new Problem(`${key}.password_file`, 'give password or password_file, not both');

@@ -104,6 +104,37 @@ const LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?';
 const PORT = '(?:[1-9]\\d{0,3}|[1-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5])';
 export const UPSTREAM_NAME = `^${LABEL}(?:\\.${LABEL})*(?:[:_]${PORT})?$`;
 
+/** {connect, headers, body}, or one duration for all three. */
+const timeouts = (what: string, defaults: { connect: string; headers: string; body: string }) => either([
+  duration({ description: 'All three timeouts at once' }),
+  section({
+    connect: duration({ description: 'TCP+TLS connect timeout', default: defaults.connect }),
+    headers: duration({ description: 'Time to the response headers', default: defaults.headers }),
+    body: duration({ description: 'Longest pause while a body streams', default: defaults.body }),
+  }),
+], { description: `${what}: one duration for all, or {connect, headers, body}`, default: {}, expected: 'expected a duration or {connect, headers, body}' });
+
+const circuitBreaker = (what: string, failures: number) => section({
+  failures: int({ description: `Consecutive outages before the breaker opens (requests then ${what === 'the mirror' ? 'skip the mirror' : 'fail fast'})`, default: failures, min: 1, max: 1000 }),
+  cooldown: duration({ description: `First wait before one request probes ${what} again (doubles while it stays down)`, default: '10s' }),
+});
+
+/**
+ * One mirror of an upstream (a site cache, a regional cache): its own URL, credentials, timeouts
+ * and circuit breaker. Nothing is inherited from the upstream, credentials least of all.
+ */
+export const MirrorSchema = section({
+  url: url({ description: 'Base URL of the mirror, http:// or https://, no path' }),
+  username: optional(str({ description: 'User name for this mirror (sent to it and its token realm only)' })),
+  password: optional(secret({ description: 'Password or token for this mirror' })),
+  password_file: optional(path({ description: 'File holding the password, read at start; instead of password' })),
+  timeout: timeouts('Mirror timeouts, shorter than an upstream\'s so that a dead mirror costs little', { connect: '3s', headers: '3s', body: '30s' }),
+  max_concurrent: int({ description: 'Parallel connections to this mirror', default: 16, min: 1, max: 1024 }),
+  // One outage is enough: passing a request on to the next endpoint costs little, asking a dead
+  // mirror again costs every request meanwhile a round trip or a timeout.
+  circuit_breaker: circuitBreaker('the mirror', 1),
+}, { description: 'A mirror tried before the upstream' });
+
 export const UpstreamSchema = section({
   name: str({
     description: 'The registry host clients know ("docker.io", "ghcr.io", "registry.local:5000"); also the cache prefix, with ":" as "_"',
@@ -116,19 +147,13 @@ export const UpstreamSchema = section({
   tag_ttl: duration({ description: 'How long a tag→digest answer is served without asking upstream', default: '5m' }),
   negative_ttl: duration({ description: 'How long an upstream 404 for a tag is remembered', default: '30s' }),
   revalidate_timeout: duration({ description: 'After tag_ttl: if the revalidating HEAD takes longer, serve the cached tag stale', default: '3s' }),
-  timeout: either([
-    duration({ description: 'All three timeouts at once' }),
-    section({
-      connect: duration({ description: 'TCP+TLS connect timeout', default: '10s' }),
-      headers: duration({ description: 'Time to the response headers', default: '30s' }),
-      body: duration({ description: 'Longest pause while a body streams', default: '30s' }),
-    }),
-  ], { description: 'Upstream timeouts: one duration for all, or {connect, headers, body}', default: {}, expected: 'expected a duration or {connect, headers, body}' }),
+  timeout: timeouts('Upstream timeouts', { connect: '10s', headers: '30s', body: '30s' }),
   max_concurrent: int({ description: 'Parallel connections to this upstream', default: 16, min: 1, max: 1024 }),
   ttl: duration({ description: 'Cached content not pulled for this long is removed (0: kept forever)', default: '0' }),
-  circuit_breaker: section({
-    failures: int({ description: 'Consecutive outages before the breaker opens (requests then fail fast)', default: 3, min: 1, max: 1000 }),
-    cooldown: duration({ description: 'First wait before one request probes the upstream again (doubles while it stays down)', default: '10s' }),
+  circuit_breaker: circuitBreaker('the upstream', 3),
+  mirrors: list(MirrorSchema, {
+    description: 'Mirrors of this upstream (site or regional caches), tried in order before `url`: a request falls through to the next on a failure (refused, timeout, 5xx, open breaker, 401/403/429) or a 404; the answer of `url` is final',
+    default: [],
   }),
 }, { description: 'An upstream registry to pull through' });
 
@@ -446,7 +471,16 @@ export interface UpstreamConfig {
   /** Circuit breaker: consecutive outages before it opens (default 3), first cooldown (default 10s). */
   breakerFailures: number;
   breakerCooldownMs: number;
+  /** Tried in order before `url` (upstreams[].mirrors). */
+  mirrors?: MirrorConfig[];
 }
+
+/** One place an upstream's content can be asked for: its own URL, credentials, timeouts and breaker. */
+export type EndpointConfig = Pick<UpstreamConfig, 'name' | 'url' | 'username' | 'password' | 'connectTimeoutMs' | 'headersTimeoutMs'
+  | 'bodyTimeoutMs' | 'maxConcurrent' | 'breakerFailures' | 'breakerCooldownMs'>;
+
+/** A mirror of an upstream; `name` is "<upstream>@<mirror host>", as logs, metrics and health show it. */
+export type MirrorConfig = EndpointConfig;
 
 /** Keys resolve.ts turns into the shapes below; every other section reaches Config as decoded. */
 type Resolved = 'storage' | 'http' | 'proxy' | 'metadata' | 'upstreams' | 'default_upstream';

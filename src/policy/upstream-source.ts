@@ -12,7 +12,7 @@ import { digestOf, tryParseDigest, type Digest } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
 import type { Descriptor } from '../oci/manifest.js';
 import type { RepoName, Tag } from '../oci/reference.js';
-import type { UpstreamClient, UpstreamResponse } from '../upstream/client.js';
+import type { RegistryClient, UpstreamResponse } from '../upstream/client.js';
 import { toRegistryError, UpstreamError } from '../upstream/errors.js';
 import { MAX_SIGNATURE_BLOB } from './formats.js';
 import { discover, type ContentAccess, type FetchedManifest, type SignatureSource } from './source.js';
@@ -22,7 +22,7 @@ import type { SignatureArtifact } from './verify.js';
 export interface UpstreamRoute {
   cacheRepo: RepoName;
   remoteRepo: string;
-  upstream: { config: { name: string }; client: UpstreamClient };
+  upstream: { config: { name: string }; client: RegistryClient };
 }
 
 /** Stores signature artifacts in a cache repository (store.ts). */

@@ -97,7 +97,11 @@ export class BlobMisses {
     const fill = new BlobFill(digest, route.cacheRepo, upstream.name, size, {
       storage: registry.storage, blobs: registry.blobs, metadata, log, events: registry.events,
       onUpstreamBytes: (n) => metrics?.upstreamBytes.inc({ upstream: upstream.name }, n),
-      onMismatch: () => metrics?.digestMismatch.inc({ upstream: upstream.name }),
+      onMismatch: () => {
+        metrics?.digestMismatch.inc({ upstream: upstream.name });
+        // A mirror that served wrong bytes is skipped from now on (its breaker opens).
+        route.upstream.client.distrust?.(res.servedBy, 'digest mismatch');
+      },
     });
     let writer;
     try {

@@ -189,6 +189,7 @@ export class PullThrough {
     const actual = digestOf(bytes, expected ? digestAlgorithm(expected) : 'sha256');
     if (expected && actual !== expected) {
       this.deps.metrics?.digestMismatch.inc({ upstream: upstream.name });
+      route.upstream.client.distrust?.(res.servedBy, 'digest mismatch');
       this.deps.log.warn({ repo: route.cacheRepo, reference, expected, actual, upstream: upstream.name }, 'upstream manifest failed digest verification; not cached');
       throw new RegistryError('UNAVAILABLE', 'upstream returned a manifest that does not match its digest', { status: 502, detail: { expected, actual } });
     }

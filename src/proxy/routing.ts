@@ -9,11 +9,11 @@
  */
 import type { UpstreamConfig } from '../config/schema.js';
 import { isValidRepoName, type RepoName } from '../oci/reference.js';
-import type { UpstreamClient } from '../upstream/client.js';
+import type { RegistryClient } from '../upstream/client.js';
 
 export interface Upstream {
   config: UpstreamConfig;
-  client: UpstreamClient;
+  client: RegistryClient;
 }
 
 export interface Route {

@@ -1,16 +1,22 @@
 /**
- * An HTTP client for one upstream registry: auth challenges answered and tokens cached, redirects
- * followed by hand (Authorization is dropped when a redirect leaves the upstream's origin, as
- * Docker Hub's CDN redirects require), failures classified as UpstreamError, and a circuit
- * breaker in front. Bodies are streams; nothing here buffers a blob.
+ * An HTTP client for one registry endpoint (an upstream's URL, or one of its mirrors): auth
+ * challenges answered and tokens cached per scope for their lifetime, redirects followed by hand
+ * (Authorization is dropped when a redirect leaves the endpoint's origin, as Docker Hub's CDN
+ * redirects require), failures classified as UpstreamError, and a circuit breaker in front.
+ * Bodies are streams; nothing here buffers a blob.
+ *
+ * Round trips: one undici Agent per endpoint keeps connections alive per origin (the registry,
+ * its token realm, the CDN it redirects to), so a pull pays each handshake once. Once a Bearer
+ * challenge has named the realm, a new scope's token is fetched before its first request instead
+ * of after a 401; concurrent requests needing the same token share one fetch.
  */
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { LRUCache } from 'lru-cache';
 import { Agent, request, type Dispatcher } from 'undici';
-import type { UpstreamConfig } from '../config/schema.js';
+import type { EndpointConfig } from '../config/schema.js';
 import type { Digest } from '../oci/digest.js';
-import { basicHeader, fetchToken, parseChallenges, type Credentials } from './auth.js';
+import { basicHeader, fetchToken, parseChallenges, type Challenge, type Credentials } from './auth.js';
 import { UpstreamError } from './errors.js';
 import { CircuitBreaker, type BreakerOptions } from './health.js';
 
@@ -19,6 +25,24 @@ export interface UpstreamResponse {
   headers: Record<string, string | string[] | undefined>;
   /** null for HEAD. The caller must consume or destroy it. */
   body: Readable | null;
+  /** Which endpoint answered (its URL's host), when a chain of mirrors was asked. */
+  servedBy?: string;
+}
+
+/** What the proxy asks of an upstream: one endpoint, or a chain of mirrors before it. */
+export interface RegistryClient {
+  readonly name: string;
+  /** The endpoints behind it, mirrors first and the upstream's own URL last (one for a lone client). */
+  readonly endpoints: readonly UpstreamClient[];
+  manifest(repo: string, reference: string, opts: { method: 'GET' | 'HEAD'; accept: string[]; signal?: AbortSignal }): Promise<UpstreamResponse>;
+  blob(repo: string, digest: Digest, opts?: { method?: 'GET' | 'HEAD'; signal?: AbortSignal; range?: string }): Promise<UpstreamResponse>;
+  referrers(repo: string, digest: Digest, opts?: { artifactType?: string; signal?: AbortSignal }): Promise<UpstreamResponse | undefined>;
+  /**
+   * Content from `servedBy` failed verification: a mirror that served it is skipped (its breaker
+   * opens) so the next request goes to the next endpoint. Optional: a lone endpoint has no other.
+   */
+  distrust?(servedBy: string | undefined, reason: string): void;
+  close(): Promise<void>;
 }
 
 /** What the page shows about an upstream: how its answers have been lately, as the pulls found. */
@@ -41,18 +65,25 @@ const MAX_REDIRECTS = 5;
 const BODY_BUFFER = 1024 * 1024;
 const TOKEN_MARGIN_MS = 10_000;
 
-export class UpstreamClient {
+export class UpstreamClient implements RegistryClient {
+  get endpoints(): readonly UpstreamClient[] { return [this]; }
   readonly name: string;
+  readonly url: string;
   readonly breaker: CircuitBreaker;
   readonly stats: UpstreamStats = {};
   private readonly agent: Agent;
   private readonly tokens = new LRUCache<string, string>({ max: 10_000, ttlAutopurge: false });
   private readonly credentials: Credentials | undefined;
+  /** Token fetches in flight, by scope: requests that need the same token wait for one fetch. */
+  private readonly pendingTokens = new Map<string, Promise<void>>();
+  /** The realm and service of the last Bearer challenge: a new scope's token is fetched up front. */
+  private realm: Challenge | undefined;
   /** Set once the upstream has asked for Basic auth: later requests send it up front. */
   private basic = false;
 
-  constructor(private readonly cfg: UpstreamConfig, private readonly deps: { log: Logger; breaker?: BreakerOptions }) {
+  constructor(private readonly cfg: EndpointConfig, private readonly deps: { log: Logger; breaker?: BreakerOptions }) {
     this.name = cfg.name;
+    this.url = cfg.url;
     this.credentials = cfg.username !== undefined && cfg.password !== undefined ? { username: cfg.username, password: cfg.password } : undefined;
     this.breaker = new CircuitBreaker({ threshold: cfg.breakerFailures, cooldownMs: cfg.breakerCooldownMs, ...deps.breaker });
     this.agent = new Agent({
@@ -82,6 +113,26 @@ export class UpstreamClient {
     if (res.status === 200 && type.includes('application/vnd.oci.image.index.v1+json')) return res;
     res.body?.destroy();
     return undefined;
+  }
+
+  /**
+   * Asks GET /v2/ whether the endpoint answers at all (any status under 500, 401 included) and
+   * tells the breaker: the half-open probe of a mirror, made beside the requests instead of with
+   * one of them, so that no client waits for a mirror that is still dead.
+   */
+  async probe(): Promise<boolean> {
+    try {
+      const res = await request(`${this.cfg.url}/v2/`, { method: 'GET', headers: { 'user-agent': 'stowage' }, dispatcher: this.agent as Dispatcher });
+      await res.body.dump();
+      if (res.statusCode < 500) {
+        this.breaker.success();
+        return true;
+      }
+    } catch {
+      // counted below
+    }
+    this.breaker.failure();
+    return false;
   }
 
   /** Shutdown: in-flight upstream requests are abandoned (their staging files are purged later). */
@@ -124,6 +175,7 @@ export class UpstreamClient {
     let triedAuth = false;
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
       const sameOrigin = new URL(url).origin === origin;
+      if (hop === 0 && !triedAuth && this.realm && !this.tokens.has(scope)) await this.tokenUpFront(scope, signal);
       const headers: Record<string, string> = { 'user-agent': 'stowage', ...extraHeaders };
       const auth = sameOrigin ? this.authorization(scope) : undefined;
       if (auth) headers.authorization = auth;
@@ -168,10 +220,10 @@ export class UpstreamClient {
     const challenges = parseChallenges(header);
     const bearer = challenges.find((c) => c.scheme === 'bearer');
     if (bearer) {
+      if (bearer.params.realm) this.realm = { scheme: 'bearer', params: { realm: bearer.params.realm, ...(bearer.params.service ? { service: bearer.params.service } : {}) } };
       try {
-        const t = await fetchToken(bearer, this.credentials, this.agent as Dispatcher, signal);
-        this.tokens.set(scope, t.token, { ttl: Math.max(1_000, t.expiresInMs - TOKEN_MARGIN_MS) });
-        this.deps.log.debug({ scope, expiresInMs: t.expiresInMs }, 'upstream token fetched');
+        // A challenge without a scope (some registries send none) gets the one this request needs.
+        await this.fetchTokenOnce(scope, bearer.params.scope ? bearer : { ...bearer, params: { ...bearer.params, scope } }, signal);
       } catch (err) {
         throw new UpstreamError('unauthorized', this.name, `token fetch failed: ${(err as Error).message}`, { cause: err });
       }
@@ -184,6 +236,33 @@ export class UpstreamClient {
     throw new UpstreamError('unauthorized', this.name, 'asked for credentials stowage does not have');
   }
 
+  /**
+   * A token for a scope not seen yet, from the realm an earlier challenge named: saves the 401
+   * round trip of the first request to each new repository. A failure here is not final: the
+   * request goes out without a token and the challenge path decides.
+   */
+  private async tokenUpFront(scope: string, signal?: AbortSignal): Promise<void> {
+    const realm = this.realm!;
+    await this.fetchTokenOnce(scope, { scheme: 'bearer', params: { ...realm.params, scope } }, signal).catch((err: unknown) => {
+      this.deps.log.debug({ scope, err: (err as Error).message }, 'token fetch ahead of the request failed; asking without one');
+    });
+  }
+
+  /** One token fetch per scope at a time; the token is kept until shortly before it expires. */
+  private fetchTokenOnce(scope: string, challenge: Challenge, signal?: AbortSignal): Promise<void> {
+    let pending = this.pendingTokens.get(scope);
+    if (!pending) {
+      // Shared by every request waiting for this scope, so no single request's signal cuts it;
+      // the agent's timeouts bound it.
+      pending = fetchToken(challenge, this.credentials, this.agent as Dispatcher).then((t) => {
+        this.tokens.set(scope, t.token, { ttl: Math.max(1_000, t.expiresInMs - TOKEN_MARGIN_MS) });
+        this.deps.log.debug({ scope, expiresInMs: t.expiresInMs }, 'upstream token fetched');
+      }).finally(() => this.pendingTokens.delete(scope));
+      this.pendingTokens.set(scope, pending);
+    }
+    return signal ? raceAbort(pending, signal) : pending;
+  }
+
   private classify(err: unknown): UpstreamError {
     const code = (err as { code?: string })?.code ?? '';
     const message = (err as Error)?.message ?? String(err);
@@ -193,4 +272,15 @@ export class UpstreamClient {
     if ((err as Error)?.name === 'AbortError') return new UpstreamError('timeout', this.name, 'request aborted', { cause: err });
     return new UpstreamError('unavailable', this.name, `${code || 'error'}: ${message}`, { cause: err });
   }
+}
+
+/** Waits for a shared promise, giving up (without cancelling it) when this caller's signal fires. */
+function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then((v) => { signal.removeEventListener('abort', onAbort); resolve(v); },
+      (e: unknown) => { signal.removeEventListener('abort', onAbort); reject(e); });
+  });
 }

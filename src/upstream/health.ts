@@ -54,6 +54,13 @@ export class CircuitBreaker {
     if (this.failures >= this.threshold) this.openedAt = this.now();
   }
 
+  /** Opens the circuit now, whatever the count (an endpoint caught serving bad content). */
+  trip(): void {
+    this.probing = false;
+    this.failures = Math.max(this.failures, this.threshold);
+    this.openedAt = this.now();
+  }
+
   /** A call that was allowed but ended without telling health either way (e.g. a 404). */
   neutral(): void {
     if (this.probing) this.success();

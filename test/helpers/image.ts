@@ -3,7 +3,7 @@
  * PRNG), a config with matching diff_ids, manifests, multi-arch indexes; written as OCI image
  * layouts for skopeo, or pushed over plain HTTP.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -52,15 +52,21 @@ function tarOf(name: string, content: Buffer): Buffer {
 
 const blob = (bytes: Buffer): Blob => ({ bytes, digest: sha256(bytes) });
 
-export interface ImageSpec { seed: number; layers?: number; layerSize?: number; platform?: { architecture: string; os: string } }
+export interface ImageSpec {
+  seed: number; layers?: number; layerSize?: number; platform?: { architecture: string; os: string };
+  /** Content size of each layer (instead of layers x layerSize), for images of realistic shape. */
+  layerSizes?: number[];
+  /** Unseeded random content, gzip-stored (not deflated): fast for benchmark-sized images. */
+  randomContent?: boolean;
+}
 
 export function makeImage(spec: ImageSpec): Image {
   const platform = spec.platform ?? { architecture: 'amd64', os: 'linux' };
-  const count = spec.layers ?? 3;
-  const size = spec.layerSize ?? 64 * 1024;
-  const tars = Array.from({ length: count }, (_, i) => tarOf(`file-${spec.seed}-${i}`, prngBytes(spec.seed * 1000 + i + 1, size)));
+  const sizes = spec.layerSizes ?? Array<number>(spec.layers ?? 3).fill(spec.layerSize ?? 64 * 1024);
+  const content = (size: number, i: number) => (spec.randomContent ? randomBytes(size) : prngBytes(spec.seed * 1000 + i + 1, size));
+  const tars = sizes.map((size, i) => tarOf(`file-${spec.seed}-${i}`, content(size, i)));
   // level 1: fast; random content does not compress anyway
-  const layers = tars.map((t) => blob(gzipSync(t, { level: 1 })));
+  const layers = tars.map((t) => blob(gzipSync(t, { level: spec.randomContent ? 0 : 1 })));
   const config = blob(Buffer.from(JSON.stringify({
     architecture: platform.architecture, os: platform.os, created: '2026-01-01T00:00:00Z',
     config: { Env: [`SEED=${spec.seed}`] },

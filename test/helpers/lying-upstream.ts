@@ -1,6 +1,9 @@
 /**
  * A registry that lies, on node:http: for each blob or manifest a behaviour (good, wrong bytes,
- * truncated, reset mid-body, 500, 429, slow headers, slow body, never answers). Counts requests.
+ * truncated, reset mid-body, 500, 429, slow headers, slow body, never answers, a redirect to
+ * another origin). Counts requests and connections, and records every request's Authorization.
+ * With `auth`, it challenges requests whose Authorization it does not accept (as a registry with
+ * Basic or Bearer auth does).
  */
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -8,12 +11,26 @@ import type { AddressInfo, Socket } from 'node:net';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
-export type Behaviour = 'good' | 'wrong-bytes' | 'truncated' | 'reset' | '500' | '429' | '403' | 'slow-headers' | 'slow-body' | 'hang' | 'extra-bytes';
+export type Behaviour = 'good' | 'wrong-bytes' | 'truncated' | 'reset' | '500' | '429' | '403' | 'slow-headers' | 'slow-body' | 'hang' | 'extra-bytes' | 'redirect';
 
 export interface Item { bytes: Buffer; mediaType?: string; behaviour: Behaviour }
 
+export interface Seen { method: string; path: string; authorization: string | undefined; status: number }
+
+export interface LyingUpstreamOptions {
+  slowMs?: number;
+  /** 'redirect' answers 307 to this base URL plus the request's path (a CDN). */
+  redirectTo?: string;
+  /** Requests whose Authorization `accept` refuses get 401 with this WWW-Authenticate. */
+  auth?: { challenge: string; accept: (authorization: string | undefined) => boolean };
+  /** Answers every request with this status (a whole registry failing, e.g. 500 or 404). */
+  status?: number;
+}
+
 export interface LyingUpstream {
   url: string;
+  /** Every request, in order, with the status it got (0 while unanswered). */
+  seen: Seen[];
   blobs: Map<string, Item>;
   manifests: Map<string, Item>;
   requests(pathPart: string): number;
@@ -27,11 +44,12 @@ export interface LyingUpstream {
   close(): Promise<void>;
 }
 
-export async function startLyingUpstream(options: { slowMs?: number } = {}): Promise<LyingUpstream> {
+export async function startLyingUpstream(options: LyingUpstreamOptions = {}): Promise<LyingUpstream> {
   const slowMs = options.slowMs ?? 3000;
   const blobs = new Map<string, Item>();
   const manifests = new Map<string, Item>();
   const log: string[] = [];
+  const seen: Seen[] = [];
   const sockets = new Set<Socket>();
   let connections = 0;
   const timers = new Set<NodeJS.Timeout>();
@@ -84,12 +102,26 @@ export async function startLyingUpstream(options: { slowMs?: number } = {}): Pro
         return later(slowMs, () => { if (!res.destroyed) res.end(body.subarray(Math.floor(body.length / 2))); });
       case 'hang':
         return; // accepted, never answered
+      case 'redirect':
+        res.writeHead(307, { location: `${options.redirectTo}${req.url ?? ''}`, 'content-length': '0' });
+        return res.end();
     }
   };
 
   const server = createServer((req, res) => {
     const path = (req.url ?? '').split('?')[0]!;
     log.push(`${req.method} ${path}`);
+    const record: Seen = { method: req.method ?? '', path, authorization: req.headers.authorization, status: 0 };
+    seen.push(record);
+    res.on('finish', () => { record.status = res.statusCode; });
+    if (options.auth && !options.auth.accept(req.headers.authorization)) {
+      res.writeHead(401, { 'www-authenticate': options.auth.challenge, 'content-type': 'application/json' });
+      return res.end('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}');
+    }
+    if (options.status !== undefined) {
+      res.writeHead(options.status, { 'content-type': 'application/json' });
+      return res.end('{"errors":[{"code":"UNKNOWN","message":"as told"}]}');
+    }
     if (path === '/v2/' || path === '/v2') {
       res.writeHead(200, { 'content-type': 'application/json' });
       return res.end('{}');
@@ -111,6 +143,7 @@ export async function startLyingUpstream(options: { slowMs?: number } = {}): Pro
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
+    seen,
     blobs,
     manifests,
     requests: (part) => log.filter((l) => l.includes(part)).length,

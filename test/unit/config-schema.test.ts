@@ -40,13 +40,13 @@ const failsWith = (t: Test, fn: () => unknown, pattern: RegExp) => {
 
 /**
  * A file every env-settable key can be added to: a proxy block (so proxy.* have a section), an
- * upstream, a debug server, a webhook, one health check of each kind and a signature rule (list
- * items by index).
+ * upstream with a mirror, a debug server, a webhook, one health check of each kind and a signature
+ * rule (list items by index).
  */
 const BASE = {
   version: '0.1',
   proxy: { remoteurl: 'https://quay.io' },
-  upstreams: [{ name: 'docker.io', url: 'https://registry-1.docker.io' }],
+  upstreams: [{ name: 'docker.io', url: 'https://registry-1.docker.io', mirrors: [{ url: 'http://mirror.test:5000' }] }],
   http: { debug: { addr: '127.0.0.1:5001' }, tls: { certificate: '/etc/stowage/cert.pem', key: '/etc/stowage/key.pem' } },
   notifications: { endpoints: [{ name: 'hook', url: 'http://127.0.0.1:8080/events' }] },
   health: { file: [{ file: '/srv/maintenance' }], http: [{ uri: 'http://127.0.0.1:8080/ok' }], tcp: [{ addr: 'redis:6379' }] },
@@ -68,7 +68,7 @@ t.test('every scalar key can be set by its REGISTRY_ variable, with the same eff
   const aFile = join(dir, 'a-file');
   writeFileSync(aFile, 'pw\n');
   // List items by index, as registry:2 does: REGISTRY_UPSTREAMS_0_TAG_TTL.
-  const keys = envKeys(ROOT).filter((k) => !k.yaml).map((k) => ({ ...k, name: k.name.replace('<N>', '0'), path: k.path.map((p) => (p === '<n>' ? '0' : p)) }));
+  const keys = envKeys(ROOT).filter((k) => !k.yaml).map((k) => ({ ...k, name: k.name.replaceAll('<N>', '0'), path: k.path.map((p) => (p === '<n>' ? '0' : p)) }));
   const names = keys.map((k) => k.name);
   // The 19 variables the hand-written loader knew are among them.
   for (const old of ['REGISTRY_VERSION', 'REGISTRY_LOG_LEVEL', 'REGISTRY_LOG_FORMATTER', 'REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY',

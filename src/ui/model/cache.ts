@@ -84,7 +84,7 @@ export async function cacheView(ctx: UiContext, viewer: Viewer, sizes: ImageSize
     hours, bucketMs, totals: totalsOf(series), series,
     upstreams: (ctx.router?.upstreams ?? []).map((u) => ({
       name: u.config.name, url: u.config.url, isDefault: ctx.config.defaultUpstream === u.config.name,
-      state: u.client.breaker.state(), ...u.client.stats,
+      state: u.client.endpoints.at(-1)!.breaker.state(), ...u.client.endpoints.at(-1)!.stats,
     })),
     disk: {
       cachedBytes: sum('cached'), pushedBytes: sum('local'), maxBytes: budget?.maxBytes ?? ctx.config.cache?.max_size ?? 0,
