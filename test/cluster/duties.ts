@@ -199,3 +199,45 @@ export async function databaseStoppedUnderLoad(t: Test, c: Cluster, pg: Postgres
 }
 
 export { freePort };
+
+/**
+ * The replica filling a blob (from a slow upstream) is killed mid-blob: its clients and the
+ * replicas streaming from it see cut connections (never a complete response of wrong bytes); a
+ * retry completes within seconds through another replica, which took the fill over; the upstream
+ * sees one more GET at most; every blob in storage hashes to its name.
+ */
+export async function fillerKilled(t: Test, c: Cluster, upstream: Proc, storedBlobs: () => Promise<string[]>): Promise<void> {
+  const image = makeImage({ seed: 970, layers: 1, layerSize: 16 * 1024 * 1024 });
+  await pushImageHttp(upstream.url, 'library/slow', '1', image);
+  const layer = image.layers[0]!;
+  for (const r of c.replicas) t.equal((await get(`${r.url}/v2/library/slow/manifests/1`)).status, 200);
+  const before = countRegistry2Requests(upstream, 'GET', `/blobs/${layer.digest}`);
+  const first = c.replicas.map((r) => fetchDigest(`${r.url}/v2/library/slow/blobs/${layer.digest}`));
+  // The filler is the replica holding the fill lease; kill it once bytes are flowing.
+  let filler = -1;
+  for (let i = 0; i < 100 && filler < 0; i++) {
+    await sleep(100);
+    filler = c.replicas.findIndex((r) => r.logs().some((l) => l.cache === 'peer' && l.method === 'HEAD' && l.status === 200));
+  }
+  t.ok(filler >= 0, 'a replica is filling and the others stream from it');
+  await sleep(800);
+  await c.replicas[filler]!.kill9();
+  const results = await Promise.all(first);
+  t.same(results.filter((d) => d.startsWith('sha256:') && d !== layer.digest), [], `no complete response of wrong bytes (${results.map((d) => d.slice(0, 14)).join(', ')})`);
+  t.ok(results.filter((d) => d !== layer.digest).length > 0, 'the clients of the killed fill were cut');
+  const started = Date.now();
+  const survivors = c.replicas.filter((_r, i) => i !== filler);
+  const retries = await Promise.all(survivors.map(async (r) => {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const d = await fetchDigest(`${r.url}/v2/library/slow/blobs/${layer.digest}`);
+      if (d === layer.digest) return d;
+      await sleep(500);
+    }
+    return 'gave up';
+  }));
+  t.same(retries, survivors.map(() => layer.digest), `a retry through each surviving replica completes (${Date.now() - started} ms)`);
+  const gets = countRegistry2Requests(upstream, 'GET', `/blobs/${layer.digest}`) - before;
+  t.ok(gets <= 2, `the upstream saw ${gets} GETs for the blob: the first fill and at most one takeover`);
+  t.same(await storedBlobs(), [], 'every blob in storage hashes to its name');
+  await c.restart(filler);
+}

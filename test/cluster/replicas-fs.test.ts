@@ -12,7 +12,10 @@ import { missingTools } from '../helpers/tools.js';
 import { startRegistry2 } from '../helpers/procs.js';
 import { scratchDir } from '../helpers/scratch.js';
 import { freePort } from '../helpers/tools.js';
-import { databaseStoppedUnderLoad, dutiesRacingTraffic, notificationsAcrossDeath, singleFlightAcrossReplicas } from './duties.js';
+import { startRelay } from '../../bench/wan-relay.mjs';
+import { corruptBlobs } from '../interop/object-store-scenarios.js';
+import { FilesystemDriver } from '../../src/storage/drivers/filesystem.js';
+import { databaseStoppedUnderLoad, dutiesRacingTraffic, fillerKilled, notificationsAcrossDeath, singleFlightAcrossReplicas } from './duties.js';
 import { chunkedUploadAcrossReplicas, listingsAndDeletes, readAfterWrite, skopeoThroughBalancer } from './scenarios.js';
 
 const skip = missingPostgres() ?? missingNginx() ?? missingTools('skopeo');
@@ -47,6 +50,18 @@ if (skip) {
     await t.test('one upstream fetch per blob across replicas', (t) => singleFlightAcrossReplicas(t, c, upstream));
     await t.test('notifications across a replica\'s death', (t) => notificationsAcrossDeath(t, c, hookPort, work));
     await t.test('the database stopped under load', (t) => databaseStoppedUnderLoad(t, c, pg));
+  });
+
+  t.test('the filling replica killed mid-blob', { timeout: 300_000 }, async (t) => {
+    const upstream = await startRegistry2();
+    t.teardown(() => upstream.stop());
+    // A slow link to the upstream (40 Mbit/s), so the fill is still running when its replica dies.
+    const relay = await startRelay({ target: `127.0.0.1:${upstream.port}`, rttMs: 10, rateBps: 40e6 });
+    t.teardown(() => relay.close());
+    const c: Cluster = await startCluster({ pg, config: { upstreams: [{ name: 'docker.io', url: relay.url }], default_upstream: 'docker.io' } });
+    t.teardown(() => c.stop());
+    const store = new FilesystemDriver({ rootDirectory: c.rootDir });
+    await fillerKilled(t, c, upstream, () => corruptBlobs(store));
   });
 
   t.test('eviction and GC on one replica, racing pulls and pushes on the others', { timeout: 300_000 }, async (t) => {
