@@ -16,7 +16,10 @@ import { startRelay } from '../../bench/wan-relay.mjs';
 import { corruptBlobs } from '../interop/object-store-scenarios.js';
 import { FilesystemDriver } from '../../src/storage/drivers/filesystem.js';
 import { databaseStoppedUnderLoad, dutiesRacingTraffic, fillerKilled, notificationsAcrossDeath, singleFlightAcrossReplicas } from './duties.js';
-import { chunkedUploadAcrossReplicas, listingsAndDeletes, readAfterWrite, skopeoThroughBalancer } from './scenarios.js';
+import { chunkedUploadAcrossReplicas, listingsAndDeletes, readAfterWrite, skopeoThroughBalancer, tokensAndHtpasswd } from './scenarios.js';
+import bcrypt from 'bcryptjs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 
 const skip = missingPostgres() ?? missingNginx() ?? missingTools('skopeo');
 if (skip) {
@@ -50,6 +53,25 @@ if (skip) {
     await t.test('one upstream fetch per blob across replicas', (t) => singleFlightAcrossReplicas(t, c, upstream));
     await t.test('notifications across a replica\'s death', (t) => notificationsAcrossDeath(t, c, hookPort, work));
     await t.test('the database stopped under load', (t) => databaseStoppedUnderLoad(t, c, pg));
+  });
+
+  t.test('stowage\'s own tokens and the htpasswd file, on every replica', { timeout: 300_000 }, async (t) => {
+    const dir = await scratchDir('stowage-cluster-auth-');
+    const file = join(dir, 'htpasswd');
+    const users = (entries: Record<string, string>) => writeFile(file, Object.entries(entries).map(([u, p]) => `${u}:${bcrypt.hashSync(p, 4)}\n`).join(''));
+    await users({ alice: 'alice-pw' });
+    const c: Cluster = await startCluster({
+      pg,
+      config: {
+        auth: { htpasswd: { realm: 'stowage', path: file } },
+        access: [
+          { repository: 'team/**', pull: ['alice', 'carol'], push: ['alice'] },
+          { repository: '**', pull: ['anonymous'] },
+        ],
+      },
+    });
+    t.teardown(() => c.stop());
+    await tokensAndHtpasswd(t, c, users);
   });
 
   t.test('the filling replica killed mid-blob', { timeout: 300_000 }, async (t) => {

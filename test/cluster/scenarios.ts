@@ -118,3 +118,31 @@ export async function listingsAndDeletes(t: Test, c: Cluster): Promise<void> {
     t.equal(res.status, 404, `${r.port}: its other tag went with it`);
   }
 }
+
+/**
+ * htpasswd with an anonymous rule (stowage issues its own tokens): a token from one replica is
+ * good on every replica, and a change to the htpasswd file (the same file for all, as a mounted
+ * secret) is picked up by every replica.
+ */
+export async function tokensAndHtpasswd(t: Test, c: Cluster, users: (entries: Record<string, string>) => Promise<void>): Promise<void> {
+  const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
+  const image = makeImage({ seed: 730, layers: 1, layerSize: 1000 });
+  await pushImageHttp(c.replicas[0]!.url, 'team/private', 'v1', image, { authorization: basic('alice', 'alice-pw') });
+  const tokenRes = await fetch(`${c.replicas[0]!.url}/auth/token?service=stowage&scope=repository:team/private:pull`, { headers: { authorization: basic('alice', 'alice-pw') } });
+  const { token } = (await tokenRes.json()) as { token: string };
+  t.ok(token, 'a token from the first replica');
+  for (const r of c.replicas) {
+    const res = await fetch(`${r.url}/v2/team/private/manifests/v1`, { headers: { accept: ALL_ACCEPT, authorization: `Bearer ${token}` } });
+    t.equal(res.status, 200, `${r.port}: the token is good here`);
+  }
+  await users({ alice: 'alice-pw', carol: 'carol-pw' });
+  const deadline = Date.now() + 15_000;
+  const carolOn = async (r: Cluster['replicas'][number]) => (await fetch(`${r.url}/v2/team/private/manifests/v1`, { headers: { accept: ALL_ACCEPT, authorization: basic('carol', 'carol-pw') } })).status;
+  let statuses: number[] = [];
+  while (Date.now() < deadline) {
+    statuses = await Promise.all(c.replicas.map(carolOn));
+    if (statuses.every((s) => s === 200)) break;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  t.same(statuses, c.replicas.map(() => 200), 'a user added to the htpasswd file is let in by every replica');
+}
