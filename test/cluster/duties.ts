@@ -92,8 +92,8 @@ export async function dutiesRacingTraffic(t: Test, c: Cluster, upstream: Proc): 
     if ((await get(`${c.url}/v2/${repo}/manifests/v1`)).status !== 200) t.fail(`${repo}: pushed manifest lost`);
   }
   t.pass(`${pushedImages.length} images pushed meanwhile, all complete`);
-  const evicting = c.replicas.filter((r) => r.logs().some((l) => l.msg === 'cache eviction'));
-  t.equal(evicting.length, 1, 'one replica ran the evictions');
+  const evictions = c.replicas.map((r) => r.logs().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('cache eviction')).length);
+  t.equal(evictions.filter((n) => n > 0).length, 1, `one replica ran the evictions (passes per replica: ${evictions.join(', ')})`);
   const leaders = c.replicas.filter((r) => r.logs().some((l) => typeof l.msg === 'string' && l.msg.startsWith('this replica runs eviction')));
   t.equal(leaders.length, 1, 'one replica held the maintenance lease');
 }
