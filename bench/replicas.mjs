@@ -131,7 +131,7 @@ async function measure(label, replicas) {
 
 const db = (name) => {
   execFileSync('psql', ['-h', '127.0.0.1', '-p', String(pg.port), '-U', 'postgres', '-c', `CREATE DATABASE ${name}`], { stdio: 'ignore' });
-  return `database: {enabled: true, url: "postgres://postgres@127.0.0.1:${pg.port}/${name}", sslmode: disable}\n`;
+  return `database: {enabled: true, dsn: "postgres://postgres@127.0.0.1:${pg.port}/${name}", sslmode: disable}\n`;
 };
 const rows = [];
 rows.push(await measure('1 replica, SQLite', [await startReplica('sqlite', join(work, 'fs-sqlite'), '')]));

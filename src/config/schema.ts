@@ -194,7 +194,7 @@ const NotificationsSchema = section({
 /** GitLab container registry's `database` keys, so operators of both write the same thing. */
 const DatabaseSchema = section({
   enabled: bool({ description: 'Keep the metadata index in PostgreSQL, shared by several stowage replicas on one storage (off: SQLite, one process)', default: false }),
-  url: optional(secret({ description: 'A postgres:// connection URL (libpq DSN); the keys below override its parts', example: 'postgres://stowage@db.internal:5432/stowage?sslmode=require' })),
+  dsn: optional(secret({ description: 'A postgres:// connection URL (libpq DSN); the keys below override its parts', example: 'postgres://stowage@db.internal:5432/stowage?sslmode=require' })),
   host: optional(str({ description: 'Database host (or a directory holding its Unix socket)', example: 'db.internal' })),
   port: optional(int({ description: 'Database port', min: 1, max: 65535, example: '5432' })),
   user: optional(str({ description: 'Database user' })),

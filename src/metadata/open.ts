@@ -8,14 +8,14 @@ import { SqliteIndex } from './sqlite.js';
 /** config.database as the PostgreSQL adapter's options. */
 export function pgOptions(db: Config['database']): PgOptions {
   return {
-    ...(db.url !== undefined ? { url: db.url } : {}),
+    ...(db.dsn !== undefined ? { url: db.dsn } : {}),
     ...(db.host !== undefined ? { host: db.host } : {}),
     ...(db.port !== undefined ? { port: db.port } : {}),
     ...(db.user !== undefined ? { user: db.user } : {}),
     ...(db.password !== undefined ? { password: db.password } : {}),
     ...(db.dbname !== undefined ? { dbname: db.dbname } : {}),
     ...(db.schema !== undefined ? { schema: db.schema } : {}),
-    ...(db.sslmode !== undefined ? { sslmode: db.sslmode } : db.url === undefined ? { sslmode: 'prefer' as const } : {}),
+    ...(db.sslmode !== undefined ? { sslmode: db.sslmode } : db.dsn === undefined ? { sslmode: 'prefer' as const } : {}),
     ...(db.sslcert !== undefined ? { sslcert: db.sslcert } : {}),
     ...(db.sslkey !== undefined ? { sslkey: db.sslkey } : {}),
     ...(db.sslrootcert !== undefined ? { sslrootcert: db.sslrootcert } : {}),

@@ -46,7 +46,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     rootDir,
     ...(o.storage ? { storage: o.storage } : {}),
     config: {
-      database: { enabled: true, url: dbUrl, sslmode: 'disable' },
+      database: { enabled: true, dsn: dbUrl, sslmode: 'disable' },
       cluster: { advertise_url: `http://127.0.0.1:${port}` },
       health: { database: { interval: '500ms', timeout: '1s' } },
       ...o.config,

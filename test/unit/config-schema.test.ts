@@ -251,6 +251,10 @@ upstreams: [{name: ghcr.io, url: "https://ghcr.io", password: up-s3cret}]
   t.match(text, /username: me/);
   t.same(parseYaml(text).upstreams[0].tag_ttl, '5m', 'durations written as a user would');
   t.ok(REDACT_PATHS.includes('*.*.password') && REDACT_PATHS.includes('secret'), 'schema secrets are log redaction paths');
+  // A secret key is redacted by its name wherever it appears: it must not be the name of a field
+  // every request line carries (a `url` secret once blanked the URL of every request logged).
+  const requestFields = ['url', 'method', 'status', 'repo', 'reference', 'digest', 'cache', 'bytes', 'ms', 'reqId', 'user', 'upstream', 'msg'];
+  t.same(requestFields.filter((f) => REDACT_PATHS.includes(f)), [], 'no request-log field is a redacted name');
 });
 
 t.test('stowage config check and reference, as the CLI', async (t) => {
