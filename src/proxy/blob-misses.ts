@@ -29,6 +29,8 @@ export interface MissDeps {
 }
 
 const POLL_MS = 200;
+/** How long a request follows another replica's fetch before giving up with 503. */
+const PEER_WAIT_MS = LEASE_MS + 60_000;
 
 export class BlobMisses {
   private readonly misses = new Map<string, Promise<Miss>>();
@@ -121,7 +123,9 @@ export class BlobMisses {
    */
   async fromPeer(route: Route, digest: Digest, owner: string): Promise<Exclude<Miss, { kind: 'peer' }> | { kind: 'streaming'; owner: string; size: number | undefined }> {
     const { cluster, registry, log } = this.deps;
-    const deadline = Date.now() + LEASE_MS + 4_000;
+    // Long enough for the holder's upstream to answer (its headers timeout is 30 s by default);
+    // a dead holder's lease lapses within LEASE_MS, and then this process takes over.
+    const deadline = Date.now() + PEER_WAIT_MS;
     let current = owner;
     for (;;) {
       const stored = await registry.blobs.dataSize(digest);
@@ -132,7 +136,8 @@ export class BlobMisses {
       });
       if (typeof found === 'object') return { kind: 'streaming', owner: current, size: found.size };
       if (Date.now() > deadline) throw new RegistryError('UNAVAILABLE', 'another replica is fetching this blob and could not be reached', { status: 503 });
-      if (found === 'unreachable') await sleep(POLL_MS * 2);
+      // The holder has no fill yet (still waiting for its upstream) or cannot be reached.
+      await sleep(found === 'unreachable' ? POLL_MS * 2 : POLL_MS / 2);
       // The holder finished (stored, looked at above), failed, or died: take it or follow the new holder.
       const next = await (this.misses.get(digest) ?? this.start(route, digest));
       if (next.kind !== 'peer') return next;
