@@ -217,10 +217,13 @@ export class PullThrough {
     const joined = this.fills.get(digest);
     if (!joined && headOnly) return { ...(await this.peek(route, digest)), namespace };
     const fill = await (joined ?? this.startFill(route, digest));
+    // A fill started for another repository links the blob there only: link it here too once stored.
+    const stored = fill.cacheRepo === route.cacheRepo ? fill.done : fill.done.then(() => registry.blobs.link(route.cacheRepo, digest));
+    stored.catch(() => undefined); // awaited below, or by whenComplete; never an unhandled rejection
     if (joined && fill.state !== 'filling') {
       // Verified, only its commit (an fsync and a rename) to go: wait for it and serve the stored
       // blob, so this request comes after the fill in every record (logs, metrics, events).
-      await fill.done.catch(() => {
+      await stored.catch(() => {
         throw new RegistryError('UNAVAILABLE', 'the fetched blob could not be stored', { status: 503 });
       });
       this.deps.metrics?.cache.inc({ kind: 'blob', outcome: 'hit' });
@@ -235,7 +238,7 @@ export class PullThrough {
       complete: false,
       open: async (range) => (range ? registry.blobs.open(digest, range) : fill.reader()),
       whenComplete: async () => {
-        await fill.done;
+        await stored;
         return fill.written;
       },
     };
