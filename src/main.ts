@@ -113,7 +113,7 @@ export interface RunningServer {
 const ACCESS_FLUSH_MS = 30_000;
 
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
-  const security = openSecurity(config, log);
+  const security = await openSecurity(config, log);
   const services = await createServices(config, log);
   await services.registry.ensureIndexed(config.upstreams.map((u) => u.name));
   const app = buildApp({

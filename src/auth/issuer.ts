@@ -18,12 +18,13 @@
  * (auth/authenticator.ts), so removing a user from the htpasswd file takes effect at once.
  */
 import { randomBytes } from 'node:crypto';
-import { jwtVerify, SignJWT } from 'jose';
 import { LRUCache } from 'lru-cache';
 
 export const TOKEN_PATH = '/auth/token';
 const ISSUER = 'stowage';
 const DEFAULT_LIFETIME_S = 300;
+/** jose is loaded when the first token is issued or checked: most configs never need it. */
+const jose = () => import('jose');
 
 export interface IssuedToken { token: string; expiresIn: number; issuedAt: string }
 
@@ -53,6 +54,7 @@ export class TokenIssuer {
 
   async issue(user: string | undefined, now = this.now()): Promise<IssuedToken> {
     const iat = Math.floor(now / 1000);
+    const { SignJWT } = await jose();
     const token = await new SignJWT({})
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setIssuer(ISSUER).setAudience(ISSUER).setSubject(user ?? '')
@@ -71,7 +73,7 @@ export class TokenIssuer {
       return null;
     }
     try {
-      const { payload } = await jwtVerify(token, this.key, {
+      const { payload } = await (await jose()).jwtVerify(token, this.key, {
         issuer: ISSUER, audience: ISSUER, algorithms: ['HS256'], requiredClaims: ['exp'], currentDate: new Date(now),
       });
       const answer = { user: typeof payload.sub === 'string' && payload.sub !== '' ? payload.sub : undefined };
