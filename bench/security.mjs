@@ -7,6 +7,7 @@
 // Bearer and issues its own tokens: manifest GETs with such a token, with Basic, and with no
 // credentials, against the same TLS path without auth (requirement: >= 0.8x each).
 // Usage: npm run build && node bench/security.mjs [--seconds 10] [--only stowage] [--log-level warn|info]
+//   [--baseline DIR]: stowage's modes again with another checkout's build (DIR/dist/cli.js), same run
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -55,8 +56,10 @@ const MODES = {
   'TLS + anonymous rule, Basic': { tls: true, auth: true, rules: true, send: 'basic' },
   'TLS + anonymous rule, no credentials': { tls: true, auth: true, rules: true, send: 'none' },
 };
-const SERVERS = ['stowage', 'registry:2'].filter((s) => !only || s === only);
-const modesOf = (server) => Object.entries(MODES).filter(([, m]) => server === 'stowage' || !m.rules);
+const baseline = arg('--baseline');
+const SERVERS = ['stowage', ...(baseline ? ['baseline'] : []), 'registry:2'].filter((s) => !only || s === only || (s === 'baseline' && only === 'stowage'));
+const isStowage = (server) => server !== 'registry:2';
+const modesOf = (server) => Object.entries(MODES).filter(([, m]) => isStowage(server) || !m.rules);
 
 function extraConfig({ tls, auth, rules }) {
   let extra = '';
@@ -92,11 +95,11 @@ for (const server of SERVERS) {
   for (const [mode, flags] of modesOf(server)) {
     const port = await freePort();
     const file = join(work, `${server.replace(':', '')}-${port}.yml`);
-    const root = server === 'stowage' ? join(work, 'st') : r2Root;
-    const yaml = server === 'stowage' ? stowageConfig(root, port, extraConfig(flags)).replace('level: warn', `level: ${logLevel}`) : registry2Config(root, port, extraConfig(flags));
+    const root = isStowage(server) ? join(work, 'st') : r2Root;
+    const yaml = isStowage(server) ? stowageConfig(root, port, extraConfig(flags)).replace('level: warn', `level: ${logLevel}`) : registry2Config(root, port, extraConfig(flags));
     writeFileSync(file, yaml);
-    const proc = server === 'stowage'
-      ? start('stowage', process.execPath, ['dist/cli.js', 'serve', file])
+    const proc = isStowage(server)
+      ? start(server, process.execPath, [server === 'baseline' ? join(baseline, 'dist/cli.js') : 'dist/cli.js', 'serve', file])
       : start('registry:2', 'docker-registry', ['serve', file]);
     const url = `${flags.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
     process.env.NODE_EXTRA_CA_CERTS = join(work, 'ca.pem');
@@ -145,27 +148,27 @@ for (const server of SERVERS) {
   }
 }
 const side = [['mode', 'blob stowage / registry:2', 'manifest stowage / registry:2']];
-if (SERVERS.length === 2) {
+if (SERVERS.includes('stowage') && SERVERS.includes('registry:2')) {
   for (const [mode] of modesOf('registry:2')) {
     const s = results.stowage[mode], r = results['registry:2'][mode];
     side.push([mode, ratio(s.blob.bytesPerSec, r.blob.bytesPerSec), ratio(s.manifest.rps, r.manifest.rps)]);
   }
 }
 /** req/s kept against a reference mode, and the same by CPU per request (steadier on a shared machine). */
-const kept = (mode, reference) => {
-  const r = results.stowage?.[mode], ref = results.stowage?.[reference];
+const kept = (mode, reference, server = 'stowage') => {
+  const r = results[server]?.[mode], ref = results[server]?.[reference];
   if (!r || !ref) return `${mode}: not measured`;
   const byRps = r.manifest.rps / ref.manifest.rps, byCpu = cpuPer(ref) / cpuPer(r);
-  return `${mode} / ${reference}: ${byRps.toFixed(2)}x req/s, ${byCpu.toFixed(2)}x by CPU per request`;
+  return `${server === 'stowage' ? '' : `${server}: `}${mode} / ${reference}: ${byRps.toFixed(2)}x req/s, ${byCpu.toFixed(2)}x by CPU per request`;
 };
-const goals = [
-  kept('basic auth', 'plain HTTP'),
-  kept('TLS', 'plain HTTP') + ' (what TLS itself costs)',
-  ...['user token', 'anonymous token', 'Basic', 'no credentials'].map((s) => `${kept(`TLS + anonymous rule, ${s}`, 'TLS')} (requirement for tokens and Basic: >= 0.8x)`),
-];
+const goals = SERVERS.filter(isStowage).flatMap((server) => [
+  kept('basic auth', 'plain HTTP', server),
+  kept('TLS', 'plain HTTP', server) + ' (what TLS itself costs)',
+  ...['user token', 'anonymous token', 'Basic', 'no credentials'].map((s) => `${kept(`TLS + anonymous rule, ${s}`, 'TLS', server)} (requirement for tokens and Basic: >= 0.8x)`),
+]);
 const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const report = `## TLS and auth: stowage and registry:2 (${new Date().toISOString()})
-machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, node ${process.version}, load average at the end ${load}; wrk -t2 -c16 -d${seconds}s; loopback; HTTP/1.1; one server at a time; stowage log.level ${logLevel}
+machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, node ${process.version}, load average at the end ${load}; wrk -t2 -c16 -d${seconds}s; loopback; HTTP/1.1; one server at a time; stowage log.level ${logLevel}${baseline ? `; baseline = ${baseline}` : ''}
 ${table(rows)}
 ${side.length > 1 ? `\n${table(side)}\n` : ''}
 ${goals.map((g) => `- ${g}`).join('\n')}
