@@ -11,7 +11,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { deferredChild, requestLineLogger } from '../../log.js';
+import { deferredChild, requestLineLogger } from '../request-loggers.js';
 import type { Metrics } from '../../metrics.js';
 
 /** Per request: the socket's byte count when it started (for a hang-up's body bytes), and done. */
