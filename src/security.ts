@@ -25,7 +25,8 @@ export interface Security {
   close(): void;
 }
 
-export async function openSecurity(config: Config, log: Logger): Promise<Security> {
+/** `tokenKey`: the key stowage's own tokens are signed with (shared by replicas); random if absent. */
+export async function openSecurity(config: Config, log: Logger, tokenKey?: Uint8Array): Promise<Security> {
   const { auth, access, groups } = config;
   const tls = config.http.tls;
   if (auth?.htpasswd && auth.token) throw new Error('auth: give htpasswd or token, not both');
@@ -36,7 +37,7 @@ export async function openSecurity(config: Config, log: Logger): Promise<Securit
   if (auth?.htpasswd) {
     const { HtpasswdFile } = await import('./auth/htpasswd.js');
     const file = new HtpasswdFile(auth.htpasswd, log.child({ component: 'htpasswd' }));
-    authenticator = new BasicAuthenticator(file, anonymousRules ? new TokenIssuer() : undefined);
+    authenticator = new BasicAuthenticator(file, anonymousRules ? new TokenIssuer(tokenKey) : undefined);
   } else if (auth?.token) {
     const { TokenVerifier } = await import('./auth/token.js');
     const { signingalgorithms, ...token } = auth.token;

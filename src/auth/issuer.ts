@@ -9,8 +9,8 @@
  * realm = its own /auth/token, and issues short-lived HS256 tokens naming the user (or nobody).
  * The tokens only say who; the access rules decide what, on every request.
  *
- * The signing key is given (`key`): replicas that share it accept each other's tokens. Without
- * one it is random per process, and after a restart clients simply fetch a new token.
+ * The signing key is given to the constructor: replicas that share it accept each other's tokens.
+ * Without one it is random per process, and after a restart clients simply fetch a new token.
  *
  * Every client sends its token with every request, so a verified token is remembered (by its
  * text) until it expires: the next request costs a map lookup, not a signature check. What the
@@ -29,8 +29,6 @@ const jose = () => import('jose');
 export interface IssuedToken { token: string; expiresIn: number; issuedAt: string }
 
 export interface TokenIssuerOptions {
-  /** HS256 key, at least 32 bytes (default: random per process). */
-  key?: Uint8Array;
   /** How long a token is valid, seconds (default 300). */
   lifetimeSeconds?: number;
   /** The clock, ms since the epoch (tests move it). */
@@ -45,9 +43,10 @@ export class TokenIssuer {
   private readonly now: () => number;
   private readonly verified = new LRUCache<string, Verified>({ max: 10_000 });
 
-  constructor(options: TokenIssuerOptions = {}) {
-    if (options.key && options.key.length < 32) throw new Error('the token signing key must be at least 32 bytes');
-    this.key = options.key ?? randomBytes(32);
+  /** `key`: the HS256 key, at least 32 bytes (replicas that share it accept each other's tokens). */
+  constructor(key: Uint8Array = randomBytes(32), options: TokenIssuerOptions = {}) {
+    if (key.length < 32) throw new Error('the token signing key must be at least 32 bytes');
+    this.key = key;
     this.lifetime = options.lifetimeSeconds ?? DEFAULT_LIFETIME_S;
     this.now = options.now ?? Date.now;
   }

@@ -241,7 +241,7 @@ t.test('verified tokens and Basic credentials are cached, yet an expired token o
   const upstream = await upstreamWith({ 'library/alpine:3': alpine });
   t.teardown(() => upstream.close());
   let clock = Math.floor(Date.now() / 1000) * 1000; // tokens count whole seconds
-  const issuer = new TokenIssuer({ key: Buffer.alloc(32, 7), lifetimeSeconds: 60, now: () => clock });
+  const issuer = new TokenIssuer(Buffer.alloc(32, 7), { lifetimeSeconds: 60, now: () => clock });
   const dir = mkdtempSync(join(tmpdir(), 'auth-http-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const reloads: string[] = [];

@@ -270,10 +270,10 @@ t.test("stowage's own tokens", async (t) => {
   t.equal(await issuer.verify((await new TokenIssuer().issue('alice')).token), null, 'another process\'s key');
   t.equal(await issuer.verify('x.y.z'), null, 'garbage');
   const key = Buffer.alloc(32, 1);
-  t.same(await new TokenIssuer({ key }).verify((await new TokenIssuer({ key }).issue('bob')).token), { user: 'bob' }, 'a shared key: another replica\'s token');
-  t.throws(() => new TokenIssuer({ key: Buffer.alloc(16) }), /at least 32 bytes/);
+  t.same(await new TokenIssuer(key).verify((await new TokenIssuer(key).issue('bob')).token), { user: 'bob' }, 'a shared key: another replica\'s token');
+  t.throws(() => new TokenIssuer(Buffer.alloc(16)), /at least 32 bytes/);
   let clock = Math.floor(Date.now() / 1000) * 1000; // tokens count whole seconds
-  const timed = new TokenIssuer({ lifetimeSeconds: 10, now: () => clock });
+  const timed = new TokenIssuer(undefined, { lifetimeSeconds: 10, now: () => clock });
   const short = (await timed.issue('carol')).token;
   t.same(await timed.verify(short), { user: 'carol' });
   clock += 9_999;
