@@ -8,9 +8,10 @@
  *   (no headers, no config, no errors), so it is written without redaction, whose output would
  *   be the same redacted or not (http/request-loggers.ts); every other line keeps full redaction.
  * - a write per line: pino's asynchronous destination (sonic-boom) handed every line to the
- *   threadpool as its own write(2). Lines are now gathered up to 4 KiB (about 12 request lines)
- *   or 100 ms, whichever comes first. What is buffered is written synchronously at exit (pino's
- *   own exit hook, and `flushLog` before serve exits), so a shutdown or a fatal error loses nothing.
+ *   threadpool as its own write(2). The lines of one turn of the event loop (under load, those of
+ *   every request that finished in it) now go to it as one write, at the end of that turn: no
+ *   line waits longer than that. What is still buffered at exit is written synchronously (an exit
+ *   hook, and `flushLog` before serve exits), so a shutdown or a fatal error loses nothing.
  */
 import { pino, type Logger } from 'pino';
 import { secretKeyNames } from './config/reference.js';
@@ -24,9 +25,6 @@ export const REDACT_PATHS = [...new Set([
   ...secretKeyNames().flatMap((k) => [k, `*.${k}`, `*.*.${k}`]),
 ])];
 
-/** Lines are written in batches of at least this many bytes, or after FLUSH_EVERY_MS. */
-const LOG_BATCH_BYTES = 4096;
-const FLUSH_EVERY_MS = 100;
 /**
  * Past this many buffered bytes (a reader of stdout that stopped reading) lines are dropped rather
  * than held without bound; one notice on stderr says so.
@@ -44,12 +42,44 @@ export function createLogger(log: Config['log'], destination?: pino.DestinationS
   return pino(options, destination ?? stdoutDestination());
 }
 
-function stdoutDestination(): pino.DestinationStream {
-  const stream = pino.destination({
-    dest: 1, sync: false, minLength: LOG_BATCH_BYTES, periodicFlush: FLUSH_EVERY_MS, maxLength: MAX_BUFFERED_LOG_BYTES,
-  });
+/**
+ * pino's own exit hook flushes its stream; this one first hands it the current turn's lines. One
+ * process listener for every logger (tests make many); a logger that is garbage holds nothing.
+ */
+const atExit = new Set<WeakRef<() => void>>();
+function flushAtExit(flushSync: () => void): void {
+  if (atExit.size === 0) {
+    process.once('exit', () => {
+      for (const ref of atExit) {
+        try { ref.deref()?.(); } catch { /* nothing more can be done about a log that cannot be written */ }
+      }
+    });
+  }
+  atExit.add(new WeakRef(flushSync));
+}
+
+/** stdout, asynchronous, one write per turn of the event loop (see the header comment). */
+function stdoutDestination(): pino.DestinationStream & { flushSync(): void } {
+  const stream = pino.destination({ dest: 1, sync: false, maxLength: MAX_BUFFERED_LOG_BYTES });
   stream.once('drop', () => process.stderr.write('stowage: stdout is not being read; log lines are being dropped\n'));
-  return stream;
+  let turn = '';
+  const handOver = () => {
+    const lines = turn;
+    turn = '';
+    if (lines !== '') stream.write(lines);
+  };
+  const flushSync = () => {
+    handOver();
+    stream.flushSync();
+  };
+  flushAtExit(flushSync);
+  return {
+    write(line: string) {
+      if (turn === '') setImmediate(handOver);
+      turn += line;
+    },
+    flushSync,
+  };
 }
 
 /** Writes out what the logger's destination still buffers, synchronously (before process.exit). */
