@@ -3,6 +3,9 @@
 // blob in sequence, with curl -o /dev/null (no client cost to hide the server's). Reports wall
 // time, CPU-seconds of the cache process, peak RSS, upstream bytes; and warm manifest GETs (wrk).
 // Usage: npm run build && node bench/cold.mjs [--quick]
+// `--memory [--baseline DIR]`: only stowage's memory through the concurrent phase (idle RSS, then
+// 8 cold pulls, 8 warm, the manifest flood: peak RSS after each, with times and req/s so that a
+// memory saving that costs throughput shows), for this build and another checkout's side by side.
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -17,6 +20,8 @@ need(['docker-registry', 'curl', 'wrk']);
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
 const quick = process.argv.includes('--quick');
+const memoryOnly = process.argv.includes('--memory');
+const baseline = process.argv.includes('--baseline') ? process.argv[process.argv.indexOf('--baseline') + 1] : undefined;
 const work = mkdtempSync(join(tmpdir(), 'stowage-cold-bench-'));
 
 // The images: 768 MiB in 6 blobs (5 layers + config), 64 MiB in 3 blobs, one 512 MiB layer.
@@ -32,6 +37,7 @@ await waitHttp(`http://127.0.0.1:${upPort}/v2/`);
 /** name -> { manifestDigest, blobs: [digest, size][] , bytes } */
 const meta = {};
 for (const [name, sizes] of Object.entries(IMAGES)) {
+  if (memoryOnly && name !== 'big') continue;
   const image = makeImage(sizes.map(Math.round));
   await pushImage(`http://127.0.0.1:${upPort}`, `bench/${name}`, 'v1', image);
   meta[name] = {
@@ -99,6 +105,35 @@ const blobGet = (port, name) => {
 };
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const runs = quick ? 1 : 3;
+
+if (memoryOnly) {
+  const rssNow = (pid) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+  const rows = [['build', 'idle RSS', 'peak after 8 cold', '+ 8 warm', '+ manifest flood', '8 cold (s)', '8 warm (s)', 'by tag (req/s)', 'by digest (req/s)', 'CPU-s, whole phase']];
+  for (const [label, cli] of [['this build', process.env.STOWAGE_CLI ?? 'dist/cli.js'], ...(baseline ? [[`baseline ${baseline}`, join(baseline, 'dist/cli.js')]] : [])]) {
+    const c = await startCacheIn('stowage', work, upPort, { cli, nodeArgs: (process.env.NODE_ARGS ?? '').split(' ').filter(Boolean) });
+    await new Promise((r) => setTimeout(r, 1000));
+    const idle = rssNow(c.proc.pid);
+    const cpu0 = cpuSeconds(c.proc.pid);
+    const cold = await pullConcurrent(c.port, 'big', 8);
+    await settledCpuSeconds(c.proc.pid);
+    const afterCold = peakRssMiB(c.proc.pid);
+    const warm = await pullConcurrent(c.port, 'big', 8);
+    const afterWarm = peakRssMiB(c.proc.pid);
+    const base = `http://127.0.0.1:${c.port}/v2/bench/big/manifests`;
+    const tag = wrk(`${base}/v1`, { seconds: 5, headers: [ACCEPT] });
+    const digest = wrk(`${base}/${meta.big.manifestDigest}`, { seconds: 5, headers: [ACCEPT] });
+    rows.push([label, idle.toFixed(0), afterCold.toFixed(0), afterWarm.toFixed(0), peakRssMiB(c.proc.pid).toFixed(0), cold.toFixed(2), warm.toFixed(2),
+      tag.rps.toFixed(0), digest.rps.toFixed(0), (cpuSeconds(c.proc.pid) - cpu0).toFixed(1)]);
+    await stop(c);
+  }
+  await stop(up);
+  const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  console.log(`## stowage memory through the concurrent phase (${new Date().toISOString()}), MiB
+machine: ${cpus().length} cores, node ${process.version}, load average at the end ${load}; NODE_ARGS=${process.env.NODE_ARGS ?? ''}; 768 MiB image (6 blobs); wrk -t2 -c16 -d5s
+${table(rows)}`);
+  rmSync(work, { recursive: true, force: true });
+  process.exit(0);
+}
 
 const R = { direct: {}, stowage: {}, 'registry:2': {} };
 for (const name of ['big', 'small']) {

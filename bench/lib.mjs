@@ -155,15 +155,16 @@ export function table(rows) {
 let cacheInstance = 0;
 /**
  * A pull-through cache in front of the upstream at upPort, in a fresh directory under work:
- * `kind` 'stowage' (node dist/cli.js, as production runs it) or 'r2' (registry:2's proxy mode).
+ * `kind` 'stowage' (node dist/cli.js, as production runs it) or 'r2' (registry:2's proxy mode);
+ * `cli` another build of stowage (a baseline checkout's dist/cli.js), `nodeArgs` flags for node.
  */
-export async function startCache(kind, work, upPort) {
+export async function startCache(kind, work, upPort, { cli = 'dist/cli.js', nodeArgs = [] } = {}) {
   const port = await freePort();
   const root = join(work, `${kind}-${++cacheInstance}`);
   const file = join(work, `${kind}-${cacheInstance}.yml`);
   if (kind === 'stowage') {
     writeFileSync(file, stowageConfig(root, port, `upstreams:\n  - {name: upstream.test, url: "http://127.0.0.1:${upPort}"}\ndefault_upstream: upstream.test\n`));
-    const p = start('stowage', process.execPath, ['dist/cli.js', 'serve', file]);
+    const p = start('stowage', process.execPath, [...nodeArgs, cli, 'serve', file]);
     await waitHttp(`http://127.0.0.1:${port}/v2/`);
     return { ...p, port, root };
   }

@@ -3,7 +3,11 @@
 // 2.8.2) with the very same config.yml, one server at a time, one run; ratios against each
 // server's plain HTTP. Requirement: with basic auth, stowage's warm manifest GETs keep >= 80% of
 // their unauthenticated throughput (it caches bcrypt verifications; registry:2 does not).
-// Usage: npm run build && node bench/security.mjs [--seconds 10]
+// Issue 17 adds htpasswd with an `anonymous` access rule over TLS, where stowage challenges with
+// Bearer and issues its own tokens: manifest GETs with such a token, with Basic, and with no
+// credentials, against the same TLS path without auth (requirement: >= 0.8x each).
+// Usage: npm run build && node bench/security.mjs [--seconds 10] [--only stowage] [--log-level warn|info]
+//   [--baseline DIR]: stowage's modes again with another checkout's build (DIR/dist/cli.js), same run
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -12,7 +16,10 @@ import {
   freePort, makeImage, need, peakRssMiB, pushImage, registry2Config, sha256, start, stop, stowageConfig, table, waitHttp, wrk,
 } from './lib.mjs';
 
-const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1]) || 10;
+const arg = (name) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
+const seconds = Number(arg('--seconds')) || 10;
+const only = arg('--only');
+const logLevel = arg('--log-level') ?? 'warn';
 need(['wrk', 'docker-registry', 'openssl', 'htpasswd']);
 const work = mkdtempSync(join(tmpdir(), 'stowage-sec-bench-'));
 const MiB = 1024 * 1024;
@@ -38,18 +45,42 @@ await stop(seed);
 const blobDigest = sha256(image.layers[0]);
 execFileSync('cp', ['-a', r2Root, join(work, 'st')]);
 
+/** send: what each request carries (default: Basic when auth is on). rules: stowage only. */
 const MODES = {
   'plain HTTP': { tls: false, auth: false },
   TLS: { tls: true, auth: false },
   'basic auth': { tls: false, auth: true },
   'TLS + basic auth': { tls: true, auth: true },
+  'TLS + anonymous rule, user token': { tls: true, auth: true, rules: true, send: 'user token' },
+  'TLS + anonymous rule, anonymous token': { tls: true, auth: true, rules: true, send: 'anonymous token' },
+  'TLS + anonymous rule, Basic': { tls: true, auth: true, rules: true, send: 'basic' },
+  'TLS + anonymous rule, no credentials': { tls: true, auth: true, rules: true, send: 'none' },
 };
+const baseline = arg('--baseline');
+const SERVERS = ['stowage', ...(baseline ? ['baseline'] : []), 'registry:2'].filter((s) => !only || s === only || (s === 'baseline' && only === 'stowage'));
+const isStowage = (server) => server !== 'registry:2';
+const modesOf = (server) => Object.entries(MODES).filter(([, m]) => isStowage(server) || !m.rules);
 
-function extraConfig({ tls, auth }) {
+function extraConfig({ tls, auth, rules }) {
   let extra = '';
   if (tls) extra += `  tls:\n    certificate: ${join(work, 'server.pem')}\n    key: ${join(work, 'server.key')}\n`;
   if (auth) extra += `auth:\n  htpasswd:\n    realm: bench\n    path: ${join(work, 'htpasswd')}\n`;
+  if (rules) extra += 'access:\n  - {repository: "**", pull: [anonymous]}\n';
   return extra;
+}
+
+/** A token from stowage's /auth/token, for the user or for nobody. */
+function fetchToken(url, user) {
+  const body = execFileSync('curl', ['-sf', '--cacert', join(work, 'ca.pem'), ...(user ? ['-u', 'bench:bench-password'] : []),
+    `${url}/auth/token?service=bench&scope=repository:bench/big:pull`], { encoding: 'utf8' });
+  return JSON.parse(body).token;
+}
+
+function headersFor(flags, url) {
+  const send = flags.send ?? (flags.auth ? 'basic' : 'none');
+  if (send === 'basic') return [authHeader];
+  if (send === 'user token' || send === 'anonymous token') return [`Authorization: Bearer ${fetchToken(url, send === 'user token')}`];
+  return [];
 }
 
 /** CPU seconds (user + system) a process has used so far. */
@@ -59,22 +90,23 @@ function cpuSeconds(pid) {
 }
 
 const results = {};
-for (const server of ['stowage', 'registry:2']) {
+for (const server of SERVERS) {
   results[server] = {};
-  for (const [mode, flags] of Object.entries(MODES)) {
+  for (const [mode, flags] of modesOf(server)) {
     const port = await freePort();
     const file = join(work, `${server.replace(':', '')}-${port}.yml`);
-    const root = server === 'stowage' ? join(work, 'st') : r2Root;
-    writeFileSync(file, (server === 'stowage' ? stowageConfig : registry2Config)(root, port, extraConfig(flags)));
-    const proc = server === 'stowage'
-      ? start('stowage', process.execPath, ['dist/cli.js', 'serve', file])
+    const root = isStowage(server) ? join(work, 'st') : r2Root;
+    const yaml = isStowage(server) ? stowageConfig(root, port, extraConfig(flags)).replace('level: warn', `level: ${logLevel}`) : registry2Config(root, port, extraConfig(flags));
+    writeFileSync(file, yaml);
+    const proc = isStowage(server)
+      ? start(server, process.execPath, [server === 'baseline' ? join(baseline, 'dist/cli.js') : 'dist/cli.js', 'serve', file])
       : start('registry:2', 'docker-registry', ['serve', file]);
     const url = `${flags.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
     process.env.NODE_EXTRA_CA_CERTS = join(work, 'ca.pem');
     await waitHttp(`http://127.0.0.1:${port}/v2/`).catch(() => undefined);
     await waitForTls(url);
-    const headers = flags.auth ? [authHeader] : [];
-    const check = execFileSync('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', join(work, 'ca.pem'), ...(flags.auth ? ['-u', 'bench:bench-password'] : []), `${url}/v2/bench/big/manifests/latest`, '-H', 'Accept: application/vnd.oci.image.manifest.v1+json'], { encoding: 'utf8' });
+    const headers = headersFor(flags, url);
+    const check = execFileSync('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', join(work, 'ca.pem'), ...headers.flatMap((h) => ['-H', h]), `${url}/v2/bench/big/manifests/latest`, '-H', 'Accept: application/vnd.oci.image.manifest.v1+json'], { encoding: 'utf8' });
     if (check !== '200') throw new Error(`${server} ${mode}: manifest GET answered ${check}\n${proc.output().slice(-2000)}`);
     wrk(`${url}/v2/bench/big/blobs/${blobDigest}`, { seconds: 2, headers }); // page cache, JIT, bcrypt cache
     const measure = (path, extraHeaders) => {
@@ -102,33 +134,44 @@ async function waitForTls(url) {
 }
 
 const gbs = (b) => (b / 1024 ** 3).toFixed(2);
-const ratio = (a, b) => (a / b).toFixed(2);
-const rows = [['server', 'mode', 'blob GET 64 MiB (GiB/s)', 'vs plain', 'manifest GET (req/s)', 'vs plain', 'manifest p99', 'CPU µs / manifest', 'non-2xx']];
-for (const server of ['stowage', 'registry:2']) {
+const ratio = (a, b) => (a && b ? (a / b).toFixed(2) : '-');
+const cpuPer = (r) => r.manifest.cpu / (r.manifest.rps * seconds);
+const rows = [['server', 'mode', 'blob GET 64 MiB (GiB/s)', 'vs plain', 'manifest GET (req/s)', 'vs plain', 'vs TLS', 'manifest p99', 'CPU µs / manifest', 'non-2xx']];
+for (const server of SERVERS) {
   const plain = results[server]['plain HTTP'];
-  for (const mode of Object.keys(MODES)) {
+  const tls = results[server].TLS;
+  for (const [mode, flags] of modesOf(server)) {
     const r = results[server][mode];
     rows.push([server, mode, gbs(r.blob.bytesPerSec), ratio(r.blob.bytesPerSec, plain.blob.bytesPerSec), r.manifest.rps.toFixed(0),
-      ratio(r.manifest.rps, plain.manifest.rps), r.manifest.p99, ((r.manifest.cpu / (r.manifest.rps * seconds)) * 1e6).toFixed(0),
-      r.blob.non2xx + r.manifest.non2xx]);
+      ratio(r.manifest.rps, plain.manifest.rps), flags.tls ? ratio(r.manifest.rps, tls.manifest.rps) : '-', r.manifest.p99,
+      (cpuPer(r) * 1e6).toFixed(0), r.blob.non2xx + r.manifest.non2xx]);
   }
 }
 const side = [['mode', 'blob stowage / registry:2', 'manifest stowage / registry:2']];
-for (const mode of Object.keys(MODES)) {
-  const s = results.stowage[mode], r = results['registry:2'][mode];
-  side.push([mode, ratio(s.blob.bytesPerSec, r.blob.bytesPerSec), ratio(s.manifest.rps, r.manifest.rps)]);
+if (SERVERS.includes('stowage') && SERVERS.includes('registry:2')) {
+  for (const [mode] of modesOf('registry:2')) {
+    const s = results.stowage[mode], r = results['registry:2'][mode];
+    side.push([mode, ratio(s.blob.bytesPerSec, r.blob.bytesPerSec), ratio(s.manifest.rps, r.manifest.rps)]);
+  }
 }
-const kept = results.stowage['basic auth'].manifest.rps / results.stowage['plain HTTP'].manifest.rps;
-const cpuPer = (r) => r.manifest.cpu / (r.manifest.rps * seconds);
-// CPU per request is steadier than req/s on a shared machine: the throughput a CPU-bound server keeps.
-const keptByCpu = cpuPer(results.stowage['plain HTTP']) / cpuPer(results.stowage['basic auth']);
-const report = `## TLS and basic auth: stowage and registry:2 (${new Date().toISOString()})
-machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, node ${process.version}; wrk -t2 -c16 -d${seconds}s; loopback; HTTP/1.1; one server at a time
+/** req/s kept against a reference mode, and the same by CPU per request (steadier on a shared machine). */
+const kept = (mode, reference, server = 'stowage') => {
+  const r = results[server]?.[mode], ref = results[server]?.[reference];
+  if (!r || !ref) return `${mode}: not measured`;
+  const byRps = r.manifest.rps / ref.manifest.rps, byCpu = cpuPer(ref) / cpuPer(r);
+  return `${server === 'stowage' ? '' : `${server}: `}${mode} / ${reference}: ${byRps.toFixed(2)}x req/s, ${byCpu.toFixed(2)}x by CPU per request`;
+};
+const goals = SERVERS.filter(isStowage).flatMap((server) => [
+  kept('basic auth', 'plain HTTP', server),
+  kept('TLS', 'plain HTTP', server) + ' (what TLS itself costs)',
+  ...['user token', 'anonymous token', 'Basic', 'no credentials'].map((s) => `${kept(`TLS + anonymous rule, ${s}`, 'TLS', server)} (requirement for tokens and Basic: >= 0.8x)`),
+]);
+const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+const report = `## TLS and auth: stowage and registry:2 (${new Date().toISOString()})
+machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, node ${process.version}, load average at the end ${load}; wrk -t2 -c16 -d${seconds}s; loopback; HTTP/1.1; one server at a time; stowage log.level ${logLevel}${baseline ? `; baseline = ${baseline}` : ''}
 ${table(rows)}
-
-${table(side)}
-
-stowage warm manifest GETs with basic auth keep ${(kept * 100).toFixed(0)}% of their plain-HTTP throughput (requirement: >= 80%): ${kept >= 0.8 ? 'met' : 'NOT MET'}; by CPU per request ${(keptByCpu * 100).toFixed(0)}%
+${side.length > 1 ? `\n${table(side)}\n` : ''}
+${goals.map((g) => `- ${g}`).join('\n')}
 `;
 console.log(report);
 mkdirSync('bench/results', { recursive: true });

@@ -1,4 +1,18 @@
-/** pino options: JSON lines, secrets redacted wherever they might appear. */
+/**
+ * pino options: JSON lines, secrets redacted wherever they might appear.
+ *
+ * The hot path is the one line per request (http/plugins/request-log.ts), and two things made it
+ * cost 40% of a warm manifest GET (bench/registry.mjs, issue 17):
+ * - redaction: the wildcard paths below run @pinojs/redact on every value of every line and on
+ *   every child's bindings, ~30 µs a line. The request line holds only fixed fields of our own
+ *   (no headers, no config, no errors), so it is written without redaction, whose output would
+ *   be the same redacted or not (http/request-loggers.ts); every other line keeps full redaction.
+ * - a write per line: pino's asynchronous destination (sonic-boom) handed every line to the
+ *   threadpool as its own write(2). The lines of one turn of the event loop (under load, those of
+ *   every request that finished in it) now go to it as one write, at the end of that turn: no
+ *   line waits longer than that. What is still buffered at exit is written synchronously (an exit
+ *   hook, and `flushLog` before serve exits), so a shutdown or a fatal error loses nothing.
+ */
 import { pino, type Logger } from 'pino';
 import { secretKeyNames } from './config/reference.js';
 import type { Config } from './config/schema.js';
@@ -11,6 +25,12 @@ export const REDACT_PATHS = [...new Set([
   ...secretKeyNames().flatMap((k) => [k, `*.${k}`, `*.*.${k}`]),
 ])];
 
+/**
+ * Past this many buffered bytes (a reader of stdout that stopped reading) lines are dropped rather
+ * than held without bound; one notice on stderr says so.
+ */
+const MAX_BUFFERED_LOG_BYTES = 16 * 1024 * 1024;
+
 export function createLogger(log: Config['log'], destination?: pino.DestinationStream): Logger {
   const options: pino.LoggerOptions = {
     level: log.level,
@@ -19,5 +39,55 @@ export function createLogger(log: Config['log'], destination?: pino.DestinationS
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
   };
-  return destination ? pino(options, destination) : pino(options);
+  return pino(options, destination ?? stdoutDestination());
+}
+
+/**
+ * pino's own exit hook flushes its stream; this one first hands it the current turn's lines. One
+ * process listener for every logger (tests make many); a logger that is garbage holds nothing.
+ */
+const atExit = new Set<WeakRef<() => void>>();
+function flushAtExit(flushSync: () => void): void {
+  if (atExit.size === 0) {
+    process.once('exit', () => {
+      for (const ref of atExit) {
+        try { ref.deref()?.(); } catch { /* nothing more can be done about a log that cannot be written */ }
+      }
+    });
+  }
+  atExit.add(new WeakRef(flushSync));
+}
+
+/** stdout, asynchronous, one write per turn of the event loop (see the header comment). */
+function stdoutDestination(): pino.DestinationStream & { flushSync(): void } {
+  const stream = pino.destination({ dest: 1, sync: false, maxLength: MAX_BUFFERED_LOG_BYTES });
+  stream.once('drop', () => process.stderr.write('stowage: stdout is not being read; log lines are being dropped\n'));
+  let turn = '';
+  const handOver = () => {
+    const lines = turn;
+    turn = '';
+    if (lines !== '') stream.write(lines);
+  };
+  const flushSync = () => {
+    handOver();
+    stream.flushSync();
+  };
+  flushAtExit(flushSync);
+  return {
+    write(line: string) {
+      if (turn === '') setImmediate(handOver);
+      turn += line;
+    },
+    flushSync,
+  };
+}
+
+/** Writes out what the logger's destination still buffers, synchronously (before process.exit). */
+export function flushLog(log: Logger): void {
+  const stream = (log as unknown as Record<symbol, { flushSync?: () => void } | undefined>)[pino.symbols.streamSym];
+  try {
+    stream?.flushSync?.();
+  } catch {
+    // Nothing more can be done about a log that cannot be written.
+  }
 }

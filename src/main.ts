@@ -145,7 +145,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   const services = await createServices(config, log);
   let security;
   try {
-    security = openSecurity(config, log, await services.metadata.sharedSecret('token'));
+    security = await openSecurity(config, log, await services.metadata.sharedSecret('token'));
     await services.registry.ensureIndexed(config.upstreams.map((u) => u.name));
   } catch (e) {
     await services.close();

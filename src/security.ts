@@ -2,16 +2,15 @@
  * Opens what the config asks for security at start-up (main.ts): the authenticator (auth.htpasswd
  * or auth.token), the access rules, and the TLS server options. Every file is read here, once, so
  * a missing or broken one stops start-up with one line naming the key; later changes to the
- * htpasswd file and the certificates are picked up by their watchers.
+ * htpasswd file and the certificates are picked up by their watchers. The htpasswd and token
+ * modules (bcryptjs, jose) are loaded only when the config asks for them.
  */
 import type { Server as TlsServer } from 'node:tls';
 import type { ServerOptions } from 'node:https';
 import type { Logger } from 'pino';
 import { AccessPolicy } from './auth/access.js';
 import { BasicAuthenticator, TokenAuthenticator, type Authenticator } from './auth/authenticator.js';
-import { HtpasswdFile } from './auth/htpasswd.js';
 import { TokenIssuer } from './auth/issuer.js';
-import { TokenVerifier } from './auth/token.js';
 import type { Config } from './config/schema.js';
 import { tlsServerOptions, watchCertificates } from './http/tls.js';
 
@@ -27,7 +26,7 @@ export interface Security {
 }
 
 /** `tokenKey`: the key stowage's own tokens are signed with (shared by replicas); random if absent. */
-export function openSecurity(config: Config, log: Logger, tokenKey?: Uint8Array): Security {
+export async function openSecurity(config: Config, log: Logger, tokenKey?: Uint8Array): Promise<Security> {
   const { auth, access, groups } = config;
   const tls = config.http.tls;
   if (auth?.htpasswd && auth.token) throw new Error('auth: give htpasswd or token, not both');
@@ -36,9 +35,11 @@ export function openSecurity(config: Config, log: Logger, tokenKey?: Uint8Array)
   // Rules that let anonymous users in need a challenge Docker can answer without a login.
   const anonymousRules = (access ?? []).some((r) => [r.pull, r.push, r.delete].some((who) => who?.includes('anonymous')));
   if (auth?.htpasswd) {
+    const { HtpasswdFile } = await import('./auth/htpasswd.js');
     const file = new HtpasswdFile(auth.htpasswd, log.child({ component: 'htpasswd' }));
     authenticator = new BasicAuthenticator(file, anonymousRules ? new TokenIssuer(tokenKey) : undefined);
   } else if (auth?.token) {
+    const { TokenVerifier } = await import('./auth/token.js');
     const { signingalgorithms, ...token } = auth.token;
     authenticator = new TokenAuthenticator(new TokenVerifier({ ...token, ...(signingalgorithms.length > 0 ? { signingalgorithms } : {}) }));
   }

@@ -7,7 +7,8 @@ import type { HtpasswdFile } from './htpasswd.js';
 import { TOKEN_PATH, type IssuedToken, type TokenIssuer } from './issuer.js';
 import { ANONYMOUS, type Principal } from './principal.js';
 import { formatScope, type Scope } from './scope.js';
-import { InvalidTokenError, type TokenVerifier } from './token.js';
+import { InvalidTokenError } from './token-errors.js';
+import type { TokenVerifier } from './token.js';
 
 export type Authentication =
   | { ok: true; principal: Principal }

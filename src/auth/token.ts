@@ -10,6 +10,7 @@ import type { KeyObject, X509Certificate } from 'node:crypto';
 import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type { AccessGrant } from './scope.js';
+import { InvalidTokenError } from './token-errors.js';
 import { keyFromX5c, libtrustKeyId, parseCertificateBundle, UntrustedKeyError } from './x5c.js';
 
 export interface TokenOptions {
@@ -38,12 +39,7 @@ export interface VerifiedToken {
   expiresAt: number;
 }
 
-export class InvalidTokenError extends Error {
-  constructor(message: string, readonly expired = false) {
-    super(message);
-    this.name = 'InvalidTokenError';
-  }
-}
+export { InvalidTokenError };
 
 /** How long a verified token is trusted without checking its signature again (never past exp). */
 const VERIFIED_TTL_MS = 60_000;

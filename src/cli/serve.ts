@@ -1,5 +1,5 @@
 /** stowage serve [--config FILE | FILE]: run the registry (registry:2 style: `serve CONFIG`). */
-import { createLogger } from '../log.js';
+import { createLogger, flushLog } from '../log.js';
 import { startServer } from '../main.js';
 import { StoreCheckError } from '../storage/driver.js';
 import { readConfigDetailed, UsageError } from './common.js';
@@ -34,20 +34,26 @@ export async function run(args: string[]): Promise<number | undefined> {
     // The store's own error, on one line: a stack trace would only hide it.
     if (err instanceof StoreCheckError) throw err;
     log.fatal({ err }, 'start-up failed');
+    flushLog(log);
     throw new UsageError(err instanceof Error ? err.message : String(err));
   });
+  // The log buffers lines (log.ts): write out the last ones before exiting.
+  const exit = (code: number) => {
+    flushLog(log);
+    process.exit(code);
+  };
   // The first SIGTERM/SIGINT drains (http.draintimeout); a second one exits at once.
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
       log.warn({ signal }, 'second signal: exiting without draining');
-      process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+      exit(128 + (signal === 'SIGINT' ? 2 : 15));
     }
     stopping = true;
     log.info({ signal }, 'shutting down');
-    server.close().then(() => process.exit(0), (err: unknown) => {
+    server.close().then(() => exit(0), (err: unknown) => {
       log.error({ err }, 'shutdown failed');
-      process.exit(1);
+      exit(1);
     });
   };
   process.on('SIGTERM', onSignal);

@@ -249,10 +249,13 @@ export class PullThrough {
       return { ...this.stored(digest, miss.size, 'hit'), namespace };
     }
     const fill = miss.fill;
+    // A fill started for another repository links the blob there only: link it here too once stored.
+    const stored = fill.cacheRepo === route.cacheRepo ? fill.done : fill.done.then(() => registry.blobs.link(route.cacheRepo, digest));
+    stored.catch(() => undefined); // awaited below, or by whenComplete; never an unhandled rejection
     if (joined && fill.state !== 'filling') {
       // Verified, only its commit (an fsync and a rename) to go: wait for it and serve the stored
       // blob, so this request comes after the fill in every record (logs, metrics, events).
-      await fill.done.catch(() => {
+      await stored.catch(() => {
         throw new RegistryError('UNAVAILABLE', 'the fetched blob could not be stored', { status: 503 });
       });
       this.deps.metrics?.cache.inc({ kind: 'blob', outcome: 'hit' });
@@ -267,7 +270,7 @@ export class PullThrough {
       complete: false,
       open: async (range) => (range ? registry.blobs.open(digest, range) : fill.reader()),
       whenComplete: async () => {
-        await fill.done;
+        await stored;
         return fill.written;
       },
     };

@@ -14,6 +14,7 @@ import t from 'tap';
 import { parse } from 'yaml';
 import { run } from '../helpers/image-dockerd.js';
 import { childEnv } from '../helpers/procs.js';
+import { asUser, checkoutReadableBy } from '../helpers/unprivileged.js';
 import { freePort, missingTools, waitForHttp } from '../helpers/tools.js';
 import { parseConfig } from '../../src/config/load.js';
 import { parseGoDuration } from '../../src/config/duration.js';
@@ -70,8 +71,9 @@ t.test('the unit\'s command line, as an unprivileged user, serves and stops on S
   t.teardown(() => rmSync(state, { recursive: true, force: true }));
   const port = await freePort();
   const [node, cli, ...args] = serviceSettings().get('ExecStart')![0]!.split(' ');
-  const argv = [cli!.replace('/opt/stowage', REPO_ROOT), ...args.map((a) => a.replace('/etc/stowage/config.yml', join(REPO_ROOT, 'deploy/stowage.yml')))];
-  const proc = spawn('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--no-new-privs', node!, ...argv], {
+  const checkout = checkoutReadableBy(uid);
+  const argv = [cli!.replace('/opt/stowage', checkout), ...args.map((a) => a.replace('/etc/stowage/config.yml', join(checkout, 'deploy/stowage.yml')))];
+  const proc = spawn('setpriv', [...asUser(uid, '--no-new-privs'), node!, ...argv], {
     env: childEnv({ REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: state, REGISTRY_HTTP_ADDR: `127.0.0.1:${port}` }), stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

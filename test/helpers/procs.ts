@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { scratchDir } from './scratch.js';
 import { freePort, waitForHttp } from './tools.js';
+import { asUser, checkoutReadableBy } from './unprivileged.js';
 
 const REPO_ROOT = resolve(import.meta.dirname, '../..');
 const CLI = join(REPO_ROOT, 'dist/cli.js');
@@ -124,10 +125,10 @@ export async function startStowage(options: StowageOptions = {}): Promise<Proc> 
   const { file, rootDir, port } = await writeStowageConfig(options);
   const env = childEnv(options.env);
   for (const k of Object.keys(env)) if (k.startsWith('REGISTRY_') && !options.env?.[k]) delete env[k];
-  const argv = [CLI, 'serve', '--config', file];
   const proc = options.uid === undefined
-    ? spawn(process.execPath, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn('setpriv', [`--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups', process.execPath, ...argv], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    ? spawn(process.execPath, [CLI, 'serve', '--config', file], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn('setpriv', [...asUser(options.uid), process.execPath, join(checkoutReadableBy(options.uid), 'dist/cli.js'), 'serve', '--config', file],
+      { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const { output } = track(proc);
   const url = options.tls ? `https://localhost:${port}` : `http://127.0.0.1:${port}`;
   const dispatcher = options.tls ? tlsDispatcher(options.tls) : undefined;

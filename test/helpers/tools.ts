@@ -14,19 +14,33 @@ export function hasTool(bin: string): boolean {
   }
 }
 
+/** The Debian package (as .ci/run installs it) that provides each tool the tests ask for. */
+export const DEBIAN_PACKAGE: Readonly<Record<string, string>> = {
+  'docker-registry': 'docker-registry', skopeo: 'skopeo', openssl: 'openssl', curl: 'curl',
+  docker: 'docker.io', dockerd: 'docker.io', containerd: 'containerd', ctr: 'containerd', podman: 'podman',
+  'docker-compose': 'docker-compose', debootstrap: 'debootstrap', 'systemd-analyze': 'systemd', htpasswd: 'apache2-utils',
+  ip: 'iproute2', nsenter: 'util-linux', unshare: 'util-linux', setpriv: 'util-linux', mount: 'mount', umount: 'mount',
+  script: 'bsdutils', chmod: 'coreutils', sha256sum: 'coreutils', npm: 'npm',
+};
+
+/** "apt-get install -y ..." naming the packages of `bins` (a tool not in the table: its own name). */
+export function installHint(bins: readonly string[]): string {
+  return `apt-get install -y ${[...new Set(bins.map((b) => DEBIAN_PACKAGE[b] ?? b))].join(' ')}`;
+}
+
 /** Returns a skip reason, or undefined when every tool is there. Throws under CI=true. */
 export function missingTools(...bins: string[]): string | undefined {
-  return missingToolsFrom('docker-registry skopeo openssl', bins);
+  return missingToolsFrom(undefined, bins);
 }
 
 /**
- * missingTools for tools from other Debian packages: `packages` goes into the install hint.
- * `bins` may be absolute paths (PostgreSQL's binaries are not on PATH).
+ * missingTools naming the Debian packages in the install hint (undefined: those of the missing
+ * tools, from DEBIAN_PACKAGE). `bins` may be absolute paths (PostgreSQL's binaries are not on PATH).
  */
-export function missingToolsFrom(packages: string, bins: string[]): string | undefined {
+export function missingToolsFrom(packages: string | undefined, bins: string[]): string | undefined {
   const missing = bins.filter((b) => !hasTool(b));
   if (missing.length === 0) return undefined;
-  const message = `missing tools: ${missing.join(', ')} (install: apt-get install -y ${packages})`;
+  const message = `missing tools: ${missing.join(', ')} (install: ${packages ? `apt-get install -y ${packages}` : installHint(missing)})`;
   if (process.env.CI === 'true') throw new Error(`${message}; CI=true requires them`);
   return message;
 }

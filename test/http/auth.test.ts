@@ -3,7 +3,7 @@
  * whose upstream is another stowage app on a loopback socket; token auth with tokens from the test
  * token server; the upload cap. Every request goes over a real socket (fetch), as clients send it.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
@@ -89,11 +89,12 @@ function upstreamConfig(url: string): UpstreamConfig {
   };
 }
 
-function htpasswdAuthenticator(issuer?: TokenIssuer): BasicAuthenticator {
-  const dir = mkdtempSync(join(tmpdir(), 'auth-http-'));
-  const path = join(dir, 'htpasswd');
-  writeFileSync(path, Object.entries(PASSWORDS).map(([u, p]) => `${u}:${bcrypt.hashSync(p, 4)}`).join('\n') + '\n');
-  return new BasicAuthenticator(new HtpasswdFile({ realm: 'stowage test', path }, pino({ level: 'silent' })), issuer);
+const writeHtpasswd = (path: string, users: Record<string, string>) =>
+  writeFileSync(path, Object.entries(users).map(([u, p]) => `${u}:${bcrypt.hashSync(p, 4)}`).join('\n') + '\n');
+
+function htpasswdAuthenticator(issuer?: TokenIssuer, path = join(mkdtempSync(join(tmpdir(), 'auth-http-')), 'htpasswd'), log = pino({ level: 'silent' })): BasicAuthenticator {
+  writeHtpasswd(path, PASSWORDS);
+  return new BasicAuthenticator(new HtpasswdFile({ realm: 'stowage test', path, reloadIntervalMs: 50 }, log), issuer);
 }
 
 const call = async (url: string, init: RequestInit = {}) => {
@@ -234,6 +235,53 @@ t.test('htpasswd with anonymous rules: stowage issues its own tokens (Docker can
   const other = await foreign.issue('alice');
   t.equal((await call(`${s.url}/v2/team-a/app/blobs/uploads/`, { method: 'POST', headers: bearer(other.token) })).status, 401, 'a token signed with another key');
   t.notMatch(s.logs.join('\n'), /eyJ[A-Za-z0-9_-]{20,}/, 'no token in the logs');
+});
+
+t.test('verified tokens and Basic credentials are cached, yet an expired token or a removed user is refused at the next request', async (t) => {
+  const upstream = await upstreamWith({ 'library/alpine:3': alpine });
+  t.teardown(() => upstream.close());
+  let clock = Math.floor(Date.now() / 1000) * 1000; // tokens count whole seconds
+  const issuer = new TokenIssuer(Buffer.alloc(32, 7), { lifetimeSeconds: 60, now: () => clock });
+  const dir = mkdtempSync(join(tmpdir(), 'auth-http-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const reloads: string[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => { if (l.includes('htpasswd file reloaded')) reloads.push(l); } });
+  const s = await serve({ authenticator: htpasswdAuthenticator(issuer, join(dir, 'htpasswd'), log), policy: new AccessPolicy(RULES), upstream: upstream.url });
+  t.teardown(() => s.close());
+  const token = async (headers: Record<string, string> = {}) =>
+    (JSON.parse((await call(`${s.url}/auth/token?service=stowage%20test`, { headers })).body.toString()) as { token: string }).token;
+  const bearer = (tk: string) => ({ authorization: `Bearer ${tk}` });
+  const pull = async (headers: Record<string, string>) => (await call(`${s.url}/v2/team-a/app/manifests/1`, { headers })).code;
+  await pushImageHttp(s.url, 'team-a/app', '1', teamApp, basic('alice'));
+
+  const anon = await token();
+  const alice = await token(basic('alice'));
+  for (let i = 0; i < 3; i++) t.equal(await pull(bearer(alice)), undefined, `alice's token pulls (${i + 1}: verified once, then from the cache)`);
+  t.equal((await call(`${s.url}/v2/library/alpine/manifests/3`, { headers: bearer(anon) })).status, 200, 'an anonymous token pulls what anonymous may');
+
+  clock += 59_000;
+  t.equal(await pull(bearer(alice)), undefined, 'a second before it expires the cached token still works');
+  clock += 1_000;
+  const expired = await call(`${s.url}/v2/team-a/app/manifests/1`, { headers: bearer(alice) });
+  t.equal(expired.status, 401, 'at its expiry the cached token is refused');
+  t.match(expired.headers.get('www-authenticate'), /^Bearer realm=/, 'with the challenge to fetch a new one');
+  t.equal((await call(`${s.url}/v2/library/alpine/manifests/3`, { headers: bearer(anon) })).status, 401, 'an expired anonymous token too');
+
+  const fresh = await token(basic('alice'));
+  t.equal(await pull(bearer(fresh)), undefined, 'a new token works');
+  t.equal(await pull(basic('alice')), undefined, 'and Basic credentials (bcrypt once, then cached)');
+  t.equal(await pull(basic('alice')), undefined, 'Basic again, from the cache');
+
+  const { alice: _removed, ...others } = PASSWORDS;
+  writeHtpasswd(join(dir, 'htpasswd'), others);
+  for (let i = 0; i < 200 && reloads.length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+  t.equal(reloads.length, 1, 'the file was reloaded');
+  const revoked = await call(`${s.url}/v2/team-a/app/manifests/1`, { headers: bearer(fresh) });
+  t.equal(revoked.status, 401, 'the next request with the removed user\'s cached token is refused');
+  t.equal((await call(`${s.url}/v2/team-a/app/manifests/1`, { headers: basic('alice') })).status, 401, 'and with their cached Basic credentials');
+  t.equal((await call(`${s.url}/auth/token`, { headers: basic('alice') })).status, 401, 'no new token either');
+  t.equal(await pull(basic('runner-1')), undefined, 'the users still in the file keep working');
+  t.ok(s.logs.some((l) => l.includes('the token names an unknown user')), 'the refusal is logged with its reason');
 });
 
 t.test('rules without auth: everyone is anonymous, refusals are 403', async (t) => {

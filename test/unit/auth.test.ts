@@ -222,6 +222,11 @@ t.test('token verification', { skip: missingTools('openssl') }, async (t) => {
   t.rejects(verifier.verify(ts.issue({ access, iss: 'someone' })), /iss/, 'wrong issuer');
   t.rejects(verifier.verify(ts.issue({ access, expiresIn: -3600 })), { name: 'InvalidTokenError', message: /expired/ } as never, 'expired');
   t.resolves(verifier.verify(ts.issue({ access, expiresIn: -30 })), 'expired within the 60 s leeway');
+  const shortLived = ts.issue({ access, expiresIn: 120 });
+  const issuedAt = Date.now();
+  t.equal((await verifier.verify(shortLived, issuedAt)).subject, undefined, 'verified, and cached');
+  t.resolves(verifier.verify(shortLived, issuedAt + 170_000), 'from the cache until exp + leeway');
+  t.rejects(verifier.verify(shortLived, issuedAt + 190_000), { name: 'InvalidTokenError', message: /expired/ } as never, 'a cached token is refused once it has expired');
   t.rejects(verifier.verify(ts.untrusted({ access })), /rootcertbundle/, 'signed under an unknown CA');
   const [h, p, s] = ts.issue({ access }).split('.');
   const forged = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p!, 'base64url').toString()), access: [{ type: 'repository', name: 'a/b', actions: ['*'] }] })).toString('base64url');
@@ -264,6 +269,18 @@ t.test("stowage's own tokens", async (t) => {
   t.equal(await issuer.verify((await issuer.issue('alice', Date.now() - 3600_000)).token), null, 'expired');
   t.equal(await issuer.verify((await new TokenIssuer().issue('alice')).token), null, 'another process\'s key');
   t.equal(await issuer.verify('x.y.z'), null, 'garbage');
+  const key = Buffer.alloc(32, 1);
+  t.same(await new TokenIssuer(key).verify((await new TokenIssuer(key).issue('bob')).token), { user: 'bob' }, 'a shared key: another replica\'s token');
+  t.throws(() => new TokenIssuer(Buffer.alloc(16)), /at least 32 bytes/);
+  let clock = Math.floor(Date.now() / 1000) * 1000; // tokens count whole seconds
+  const timed = new TokenIssuer(undefined, { lifetimeSeconds: 10, now: () => clock });
+  const short = (await timed.issue('carol')).token;
+  t.same(await timed.verify(short), { user: 'carol' });
+  clock += 9_999;
+  t.same(await timed.verify(short), { user: 'carol' }, 'cached until it expires');
+  clock += 1;
+  t.equal(await timed.verify(short), null, 'refused at its expiry, cached or not');
+  t.equal(await timed.verify(short), null, 'and after');
   const [h, , sig] = alice.token.split('.');
   const claims = Buffer.from(JSON.stringify({ iss: 'stowage', aud: 'stowage', sub: 'root', exp: Math.floor(Date.now() / 1000) + 60 })).toString('base64url');
   t.equal(await issuer.verify(`${h}.${claims}.${sig}`), null, 'a rewritten subject');
