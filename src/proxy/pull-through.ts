@@ -84,6 +84,18 @@ export class PullThrough {
     return route;
   }
 
+  /**
+   * Whether `name` may hold pushed content to answer from before the cache: always without a
+   * route; on the ?ns= route when the name is local. Never on the default route (route() keeps
+   * local names off it) or on the prefix route (the name is the cache repository): there a
+   * storage lookup would only find nothing, and costs a failed file open per request.
+   */
+  private async mayBeLocal(name: RepoName, route: Route | undefined): Promise<boolean> {
+    if (!route) return true;
+    if (route.cacheRepo === name || route.via === 'default') return false;
+    return this.deps.registry.local.has(name);
+  }
+
   /** Where content served for `name` through the cache is stored (its cache repository), if it routes upstream at all. */
   cacheRepoOf(name: RepoName, ns: string | undefined): RepoName | undefined {
     return this.deps.router.route(name, ns)?.cacheRepo;
@@ -102,11 +114,11 @@ export class PullThrough {
   async manifest(name: RepoName, ref: Reference, ns: string | undefined, clientAccept: string[]): Promise<ManifestAnswer> {
     const { registry } = this.deps;
     const route = await this.route(name, ns);
-    if (!route || route.cacheRepo !== name) {
+    if (await this.mayBeLocal(name, route)) {
       const local = await registry.manifests.get(name, ref);
       if (local) return { ...local, outcome: 'local' };
-      if (!route) throw manifestUnknown(ref.kind === 'tag' ? ref.tag : ref.digest);
     }
+    if (!route) throw manifestUnknown(ref.kind === 'tag' ? ref.tag : ref.digest);
     registry.noteUse(route.cacheRepo);
     const answer = ref.kind === 'digest'
       ? await this.manifestByDigest(route, ref.digest)
@@ -212,11 +224,11 @@ export class PullThrough {
   async blob(name: RepoName, digest: Digest, ns: string | undefined, headOnly = false): Promise<BlobAnswer> {
     const { registry } = this.deps;
     const route = await this.route(name, ns);
-    if (!route || route.cacheRepo !== name) {
+    if (await this.mayBeLocal(name, route)) {
       const size = await registry.blobs.sizeIn(name, digest);
       if (size !== undefined) return this.stored(digest, size, 'local');
-      if (!route) throw blobUnknown(digest);
     }
+    if (!route) throw blobUnknown(digest);
     const namespace = route.upstream.config.name;
     registry.noteUse(route.cacheRepo);
     let size = await registry.blobs.sizeIn(route.cacheRepo, digest);
