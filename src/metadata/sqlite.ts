@@ -20,6 +20,10 @@ import { SqliteBrowseIndex } from './browse-sqlite.js';
 import { sqliteStatements, type SqliteStatements } from './sqlite-statements.js';
 import { SQLITE_OPS } from './sqlite-writer.js';
 import { BatchRecorder, type OpTable } from './batch.js';
+import { TagCacheMemo } from './tag-cache-memo.js';
+
+/** How soon a commit by another process (a command beside the server) reaches this one's caches. */
+const OTHER_WRITERS_POLL_MS = 1_000;
 
 export class SqliteIndex implements MetadataIndex {
   readonly kind = 'sqlite' as const;
@@ -30,6 +34,8 @@ export class SqliteIndex implements MetadataIndex {
   readonly browse: BrowseIndex;
   private readonly pending = new PendingUse();
   private readonly stmts: SqliteStatements;
+  private readonly tagCacheRows: TagCacheMemo;
+  private readonly otherWriters: NodeJS.Timeout;
 
   constructor(readonly location: string) {
     if (location !== ':memory:') mkdirSync(dirname(location), { recursive: true });
@@ -57,6 +63,29 @@ export class SqliteIndex implements MetadataIndex {
     };
     this.leases = new MemoryLeases();
     this.browse = new SqliteBrowseIndex(this.db);
+    this.tagCacheRows = new TagCacheMemo(this.changes);
+    this.otherWriters = this.watchOtherWriters();
+  }
+
+  /**
+   * Commands beside a running server (`stowage import`, `prefetch`, `gc`, `reindex`) write the same
+   * file from another process, which this process's change feed never hears. SQLite counts commits
+   * by other connections (PRAGMA data_version, a read of a shared-memory counter): when it moved,
+   * every cache above the index starts over, within a second of the other process's commit.
+   */
+  private watchOtherWriters(): NodeJS.Timeout {
+    const dataVersion = this.db.prepare<[], number>('PRAGMA data_version').pluck();
+    let seen = dataVersion.get();
+    const timer = setInterval(() => {
+      if (!this.db.open) return;
+      const now = dataVersion.get();
+      if (now !== seen) {
+        seen = now;
+        this.changes.publish({ kind: 'all' });
+      }
+    }, OTHER_WRITERS_POLL_MS);
+    timer.unref();
+    return timer;
   }
 
   async write(record: (w: MetadataWriter) => void): Promise<void> {
@@ -110,7 +139,9 @@ export class SqliteIndex implements MetadataIndex {
 
   async uploadsStartedBefore(time: number): Promise<UploadRow[]> { return this.stmts.uploadsBefore.all(time); }
 
-  async tagCache(upstream: string, repo: string, tag: string): Promise<TagCacheRow | undefined> { return this.stmts.getTagCache.get(upstream, repo, tag); }
+  async tagCache(upstream: string, repo: string, tag: string): Promise<TagCacheRow | undefined> {
+    return this.tagCacheRows.read(upstream, repo, tag, async () => this.stmts.getTagCache.get(upstream, repo, tag));
+  }
   async isNegative(upstream: string, repo: string, reference: string, now: number): Promise<boolean> {
     const row = this.stmts.getNegative.get(upstream, repo, reference);
     if (!row) return false;
@@ -160,6 +191,7 @@ export class SqliteIndex implements MetadataIndex {
   async ping(): Promise<void> { /* a local file: nothing to reach */ }
 
   async close(): Promise<void> {
+    clearInterval(this.otherWriters);
     if (!this.db.open) return;
     await this.flushAccessTimes();
     await this.flushRepositoryUse();

@@ -5,11 +5,11 @@
  * tag and which is kept here, in memory, exact through the change feed.
  */
 import { randomBytes } from 'node:crypto';
-import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { Sql } from 'postgres';
 import { BatchRecorder, type OpTable } from '../batch.js';
 import { PendingUse } from '../pending-use.js';
+import { TagCacheMemo } from '../tag-cache-memo.js';
 import type {
   BlobRecord, LeaseStore, ManifestRef, MetadataIndex, MetadataWriter, OutboxRow, OutboxStore, ReferrerRow, TagCacheRow,
   TagRow, UploadRow, UsageRow,
@@ -31,16 +31,13 @@ export class PostgresIndex implements MetadataIndex {
   readonly leases: LeaseStore;
   readonly browse: BrowseIndex;
   private readonly pending = new PendingUse();
-  private readonly tagCacheRows = new LRUCache<string, TagCacheRow | false>({ max: 50_000 });
+  private readonly tagCacheRows: TagCacheMemo;
 
   private constructor(readonly sql: Sql, options: PgOptions, origin: string, log: Logger) {
     this.location = describeTarget(options);
     this.changes = new PgChangeFeed(sql, origin, log);
     this.browse = new PostgresBrowseIndex(sql);
-    this.changes.subscribe((c) => {
-      if (c.kind === 'tagcache') this.forgetTagCache(c.upstream, c.repo);
-      else if (c.kind === 'all') this.tagCacheRows.clear();
-    });
+    this.tagCacheRows = new TagCacheMemo(this.changes);
     this.outbox = {
       peek: (endpoint, limit) => guard(sql<OutboxRow[]>`SELECT id, event FROM notify_outbox WHERE endpoint = ${endpoint} ORDER BY id LIMIT ${limit}`),
       remove: async (endpoint, ids) => ids.length === 0 ? 0
@@ -186,21 +183,8 @@ export class PostgresIndex implements MetadataIndex {
   }
 
   async tagCache(upstream: string, repo: string, tag: string): Promise<TagCacheRow | undefined> {
-    const key = `${upstream} ${repo} ${tag}`;
-    const feed = this.changes;
-    if (feed.live) {
-      const hit = this.tagCacheRows.get(key);
-      if (hit !== undefined) return hit || undefined;
-    }
-    const generation = feed.generation;
-    const row = (await this.q(this.sql<TagCacheRow[]>`SELECT digest, media_type, checked_at FROM tag_cache
-      WHERE upstream = ${upstream} AND repo = ${repo} AND tag = ${tag}`))[0];
-    if (feed.live && feed.generation === generation) this.tagCacheRows.set(key, row ?? false);
-    return row;
-  }
-  private forgetTagCache(upstream: string, repo: string): void {
-    const prefix = `${upstream} ${repo} `;
-    for (const key of this.tagCacheRows.keys()) if (key.startsWith(prefix)) this.tagCacheRows.delete(key);
+    return this.tagCacheRows.read(upstream, repo, tag, async () => (await this.q(this.sql<TagCacheRow[]>`SELECT digest, media_type, checked_at
+      FROM tag_cache WHERE upstream = ${upstream} AND repo = ${repo} AND tag = ${tag}`))[0]);
   }
   async isNegative(upstream: string, repo: string, reference: string, now: number): Promise<boolean> {
     const row = (await this.q(this.sql<Array<{ expires_at: number }>>`SELECT expires_at FROM negative_cache
