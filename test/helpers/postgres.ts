@@ -94,6 +94,9 @@ function run(cmd: string, args: string[], input?: string): Promise<string> {
       if (code === 0) return resolve(Buffer.concat(out).toString('utf8'));
       reject(new Error(`${cmd.split('/').pop()} exited ${code}: ${Buffer.concat(err).toString('utf8').trim()}`));
     });
+    // A command that fails at once (psql with the server stopped) may close its stdin before the
+    // input is written: that EPIPE says nothing the exit code does not.
+    p.stdin.on('error', () => undefined);
     p.stdin.end(input ?? '');
   });
 }
