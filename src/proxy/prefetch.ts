@@ -59,6 +59,7 @@ export class Prefetcher {
   private readonly unused = new Map<string, number>();
   /** Bytes queued or being prefetched, counted against the cache budget before they are stored. */
   private pendingBytes = 0;
+  private stopped = false;
 
   constructor(private readonly deps: PrefetchDeps) {}
 
@@ -112,7 +113,19 @@ export class Prefetcher {
     return true;
   }
 
+  /** Shutting down: blobs still waiting are left to clients (running fills end as they would). */
+  stop(): void {
+    this.stopped = true;
+    for (const q of this.queues.values()) {
+      for (const job of q.waiting.splice(0)) {
+        this.pendingBytes -= job.size;
+        job.resolve({ digest: job.digest, size: job.size, status: 'skipped', reason: 'shutdown' });
+      }
+    }
+  }
+
   private enqueue(job: Job, concurrency: number): void {
+    if (this.stopped) { job.resolve({ digest: job.digest, size: job.size, status: 'skipped', reason: 'shutdown' }); return; }
     const name = job.route.upstream.config.name;
     let q = this.queues.get(name);
     if (!q) this.queues.set(name, q = { active: 0, waiting: [] });
@@ -125,7 +138,12 @@ export class Prefetcher {
     while (q.active < concurrency && q.waiting.length > 0) {
       const job = q.waiting.shift()!;
       q.active++;
-      void this.run(job).then(job.resolve, (err: unknown) => job.resolve({ digest: job.digest, size: job.size, status: 'failed', reason: String((err as Error)?.message ?? err) }))
+      void this.run(job).then(job.resolve, (err: unknown) => {
+        // A client asking for the blob tries again; a digest mismatch was logged by the fill.
+        const reason = err instanceof Error ? err.message : String(err);
+        this.deps.log.info({ repo: job.route.cacheRepo, digest: job.digest, err: reason }, 'prefetch of a blob failed');
+        job.resolve({ digest: job.digest, size: job.size, status: 'failed', reason });
+      })
         .finally(() => {
           q.active--;
           this.pendingBytes -= job.size;

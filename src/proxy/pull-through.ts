@@ -246,7 +246,7 @@ export class PullThrough {
   async blob(name: RepoName, digest: Digest, ns: string | undefined, headOnly = false): Promise<BlobAnswer> {
     const answer = await this.answerBlob(name, digest, ns, headOnly);
     if (answer.outcome === 'local') return answer;
-    this.prefetcher.noteClientUse(digest);
+    if (!headOnly) this.prefetcher.noteClientUse(digest);
     const cacheRepo = this.cacheRepoOf(name, ns);
     return cacheRepo ? holdWhileStreaming(answer, () => this.deps.registry.noteUse(cacheRepo)) : answer;
   }
@@ -388,6 +388,7 @@ export class PullThrough {
 
   /** Resolves once no upstream blob fill is starting or running (each committed or failed). */
   fillsSettled(): Promise<void> {
+    this.prefetcher.stop(); // no new fill starts from the queue while the running ones drain
     return this.misses.settled();
   }
 
