@@ -57,8 +57,8 @@ export class Prefetcher {
   private readonly queues = new Map<string, Queue>();
   /** Prefetched digests -> when their fill started, until a client uses them or a minute passes. */
   private readonly unused = new Map<string, number>();
-  /** Bytes queued or being prefetched, counted against the cache budget before they are stored. */
-  private pendingBytes = 0;
+  /** Bytes of prefetches under way, counted against the cache budget until they are stored. */
+  private admittedBytes = 0;
   private stopped = false;
 
   constructor(private readonly deps: PrefetchDeps) {}
@@ -118,7 +118,6 @@ export class Prefetcher {
     this.stopped = true;
     for (const q of this.queues.values()) {
       for (const job of q.waiting.splice(0)) {
-        this.pendingBytes -= job.size;
         job.resolve({ digest: job.digest, size: job.size, status: 'skipped', reason: 'shutdown' });
       }
     }
@@ -129,7 +128,6 @@ export class Prefetcher {
     const name = job.route.upstream.config.name;
     let q = this.queues.get(name);
     if (!q) this.queues.set(name, q = { active: 0, waiting: [] });
-    this.pendingBytes += job.size;
     q.waiting.push(job);
     this.pump(name, q, concurrency);
   }
@@ -146,7 +144,6 @@ export class Prefetcher {
       })
         .finally(() => {
           q.active--;
-          this.pendingBytes -= job.size;
           if (q.active === 0 && q.waiting.length === 0) this.queues.delete(name);
           else this.pump(name, q, concurrency);
         });
@@ -156,14 +153,27 @@ export class Prefetcher {
   /** Runs one job; checked again at its turn, since a client or the budget may have moved meanwhile. */
   private async run(job: Job): Promise<PrefetchOutcome> {
     const { route, digest, size } = job;
-    const { misses, registry, metrics } = this.deps;
+    const { misses } = this.deps;
     const done = (status: PrefetchOutcome['status'], reason?: string): PrefetchOutcome => ({ digest, size, status, ...(reason ? { reason } : {}) });
     if (await this.held(route, digest)) return done('held');
     if (misses.has(digest)) return done('joined');
     // Every endpoint refuses calls now: the fill would fail at once and count as another failure.
     if (route.upstream.client.endpoints.every((e) => e.breaker.state() === 'open')) { this.skipped(route, 'circuit-open'); return done('skipped', 'circuit-open'); }
     const budget = this.deps.budgetBytes ?? 0;
-    if (budget > 0 && (await this.deps.metadata.cachedBytes()) + this.pendingBytes > budget) { this.skipped(route, 'budget'); return done('skipped', 'budget'); }
+    if (budget > 0 && (await this.deps.metadata.cachedBytes()) + this.admittedBytes + size > budget) { this.skipped(route, 'budget'); return done('skipped', 'budget'); }
+    this.admittedBytes += size;
+    try {
+      return await this.fetch(route, digest, size);
+    } finally {
+      this.admittedBytes -= size;
+    }
+  }
+
+  private async fetch(route: Route, digest: Digest, size: number): Promise<PrefetchOutcome> {
+    const { misses, registry, metrics } = this.deps;
+    const done = (status: PrefetchOutcome['status']): PrefetchOutcome => ({ digest, size, status });
+    // Looked at again with no await before start(): a client may have started it during the checks.
+    if (misses.has(digest)) return done('joined');
     const miss = await misses.start(route, digest);
     if (miss.kind === 'stored') { await registry.blobs.link(route.cacheRepo, digest); return done('held'); }
     if (miss.kind === 'peer') return done('joined'); // another replica fetches it; a client here will follow it

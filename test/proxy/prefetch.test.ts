@@ -110,6 +110,41 @@ t.test('layer prefetch through a registry:2 upstream', { skip }, async (t) => {
 
 });
 
+t.test('prefetch stops at max_bytes and at the cache budget; the client still gets everything', { skip }, async (t) => {
+  const r2 = await startRegistry2();
+  t.teardown(() => r2.stop());
+  const img = makeImage({ seed: 181, layers: 3, layerSize: 600 * 1024 });
+  const big = makeImage({ seed: 182, layers: 2, layerSize: 2 * MiB });
+  await pushImageHttp(r2.url, 'library/capped', '1', img);
+  await pushImageHttp(r2.url, 'library/big', '1', big);
+  const s = await startStowage({
+    config: {
+      upstreams: [{ name: 'docker.io', url: r2.url }, { name: 'capped.test', url: r2.url, prefetch: { max_bytes: '1MiB' } }], default_upstream: 'docker.io',
+      cache: { max_size: '3MiB', min_age: '1h' },
+    },
+  });
+  t.teardown(() => s.stop());
+  const pull = async (repo: string, image: Image) => {
+    await (await fetch(`${s.url}/v2/${repo}/manifests/1`, { headers: { accept: ALL_ACCEPT } })).arrayBuffer();
+    await sleep(QUIET_MS);
+    const before = blobsOf(image).map((b) => gets(r2, b.digest));
+    for (const b of blobsOf(image)) {
+      const r = await fetch(`${s.url}/v2/${repo}/blobs/${b.digest}`);
+      t.equal(sha256(Buffer.from(await r.arrayBuffer())), b.digest, 'the client gets the blob');
+    }
+    return before;
+  };
+  // config + the first 600 KiB layer fit in 1 MiB; the next layers would not.
+  t.same(await pull('capped.test/library/capped', img), [1, 1, 0, 0], 'max_bytes: the config and the first layer prefetched, the rest left to the client');
+  t.same(blobsOf(img).map((b) => gets(r2, b.digest)), [1, 1, 1, 1], 'one upstream GET per blob in all');
+  // ~1.8 MiB cached of 3 MiB: the config fits, a 2 MiB layer would take the cache over budget.
+  const big1 = await pull('library/big', big);
+  t.same(big1, [1, 0, 0], 'budget: no layer prefetched that would take the cache over max_size');
+  const text = await (await fetch(`${s.url}/metrics`)).text();
+  t.match(text, /stowage_prefetch_skipped_total\{upstream="capped.test",reason="max_bytes"\} 2\n/, 'the max_bytes skips are counted');
+  t.match(text, /stowage_prefetch_skipped_total\{upstream="docker.io",reason="budget"\} 2\n/, 'the budget skips are counted');
+});
+
 t.test('a lying upstream during prefetch: nothing is stored; a client joining a slow prefetch gets verified bytes', async (t) => {
   const up = await startLyingUpstream({ slowMs: 1500 });
   t.teardown(() => up.close());
