@@ -185,3 +185,25 @@ t.test('a lying upstream during prefetch: nothing is stored; a client joining a 
   t.equal(sha256(Buffer.from(await ok.arrayBuffer())), goodDigest, 'the good blob is served from the cache');
   t.equal(up.requests(`/blobs/${goodDigest}`), 1, 'fetched once');
 });
+
+t.test('an open circuit breaker: prefetch leaves the blobs to clients', async (t) => {
+  const up = await startLyingUpstream();
+  t.teardown(() => up.close());
+  const failing = prngBytes(191, 64 * 1024);
+  const later = prngBytes(192, 64 * 1024);
+  up.blobs.set(sha256(failing), { bytes: failing, behaviour: '500' });
+  up.blobs.set(sha256(later), { bytes: later, behaviour: 'good' });
+  up.publishImage('acme/down', '1', [{ digest: sha256(failing), size: failing.length }]);
+  up.publishImage('acme/next', '1', [{ digest: sha256(later), size: later.length }]);
+  const s = await startStowage({ config: { upstreams: [{ name: 'docker.io', url: up.url, circuit_breaker: { failures: 1, cooldown: '1m' } }] } });
+  t.teardown(() => s.stop());
+  const get = async (path: string, method = 'GET') => (await fetch(`${s.url}/v2/docker.io/${path}`, { method, headers: { accept: ALL_ACCEPT } })).status;
+  t.equal(await get('acme/next/manifests/1', 'HEAD'), 200, 'acme/next\'s manifest cached (a HEAD: nothing prefetched)');
+  t.equal(await get('acme/down/manifests/1'), 200);
+  await until('the failing prefetch tried', () => up.requests(`/blobs/${sha256(failing)}`) === 1, 10_000);
+  await sleep(300);
+  t.equal(await get('acme/next/manifests/1'), 200, 'a cached manifest is still served with the breaker open');
+  await sleep(QUIET_MS);
+  t.equal(up.requests('/acme/next/blobs/'), 0, 'no blob GET while the breaker is open');
+  t.equal(await metric(s, 'stowage_prefetch_skipped_total'), 2, 'its config and layer skipped (circuit-open)');
+});
