@@ -12,6 +12,7 @@
  * open, and blobs that would take cached content over the cache budget: prefetch never makes
  * room for itself by evicting, a client's own requests still do.
  */
+import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { PrefetchConfig } from '../config/schema.js';
 import type { MetadataIndex } from '../metadata/port.js';
@@ -24,6 +25,12 @@ import type { Route } from './routing.js';
 
 /** A prefetched blob a client asks for within this time counts as used (stowage_prefetch_used_total). */
 const USED_WITHIN_MS = 60_000;
+/**
+ * A manifest whose blobs were all held is not looked at again for this long: the warm path (the
+ * same manifest served thousands of times a second) then pays one map lookup, not a parse and a
+ * lookup per blob. A blob gone meanwhile (its image evicted) is fetched when a client asks.
+ */
+const COMPLETE_TTL_MS = 60_000;
 
 export interface PrefetchDeps {
   registry: LocalRegistry;
@@ -60,6 +67,8 @@ export class Prefetcher {
   /** Bytes of prefetches under way, counted against the cache budget until they are stored. */
   private admittedBytes = 0;
   private stopped = false;
+  /** "cacheRepo@manifest digest" of manifests found complete (every blob held). */
+  private readonly complete = new LRUCache<string, true>({ max: 10_000, ttl: COMPLETE_TTL_MS, ttlAutopurge: false });
 
   constructor(private readonly deps: PrefetchDeps) {}
 
@@ -68,9 +77,17 @@ export class Prefetcher {
    * Resolves with each blob's outcome once every fill it started has ended; callers serving a
    * client do not wait for it.
    */
-  async manifest(route: Route, bytes: Buffer, options: PrefetchOptions = {}): Promise<PrefetchOutcome[]> {
+  async manifest(route: Route, bytes: Buffer, options: PrefetchOptions = {}, digest?: Digest): Promise<PrefetchOutcome[]> {
     const settings = route.upstream.config.prefetching;
     if (!options.whole && !settings?.enabled) return [];
+    const completeKey = digest ? `${route.cacheRepo}@${digest}` : undefined;
+    if (completeKey && !options.whole && this.complete.get(completeKey)) return [];
+    const outcomes = await this.schedule(route, bytes, options, settings);
+    if (completeKey && outcomes.every((o) => o.status === 'held')) this.complete.set(completeKey, true);
+    return outcomes;
+  }
+
+  private async schedule(route: Route, bytes: Buffer, options: PrefetchOptions, settings: Route['upstream']['config']['prefetching']): Promise<PrefetchOutcome[]> {
     let parsed;
     try {
       parsed = parseManifest(bytes);

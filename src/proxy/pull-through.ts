@@ -232,7 +232,7 @@ export class PullThrough {
    */
   prefetchServed(name: RepoName, ns: string | undefined, answer: ManifestAnswer): void {
     if (answer.outcome === 'local') return;
-    void this.route(name, ns).then((route) => route && this.prefetcher.manifest(route, answer.bytes))
+    void this.route(name, ns).then((route) => route && this.prefetcher.manifest(route, answer.bytes, {}, answer.digest))
       .catch((err: unknown) => this.deps.log.warn({ repo: name, err: describe(err) }, 'layer prefetch failed'));
   }
 
