@@ -15,8 +15,9 @@
 // Usage: npm run build && node --import=./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/wan.mjs
 //          [--runs N] [--rtt 50] [--rate 200mbit] [--no-docker] [--quick] [--only single,concurrent,mirrors]
 //          [--clients skopeo,docker] [--log info] (stowage's log level; its logs then go to stderr)
-// Environment: WAN_PREFETCH=1 adds PREFETCH_YAML (below) to stowage's upstream entry (layer
-// prefetch); WAN_STOWAGE_YAML is appended to stowage's config file as it is.
+// Environment: layer prefetch is on by default (issue 17); WAN_PREFETCH=0 adds PREFETCH_OFF_YAML
+// (below) to stowage's upstream entry for the baseline without it, so two runs compare both;
+// WAN_STOWAGE_YAML is appended to stowage's config file as it is.
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -28,8 +29,9 @@ import { makeImage, pushImageHttp } from '../test/helpers/image.js';
 import { startTokenServer } from '../test/helpers/token-server.js';
 import { run, startDockerd } from '../test/helpers/image-dockerd.js';
 
-/** The switch for layer prefetch (issue 17): edit to the key the proxy ends up with. */
-const PREFETCH_YAML = 'prefetch: {enabled: true}';
+/** The baseline switch: layer prefetch (issue 17, upstreams[].prefetch) off for this upstream. */
+const PREFETCH_OFF_YAML = 'prefetch: {enabled: false}';
+const prefetchOn = process.env.WAN_PREFETCH !== '0';
 
 const args = process.argv.slice(2);
 const opt = (name, fallback) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : fallback; };
@@ -197,7 +199,7 @@ let caches = 0;
 async function startStowage(mirrors = '') {
   const port = await freePort();
   const root = join(work, `stowage-${++caches}`);
-  const prefetch = process.env.WAN_PREFETCH === '1' ? `\n    ${PREFETCH_YAML}` : '';
+  const prefetch = prefetchOn ? '' : `\n    ${PREFETCH_OFF_YAML}`;
   writeFileSync(`${root}.yml`, `version: 0.1
 log:
   level: ${stowageLog}
@@ -360,7 +362,7 @@ const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join('
 const report = `## cold pulls across a WAN stand-in (bench/wan.mjs, ${new Date().toISOString()})
 machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, node ${process.version}, load average at the end ${load}
 WAN: bench/wan-relay.mjs, RTT ${rttMs} ms, ${rateBps / 1e6} Mbit/s per connection, in front of the registry (registry:2, token auth), its token realm and its CDN (nginx)
-image: 10 layers + config, ${f(IMAGE_BYTES / MiB, 1)} MiB (largest layer ${f(SIZES[0] / MiB, 0)} MiB); median of ${runs} run(s)${withDocker ? `; dockerd ${dockerd.driver}` : ''}; layer prefetch ${process.env.WAN_PREFETCH === '1' ? 'on' : 'off'}
+image: 10 layers + config, ${f(IMAGE_BYTES / MiB, 1)} MiB (largest layer ${f(SIZES[0] / MiB, 0)} MiB); median of ${runs} run(s)${withDocker ? `; dockerd ${dockerd.driver}` : ''}; layer prefetch ${prefetchOn ? 'on' : 'off (WAN_PREFETCH=0)'}
 relay process: ${f(R.relayCpu)} CPU-s for the whole run
 
 ${[rows, cost, trips, mirrors].filter((t) => t.length > 1).map(table).join('\n\n')}

@@ -90,7 +90,7 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
       await metadata.sharedSecret('peer'), log.child({ component: 'cluster' }))
     : undefined;
   const signatures = config.policy ? new SignaturePolicy(config.policy, { registry, metadata, log, metrics }) : undefined;
-  const proxy = router ? new PullThrough({ registry, metadata, log, metrics, router, ...(cluster ? { cluster } : {}), ...(signatures ? { signatures } : {}) }) : undefined;
+  const proxy = router ? new PullThrough({ registry, metadata, log, metrics, router, budgetBytes: config.cache?.max_size ?? 0, ...(cluster ? { cluster } : {}), ...(signatures ? { signatures } : {}) }) : undefined;
   if (proxy) registry.local.onNewLocal((repo) => void proxy.noteNewLocal(repo).catch(() => undefined));
   const health = createHealthMonitor(healthOptions(config.health), {
     storage, upstreams: upstreams.flatMap((u) => u.client.endpoints), log, registry: metrics.registry,

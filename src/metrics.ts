@@ -31,6 +31,22 @@ export class Metrics {
     name: 'stowage_bytes_served_total', help: 'Response body bytes announced (Content-Length)',
     labelNames: ['kind'] as const, registers: [this.registry],
   });
+  readonly prefetchBlobs = new Counter({
+    name: 'stowage_prefetch_blobs_total', help: 'Blob fills started by layer prefetch (not by a client request)',
+    labelNames: ['upstream'] as const, registers: [this.registry],
+  });
+  readonly prefetchBytes = new Counter({
+    name: 'stowage_prefetch_bytes_total', help: 'Bytes of blobs layer prefetch fetched and stored',
+    labelNames: ['upstream'] as const, registers: [this.registry],
+  });
+  readonly prefetchUsed = new Counter({
+    name: 'stowage_prefetch_used_total', help: 'Prefetched blobs a client asked for within a minute of their fill starting',
+    registers: [this.registry],
+  });
+  readonly prefetchSkipped = new Counter({
+    name: 'stowage_prefetch_skipped_total', help: 'Blobs layer prefetch left to clients, by reason (max_bytes, budget, circuit-open)',
+    labelNames: ['upstream', 'reason'] as const, registers: [this.registry],
+  });
   readonly authFailures = new Counter({
     name: 'stowage_auth_failures_total', help: 'Requests whose credentials did not verify (wrong password, invalid or expired token)',
     labelNames: ['scheme'] as const, registers: [this.registry],

@@ -1,7 +1,8 @@
 /**
  * Pulling an image through the cache as a client would, without a client: the manifest (an index
  * is stored whole), then every child manifest (or only those of the wanted platforms), then every
- * blob, each fetched once and verified by the pull-through cache itself. What is cached already
+ * blob, each fetched once and verified by the pull-through cache itself (a few at a time, by the
+ * layer prefetch queue). What is cached already
  * is not fetched again. Used by `stowage prefetch`, and by `stowage export` to complete a cached
  * image before it is written out.
  */
@@ -50,14 +51,19 @@ export async function pullImage(proxy: PullThrough, repo: RepoName, ref: Referen
       const m = await proxy.manifest(repo, { kind: 'digest', digest: child.digest }, undefined, [...ALL_MANIFEST_TYPES]);
       await visit(m.bytes);
     }
-    for (const b of parsed.blobs) {
-      if (seen.has(b.digest)) continue;
-      seen.add(b.digest);
-      result.blobs++;
-      options.onTotal?.(b.size);
+    const fresh = parsed.blobs.filter((b) => !seen.has(b.digest) && seen.add(b.digest));
+    if (fresh.length === 0) return;
+    for (const b of fresh) options.onTotal?.(b.size);
+    result.blobs += fresh.length;
+    // The layer prefetch queue (proxy/prefetch.ts) fetches them a few at a time, as after a
+    // client's manifest GET; what it left (failed, or another client's fill) is asked for below.
+    const outcomes = await proxy.prefetchWhole(repo, bytes);
+    const fetchedNow = new Set(outcomes.filter((o) => o.status === 'fetched').map((o) => o.digest));
+    for (const b of fresh) {
       const answer = await proxy.blob(repo, b.digest, undefined);
       if (answer.complete) {
-        result.cached += b.size;
+        if (fetchedNow.has(b.digest)) result.fetched += b.size;
+        else result.cached += b.size;
         options.onBytes?.(b.size);
         continue;
       }

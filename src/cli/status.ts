@@ -26,7 +26,7 @@ export async function run(args: string[]): Promise<number> {
     const largest = [...images].sort((a, b) => b.bytes - a.bytes).slice(0, top);
     const oldest = [...images].sort((a, b) => a.lastAccess - b.lastAccess).slice(0, top);
     const status = {
-      usage, cachedBytes: cached, budget: { maxBytes: budget.maxBytes, lowWatermark: budget.lowWatermark, minAgeMs: budget.minAgeMs },
+      usage, cachedBytes: cached, budget: { maxBytes: budget.maxBytes, lowWatermark: budget.lowWatermark, minAgeMs: budget.minAgeMs, pullHoldMs: budget.holdMs },
       pins: [...(config.cache?.pin ?? []), ...(await maintenance.pins.recorded())], cachedImages: images.length, largest, leastRecentlyUsed: oldest,
     };
     if (values.json) {

@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { Problem, decodeConfig } from './decode.js';
 import { show } from './kinds.js';
 import {
-  DRIVERS, UPSTREAM_NAME, UpstreamSchema, type Config, type ConfigFile, type EndpointConfig, type MirrorConfig, type StorageConfig, type UpstreamConfig,
+  DRIVERS, UPSTREAM_NAME, UpstreamSchema, type Config, type ConfigFile, type EndpointConfig, type MirrorConfig, type PrefetchConfig, type StorageConfig, type UpstreamConfig,
 } from './schema.js';
 
 type FileUpstream = ConfigFile['upstreams'][number];
@@ -33,12 +33,18 @@ export function resolveConfig(file: ConfigFile): Config {
   });
 
   const upstreams: UpstreamConfig[] = [];
+  const prefetchOf = (u?: FileUpstream['prefetch']): PrefetchConfig => ({
+    enabled: u?.enabled ?? rest.prefetch.enabled,
+    concurrency: u?.concurrency ?? rest.prefetch.concurrency,
+    maxBytes: u?.max_bytes ?? rest.prefetch.max_bytes,
+  });
   if (proxy) {
     const hostname = new URL(proxy.remoteurl).host;
     const name = ['registry-1.docker.io', 'index.docker.io', 'docker.io'].includes(hostname) ? 'docker.io' : hostname.toLowerCase().replace(':', '_');
     if (!new RegExp(UPSTREAM_NAME).test(name)) throw new Problem('proxy.remoteurl', `the host ${show(hostname)} cannot be an upstream name; give it one under upstreams:`);
     upstreams.push({
       ...upstreamOf({ ...upstreamDefaults(), name, url: proxy.remoteurl, ttl: proxy.ttl }),
+      prefetching: prefetchOf(),
       ...(proxy.username !== undefined ? { username: proxy.username } : {}),
       ...(proxy.password !== undefined ? { password: proxy.password } : {}),
     });
@@ -49,7 +55,7 @@ export function resolveConfig(file: ConfigFile): Config {
     if (upstreams.some((o) => o.name === name)) {
       throw new Problem(`${key}.name`, `duplicate upstream name ${show(u.name)}${proxy && upstreams[0]!.name === name ? ' (the proxy: block already defines it)' : ''}`);
     }
-    upstreams.push({ ...upstreamOf({ ...u, name }), ...credentials(u, key), mirrors: mirrorsOf(u, name, key) });
+    upstreams.push({ ...upstreamOf({ ...u, name }), ...credentials(u, key), mirrors: mirrorsOf(u, name, key), prefetching: prefetchOf(u.prefetch) });
   });
 
   const defaultUpstream = default_upstream ?? (proxy ? upstreams[0]!.name : undefined);

@@ -135,6 +135,30 @@ export const MirrorSchema = section({
   circuit_breaker: circuitBreaker('the mirror', 1),
 }, { description: 'A mirror tried before the upstream' });
 
+/**
+ * Layer prefetch (issue 17). On by default: a client that asked for an image manifest asks for its
+ * layers next (that is what a pull is), and fetching them now overlaps the upstream's round trips
+ * with the client's own, which on a WAN is most of a cold pull's time. Three at a time per
+ * upstream: enough to keep a high-latency link busy, few enough that client-driven fills (up to
+ * max_concurrent connections) keep most of the upstream's connections. 2GiB per manifest: covers
+ * nearly every real image whole, and caps what one manifest GET can make the cache fetch unasked.
+ */
+const PREFETCH_DEFAULTS = { enabled: true, concurrency: 3, max_bytes: '2GiB' } as const;
+const prefetchDescription = 'Layer prefetch: serving an image manifest (GET) fetches the blobs it references that are not cached yet, in the background; clients join those fetches. Never for an index\'s other platforms';
+
+export const PrefetchSchema = section({
+  enabled: bool({ description: 'Prefetch the missing blobs of an image manifest served from an upstream', default: PREFETCH_DEFAULTS.enabled }),
+  concurrency: int({ description: 'Blobs prefetched at once per upstream (more wait in a queue)', default: PREFETCH_DEFAULTS.concurrency, min: 1, max: 64 }),
+  max_bytes: size({ description: 'Most bytes prefetched for one manifest: blobs past it are fetched when a client asks', default: PREFETCH_DEFAULTS.max_bytes }),
+}, { description: `${prefetchDescription} (every upstream; upstreams[].prefetch overrides it key by key)` });
+
+/** An upstream's prefetch keys: each one absent takes the global prefetch: value. */
+const UpstreamPrefetchSchema = section({
+  enabled: optional(bool({ description: 'Prefetch for this upstream (default: prefetch.enabled)' })),
+  concurrency: optional(int({ description: 'Blobs prefetched at once from this upstream (default: prefetch.concurrency)', min: 1, max: 64 })),
+  max_bytes: optional(size({ description: 'Most bytes prefetched for one manifest (default: prefetch.max_bytes)' })),
+}, { description: `${prefetchDescription}: this upstream's keys, overriding the global prefetch: section` });
+
 export const UpstreamSchema = section({
   name: str({
     description: 'The registry host clients know ("docker.io", "ghcr.io", "registry.local:5000"); also the cache prefix, with ":" as "_"',
@@ -155,6 +179,7 @@ export const UpstreamSchema = section({
     description: 'Mirrors of this upstream (site or regional caches), tried in order before `url`: a request falls through to the next on a failure (refused, timeout, 5xx, open breaker, 401/403/429) or a 404; the answer of `url` is final',
     default: [],
   }),
+  prefetch: optional(UpstreamPrefetchSchema),
 }, { description: 'An upstream registry to pull through' });
 
 /** Header name -> values, as registry:2 writes them (values redacted when shown: they often carry tokens). */
@@ -363,9 +388,11 @@ export const ConfigSchema = section({
     pin: list(str({ description: 'An image pattern, repository:tag with globs', example: 'docker.io/library/alpine:3.*' }), {
       description: 'Cached images never evicted (full cache names: docker.io/library/alpine:3.*); `stowage prefetch --pin` adds more', default: [],
     }),
-    min_age: duration({ description: 'An image used more recently than this is never evicted (a pull in progress keeps its image)', default: '1m' }),
+    min_age: duration({ description: 'An image used more recently than this is never evicted (0s: evicted as soon as no pull holds it, see pull_hold)', default: '1m' }),
+    pull_hold: duration({ description: 'A pull in progress keeps its image whatever min_age says: an image whose repository had a manifest or blob request (or a blob streaming) within this time is not evicted', default: '1m' }),
     interval: duration({ description: 'How often usage is checked while serving', default: '30s' }),
   }, { description: 'Cache budget: least recently used cached images are evicted (image by image) to keep cached content under max_size' })),
+  prefetch: PrefetchSchema,
   upstreams: list(UpstreamSchema, { description: 'Upstream registries to pull through (none unless configured; the embedded defaults have docker.io)', default: [] }),
   default_upstream: optional(str({ description: 'The upstream un-prefixed names (library/ubuntu) go to; default: the proxy: block\'s upstream', example: 'docker.io' })),
   auth: optional(section({
@@ -473,7 +500,11 @@ export interface UpstreamConfig {
   breakerCooldownMs: number;
   /** Tried in order before `url` (upstreams[].mirrors). */
   mirrors?: MirrorConfig[];
+  /** Layer prefetch: the global prefetch: section overridden by upstreams[].prefetch (resolve.ts always sets it; absent: none). */
+  prefetching?: PrefetchConfig;
 }
+
+export interface PrefetchConfig { enabled: boolean; concurrency: number; maxBytes: number }
 
 /** One place an upstream's content can be asked for: its own URL, credentials, timeouts and breaker. */
 export type EndpointConfig = Pick<UpstreamConfig, 'name' | 'url' | 'username' | 'password' | 'connectTimeoutMs' | 'headersTimeoutMs'

@@ -9,9 +9,12 @@
  * repository referencing them (a kept, pinned or pushed image: registry:2's proxy.ttl deletes blobs
  * other repositories still use, its issue #2367), pushed content (never evicted), a read in
  * progress, or a use within min_age. An image is not evicted at all while its manifests or its
- * repository were read within min_age, so a pull in progress keeps everything it is pulling, even
- * between two layers; and an image goes in two steps (evictImages), so a pull that started just
- * before is not cut off either. Removal of bytes itself is sweep.ts's.
+ * repository were read within max(min_age, pull_hold): the hold is what keeps a pull in progress
+ * whole whatever min_age says (min_age 0 included), since a pull's requests for its layers may
+ * come any time after its manifest GET (every request through the cache, and every blob stream
+ * while it lasts, notes a use of the repository: proxy/pull-hold.ts; cluster-wide with replicas).
+ * An image also goes in two steps (evictImages), so a pull that started just before is not cut
+ * off either. Removal of bytes itself is sweep.ts's.
  */
 import type { Logger } from 'pino';
 import type { MetadataIndex } from '../metadata/port.js';
@@ -33,6 +36,8 @@ export interface BudgetOptions {
   /** Fraction of maxBytes eviction goes down to. */
   lowWatermark: number;
   minAgeMs: number;
+  /** cache.pull_hold: an image whose repository was used within this is never evicted, whatever minAgeMs. */
+  holdMs?: number;
   intervalMs: number;
 }
 
@@ -153,7 +158,8 @@ export class CacheEvictor {
     if (usageBefore <= target) return undefined;
     const started = Date.now();
     const report: EvictionReport = { reason, images: [], bytesFreed: 0, usageBefore, usageAfter: usageBefore };
-    const notAfter = Date.now() - this.options.minAgeMs;
+    // min_age is about keeping recently used content; the hold about never cutting a pull: both apply.
+    const notAfter = Date.now() - Math.max(this.options.minAgeMs, this.options.holdMs ?? 0);
     // Cached blobs nothing references any more (an image evicted while a layer was being read,
     // a fill whose manifest went meanwhile) are the cheapest to free.
     for (const b of await this.metadata.unreferencedBlobs(notAfter, 10_000)) {
@@ -185,7 +191,7 @@ export class CacheEvictor {
     else if (report.images.length > 0 || Date.now() - this.lastShortfallLog > SHORTFALL_LOG_MS) {
       // Checked every interval while over budget: said once a minute, not every time.
       this.lastShortfallLog = Date.now();
-      this.log.warn(facts, 'cache eviction could not reach its target: the rest is pinned, pushed, or used within min_age');
+      this.log.warn(facts, 'cache eviction could not reach its target: the rest is pinned, pushed, or used within min_age (or pull_hold)');
     }
     this.events.onEvicted?.(report.images.length, report.bytesFreed);
     return report;

@@ -37,6 +37,7 @@ export class Maintenance {
       maxBytes: cache?.max_size ?? 0,
       lowWatermark: cache?.low_watermark ?? 0.9,
       minAgeMs: cache?.min_age ?? 60_000,
+      holdMs: cache?.pull_hold ?? 60_000,
       intervalMs: cache?.interval ?? 30_000,
     }, {
       onEvicted: (images, bytes) => { metrics?.evictions.inc(images); metrics?.evictedBytes.inc(bytes); },

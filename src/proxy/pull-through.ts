@@ -19,6 +19,8 @@ import type { UpstreamResponse } from '../upstream/client.js';
 import type { BlobFill } from './blob-fill.js';
 import { BlobMisses } from './blob-misses.js';
 import type { ClusterFills } from './cluster-fills.js';
+import { Prefetcher, type PrefetchOutcome } from './prefetch.js';
+import { holdWhileStreaming } from './pull-hold.js';
 import type { SignaturePolicy } from '../policy/policy.js';
 import type { Route, UpstreamRouter } from './routing.js';
 
@@ -55,6 +57,8 @@ export interface PullThroughDeps {
   cluster?: ClusterFills;
   /** Signature policy: a fetched manifest is verified before it is stored. */
   signatures?: SignaturePolicy;
+  /** cache.max_size (0: none): layer prefetch never takes cached content over it. */
+  budgetBytes?: number;
 }
 
 const STALE_WARNING = '110 - "Response is Stale"';
@@ -66,11 +70,13 @@ export class PullThrough {
   private readonly inflight = new Map<string, Promise<ManifestAnswer>>();
   private readonly revalidations = new Map<string, Revalidation>();
   private readonly misses: BlobMisses;
+  private readonly prefetcher: Prefetcher;
   private readonly now: () => number;
 
   constructor(private readonly deps: PullThroughDeps) {
     this.now = deps.now ?? Date.now;
     this.misses = new BlobMisses(deps);
+    this.prefetcher = new Prefetcher({ ...deps, misses: this.misses });
   }
 
   /**
@@ -220,8 +226,32 @@ export class PullThrough {
 
   // ---------------------------------------------------------------- blobs
 
+  /**
+   * A manifest GET was answered through the cache (access already granted): fetch the missing
+   * blobs of an image manifest in the background (prefetch.ts). Not awaited by the request.
+   */
+  prefetchServed(name: RepoName, ns: string | undefined, answer: ManifestAnswer): void {
+    if (answer.outcome === 'local') return;
+    void this.route(name, ns).then((route) => route && this.prefetcher.manifest(route, answer.bytes, {}, answer.digest))
+      .catch((err: unknown) => this.deps.log.warn({ repo: name, err: describe(err) }, 'layer prefetch failed'));
+  }
+
+  /** `stowage prefetch`: every blob of the image manifest `bytes`, by the same queue; each one's outcome. */
+  async prefetchWhole(name: RepoName, bytes: Buffer): Promise<PrefetchOutcome[]> {
+    const route = await this.route(name, undefined);
+    return route ? this.prefetcher.manifest(route, bytes, { whole: true }) : [];
+  }
+
   /** `headOnly`: the client sent HEAD; a miss then asks the upstream with HEAD instead of fetching. */
   async blob(name: RepoName, digest: Digest, ns: string | undefined, headOnly = false): Promise<BlobAnswer> {
+    const answer = await this.answerBlob(name, digest, ns, headOnly);
+    if (answer.outcome === 'local') return answer;
+    if (!headOnly) this.prefetcher.noteClientUse(digest);
+    const cacheRepo = this.cacheRepoOf(name, ns);
+    return cacheRepo ? holdWhileStreaming(answer, () => this.deps.registry.noteUse(cacheRepo)) : answer;
+  }
+
+  private async answerBlob(name: RepoName, digest: Digest, ns: string | undefined, headOnly: boolean): Promise<BlobAnswer> {
     const { registry } = this.deps;
     const route = await this.route(name, ns);
     if (await this.mayBeLocal(name, route)) {
@@ -358,6 +388,7 @@ export class PullThrough {
 
   /** Resolves once no upstream blob fill is starting or running (each committed or failed). */
   fillsSettled(): Promise<void> {
+    this.prefetcher.stop(); // no new fill starts from the queue while the running ones drain
     return this.misses.settled();
   }
 

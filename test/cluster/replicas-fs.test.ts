@@ -93,7 +93,7 @@ if (skip) {
       pg,
       config: {
         upstreams: [{ name: 'docker.io', url: upstream.url }], default_upstream: 'docker.io',
-        cache: { max_size: '2MiB', low_watermark: '50%', min_age: '0s', interval: '300ms' },
+        cache: { max_size: '2MiB', low_watermark: '50%', min_age: '0s', pull_hold: '1s', interval: '300ms' },
         storage: { maintenance: { gc: { enabled: true, interval: '2s', grace: '3s' } } },
       },
     });

@@ -46,7 +46,7 @@ t.test('pull more than fits: the budget holds, the right images stay', { skip, t
   const server = await startStowage({
     config: {
       upstreams: [{ name: 'docker.io', url: upstream.url }], default_upstream: 'docker.io',
-      cache: { max_size: '2560KiB', low_watermark: '80%', min_age: '0s', interval: '300ms', pin: ['docker.io/library/pinned:*'] },
+      cache: { max_size: '2560KiB', low_watermark: '80%', min_age: '0s', pull_hold: '500ms', interval: '300ms', pin: ['docker.io/library/pinned:*'] },
     },
   });
   procs.push(server);
@@ -94,7 +94,7 @@ t.test('pull more than fits: the budget holds, the right images stay', { skip, t
     rootDir: server.rootDir, port: server.port,
     config: {
       upstreams: [{ name: 'docker.io', url: upstream.url }], default_upstream: 'docker.io',
-      cache: { max_size: '1MiB', low_watermark: '80%', min_age: '0s', interval: '1h', pin: ['docker.io/library/pinned:*'] },
+      cache: { max_size: '1MiB', low_watermark: '80%', min_age: '0s', pull_hold: '500ms', interval: '1h', pin: ['docker.io/library/pinned:*'] },
     },
   });
   procs.push(smaller);
@@ -119,7 +119,7 @@ t.test('evictions racing concurrent pulls break none of them', { skip, timeout: 
   const server = await startStowage({
     config: {
       upstreams: [{ name: 'docker.io', url: upstream.url }], default_upstream: 'docker.io',
-      cache: { max_size: '2MiB', low_watermark: '60%', min_age: '400ms', interval: '100ms' },
+      cache: { max_size: '2MiB', low_watermark: '60%', min_age: '400ms', pull_hold: '1s', interval: '100ms' },
     },
   });
   procs.push(server);

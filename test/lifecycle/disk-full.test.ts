@@ -44,7 +44,7 @@ t.test('ENOSPC on a small tmpfs: clean failures, eviction, then success', { skip
     config: {
       metadata: { path: join(work, 'index.sqlite') }, // the index lives elsewhere: only storage fills up
       upstreams: [{ name: 'docker.io', url: upstream.url }], default_upstream: 'docker.io',
-      cache: { min_age: '1s' }, // no budget: only the full disk evicts
+      cache: { min_age: '1s', pull_hold: '1s' }, // no budget: only the full disk evicts
     },
   });
   procs.push(server);

@@ -84,7 +84,8 @@ t.test('notifications', { skip, timeout: 240_000 }, async (t) => {
   await pushImageHttp(r2.url, 'lib/img', 'v1', upImage);
 
   const config = {
-    upstreams: [{ name: 'upstream.test', url: r2.url }],
+    // Fetch events in the order client requests cause them (prefetch would fetch the config too, at once).
+    upstreams: [{ name: 'upstream.test', url: r2.url, prefetch: { enabled: false } }],
     notifications: {
       events: { includereferences: true },
       endpoints: [

@@ -31,7 +31,9 @@ t.test('a multi-blob cold pull reuses connections to the registry and its CDN', 
   publish('org/one', one);
   publish('org/two', two);
 
-  const s = await startStowage({ config: { upstreams: [{ name: 'up.test', url: registry.url }] } });
+  // One client's requests one after another: the connections that needs. Layer prefetch would
+  // fetch up to prefetch.concurrency blobs at once, on as many connections (prefetch.test.ts).
+  const s = await startStowage({ config: { upstreams: [{ name: 'up.test', url: registry.url, prefetch: { enabled: false } }] } });
   t.teardown(() => s.stop());
   const pull = async (repo: string, image: Image) => {
     const m = await fetch(`${s.url}/v2/up.test/${repo}/manifests/v1`, { headers: { accept: image.manifest.mediaType } });

@@ -33,7 +33,9 @@ t.test('upstream eligibility with a registry:2 upstream', { skip }, async (t) =>
   await pushImageHttp(r2.url, 'library/pinned', 'only-by-digest', pinned);
   await pushImageHttp(r2.url, 'library/small', '1', withSmall);
   const rootDir = await mkdtemp(join(tmpdir(), 'stowage-elig-'));
-  const config = { upstreams: [{ name: 'docker.io', url: r2.url }], default_upstream: 'docker.io' };
+  // Client-driven fills (what a client asks for, and only that): prefetch off, per upstream
+  // (prefetch.test.ts covers prefetch).
+  const config = { upstreams: [{ name: 'docker.io', url: r2.url, prefetch: { enabled: false } }], default_upstream: 'docker.io' };
   let s = await startStowage({ rootDir, config });
   t.teardown(() => s.stop());
   const get = (path: string, init: RequestInit = {}) => fetch(`${s.url}${path}`, { ...init, headers: { accept: ALL_ACCEPT, ...(init.headers ?? {}) } });

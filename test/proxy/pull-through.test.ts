@@ -43,6 +43,8 @@ t.test('pull-through cache', { skip }, async (t) => {
         { name: 'ttl.test', url: r2.url, tag_ttl: '1s', revalidate_timeout: '1s', circuit_breaker: { failures: 100 } },
       ],
       default_upstream: 'docker.io',
+      // Outcomes and upstream counts per client request (prefetch.test.ts covers prefetch).
+      prefetch: { enabled: false },
     },
   });
   t.teardown(() => s.stop());

@@ -27,7 +27,8 @@ t.test('single-flight blob fills', { skip }, async (t) => {
   await pushImageHttp(r2.url, 'library/big', 'v1', imageReferencing([
     { bytes: big, digest: bigDigest }, { bytes: other, digest: otherDigest }, { bytes: third, digest: thirdDigest },
     { bytes: fourth, digest: fourthDigest }]));
-  const s = await startStowage({ config: { upstreams: [{ name: 'docker.io', url: r2.url }], default_upstream: 'docker.io' } });
+  // Fills started by client requests (prefetch.test.ts covers fills started by a manifest GET).
+  const s = await startStowage({ config: { upstreams: [{ name: 'docker.io', url: r2.url }], default_upstream: 'docker.io', prefetch: { enabled: false } } });
   t.teardown(() => s.stop());
   t.equal((await fetch(`${s.url}/v2/library/big/manifests/v1`)).status, 200, 'the manifest is cached first');
 

@@ -308,3 +308,26 @@ t.test('loadConfig reads a file and reports an unreadable one', async (t) => {
   writeFileSync(join(dir, 'bad.yml'), 'version: 0.1\nhttp:\n  addr: [\n');
   t.throws(() => loadConfig({ file: 'bad.yml', cwd: dir }), /^config: bad\.yml line \d+, column \d+: /);
 });
+
+t.test('prefetch: global defaults, per-upstream keys override one by one, env overrides', async (t) => {
+  const base = `
+version: 0.1
+storage: {inmemory: {}}
+proxy: {remoteurl: https://registry-1.docker.io}
+upstreams:
+  - {name: ghcr.io, url: https://ghcr.io, prefetch: {concurrency: 8}}
+  - {name: quay.io, url: https://quay.io, prefetch: {enabled: false}}
+`;
+  const c = parse(base);
+  const of = (name: string) => c.upstreams.find((u) => u.name === name)!.prefetching;
+  t.same(of('docker.io'), { enabled: true, concurrency: 3, maxBytes: 2 * 1024 ** 3 }, 'the proxy: block takes the defaults');
+  t.same(of('ghcr.io'), { enabled: true, concurrency: 8, maxBytes: 2 * 1024 ** 3 }, 'one key overridden, the rest global');
+  t.same(of('quay.io'), { enabled: false, concurrency: 3, maxBytes: 2 * 1024 ** 3 }, 'off for one upstream');
+  const off = parse(`${base}prefetch: {enabled: false, max_bytes: 100MiB}\n`);
+  t.same(off.upstreams.map((u) => u.prefetching?.enabled), [false, false, false], 'global off, nobody overriding it');
+  t.equal(off.upstreams[1]!.prefetching?.maxBytes, 100 * 1024 ** 2);
+  t.equal(parse(base, { REGISTRY_PREFETCH_CONCURRENCY: '5' }).upstreams[0]!.prefetching?.concurrency, 5, 'environment override');
+  fails(t, `${base}prefetch: {concurrency: 0}\n`, /concurrency/);
+  t.equal(parse(base).cache, undefined, 'no cache: section, no pull hold needed');
+  t.equal(parse(`${base}cache: {max_size: 1GiB}\n`).cache?.pull_hold, 60_000, 'pull_hold defaults to 1m');
+});

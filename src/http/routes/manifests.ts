@@ -5,6 +5,7 @@ import { descriptorsOf, manifestUnknown, MAX_MANIFEST_BYTES } from '../../regist
 import { parseManifest } from '../../oci/manifest.js';
 import type { Descriptor } from '../../notify/events.js';
 import { referenceToString, type Reference } from '../../oci/reference.js';
+import type { ManifestAnswer } from '../../proxy/pull-through.js';
 import { headerList, locationFor, queryParam, type Handler } from '../context.js';
 import type { ManifestReference } from '../v2-path.js';
 import { deletesDisabled } from './blobs.js';
@@ -39,13 +40,14 @@ export const getManifest: Handler<'manifest'> = async (req, reply, endpoint, { r
   const reference = knownOrUnknown(endpoint.reference);
   let m;
   let upstream: string | undefined;
+  let cached: ManifestAnswer | undefined;
   if (proxy) {
     const answer = await proxy.manifest(name, reference, queryParam(req, 'ns'), headerList(req.headers.accept));
     req.facts.cache = answer.outcome;
     if (answer.outcome === 'miss') req.facts.upstreamBytes = answer.bytes.length;
     if (answer.namespace) reply.header('OCI-Namespace', answer.namespace);
     if (answer.warning) reply.header('Warning', answer.warning);
-    if (answer.outcome !== 'local') upstream = answer.namespace;
+    if (answer.outcome !== 'local') { upstream = answer.namespace; cached = answer; }
     m = answer;
   } else {
     m = await registry.manifests.get(name, reference);
@@ -54,6 +56,8 @@ export const getManifest: Handler<'manifest'> = async (req, reply, endpoint, { r
   req.facts.digest = m.digest;
   await signatures?.admitServed(name, { ...m, ...(reference.kind === 'tag' ? { tag: reference.tag } : {}) }, req.facts.cache, await proxy?.route(name, queryParam(req, 'ns')));
   if (req.method === 'GET') {
+    // After the access decision (the gate) and the signature check: a refused pull prefetches nothing.
+    if (proxy && cached) proxy.prefetchServed(name, queryParam(req, 'ns'), cached);
     const served = m;
     registry.events.record({
       action: 'pull',
