@@ -119,7 +119,7 @@ t.test('evictions racing concurrent pulls break none of them', { skip, timeout: 
   const server = await startStowage({
     config: {
       upstreams: [{ name: 'docker.io', url: upstream.url }], default_upstream: 'docker.io',
-      cache: { max_size: '2MiB', low_watermark: '60%', min_age: '400ms', pull_hold: '1s', interval: '100ms' },
+      cache: { max_size: '2MiB', low_watermark: '60%', min_age: '400ms', pull_hold: '400ms', interval: '100ms' },
     },
   });
   procs.push(server);
