@@ -162,27 +162,28 @@ const UpstreamPrefetchSchema = section({
 /**
  * Ranged fetch of big blobs (issue 17). Across a WAN each TCP connection is bounded (its window
  * over the round-trip time, or a CDN's per-connection pacing), so one big layer on one connection
- * bounds a cold pull. A blob at least min_size big is fetched as chunk_size Range requests,
- * `connections` at a time, merged back into one ordered stream that is hashed and verified as
- * before. 4 connections: most of the gain on a 50 ms / 200 Mbit/s link (each adds one
- * connection's rate) while staying well under max_concurrent. 8MiB chunks: a few round trips'
- * worth of data at such rates, so the per-request round trip is a small part of each; memory per
- * fill is at most (connections - 1) x chunk_size (24 MiB by default) of chunks waiting for their
- * turn. 32MiB minimum: smaller blobs take too little time on one connection for the extra
- * requests to pay off, and most layers stay a plain GET. The first request of every fill asks for
- * the first chunk only: its Content-Range gives the size; a blob smaller than min_size gets its
- * rest in one more request. An upstream that answers 200 (ignores Range) is read as a plain GET;
- * a wrong or short range, or an error, falls back to one GET of the rest from the bytes already
+ * bounds a cold pull. The first request of a fill asks for the first chunk_size bytes only; its
+ * Content-Range gives the size. A blob at least min_size big is fetched as chunk_size Range
+ * requests, `connections` at a time, merged back into one ordered stream that is hashed and
+ * verified as before; a blob between chunk_size and min_size gets its rest in one request beside
+ * the first. 4 connections: each adds about one connection's rate on a paced link (the bench's
+ * 50 ms / 200 Mbit/s), 4 x prefetch.concurrency stays under max_concurrent. 8MiB chunks: a few
+ * round trips' worth of data at such rates, so each request's round trip is a small part of it.
+ * 32MiB minimum: below it a blob takes under ~1.5 s on one such connection, and splitting it
+ * further buys little for more requests. Memory per fill: at most (connections - 1) x chunk_size
+ * of chunks waiting for their turn (24 MiB by default), or min_size - chunk_size for a blob under
+ * min_size (24 MiB too). An upstream that answers 200 (ignores Range) is read as a plain GET; a
+ * wrong or short range, or an error, falls back to one GET of the rest from the bytes already
  * delivered; the digest is verified at the end either way.
  */
 const RANGES_DEFAULTS = { enabled: true, connections: 4, chunk_size: '8MiB', min_size: '32MiB' } as const;
-const rangesDescription = 'Ranged fetch: a blob at least min_size big is fetched from the upstream as chunk_size Range requests over several connections at once, merged in order, verified by digest as a whole';
+const rangesDescription = 'Ranged fetch: a blob bigger than chunk_size is fetched from the upstream as Range requests over several connections at once (chunk_size each from min_size up), merged in order, verified by digest as a whole';
 
 export const RangesSchema = section({
   enabled: bool({ description: 'Fetch big blobs over several connections with Range requests (off: one GET per blob)', default: RANGES_DEFAULTS.enabled }),
   connections: int({ description: 'Range requests in flight per blob; memory per fill is at most (connections - 1) x chunk_size', default: RANGES_DEFAULTS.connections, min: 1, max: 16 }),
   chunk_size: size({ description: 'Bytes asked for per Range request', default: RANGES_DEFAULTS.chunk_size }),
-  min_size: size({ description: 'Blobs smaller than this are fetched over one connection', default: RANGES_DEFAULTS.min_size }),
+  min_size: size({ description: 'Blobs smaller than this are not split into chunks: the first chunk and the rest, two requests at once (memory: min_size - chunk_size)', default: RANGES_DEFAULTS.min_size }),
 }, { description: `${rangesDescription} (every upstream; upstreams[].ranges overrides it key by key)` });
 
 /** An upstream's ranges keys: each one absent takes the global ranges: value. */
@@ -190,7 +191,7 @@ const UpstreamRangesSchema = section({
   enabled: optional(bool({ description: 'Ranged fetch from this upstream (default: ranges.enabled)' })),
   connections: optional(int({ description: 'Range requests in flight per blob (default: ranges.connections)', min: 1, max: 16 })),
   chunk_size: optional(size({ description: 'Bytes per Range request (default: ranges.chunk_size)' })),
-  min_size: optional(size({ description: 'Blobs smaller than this use one connection (default: ranges.min_size)' })),
+  min_size: optional(size({ description: 'Blobs smaller than this are not split into chunks (default: ranges.min_size)' })),
 }, { description: `${rangesDescription}: this upstream's keys, overriding the global ranges: section` });
 
 export const UpstreamSchema = section({

@@ -8,13 +8,15 @@
  *  - 200: the upstream ignores Range; its body is the whole blob, read as a plain GET.
  *  - 206 for the whole blob (it fits in a chunk): read as a plain GET.
  *  - 206 for the first chunk: Content-Range gives the size. A blob under min_size gets its rest in
- *    one more request; a bigger one is split into chunks, at most `connections` requests in flight.
+ *    one request beside the first (two connections); a bigger one is split into chunks, at most
+ *    `connections` requests in flight.
  *
  * Order and memory: the head chunk (the one whose bytes come next) streams straight through, with
  * backpressure (its body is paused while the reader is full). The chunks after it, at most
  * connections - 1, are read as they arrive and kept in memory until their turn: a fill holds at
- * most (connections - 1) x chunk_size of them (plus undici's per-body buffer). A chunk is asked for
- * only when it is within `connections` of the head, so nothing further ahead is fetched.
+ * most (connections - 1) x chunk_size of them, or min_size - chunk_size for a blob under min_size
+ * (plus undici's per-body buffer, 1 MiB each). A chunk is asked for only when it is within
+ * `connections` of the head, so nothing further ahead is fetched.
  *
  * Every ranged answer must be 206 with exactly the Content-Range asked (same total) and exactly
  * that many bytes. Anything else (a 200, another range, a short or long body, an error) ends the
