@@ -6,6 +6,7 @@
  *
  * The first request asks for the first chunk only (`Range: bytes=0-<chunk-1>`):
  *  - 200: the upstream ignores Range; its body is the whole blob, read as a plain GET.
+ *  - 416: the blob is empty (there is no byte 0); it is asked for again with a plain GET.
  *  - 206 for the whole blob (it fits in a chunk): read as a plain GET.
  *  - 206 for the first chunk: Content-Range gives the size. A blob under min_size gets its rest in
  *    one request beside the first (two connections); a bigger one is split into chunks, at most
@@ -33,6 +34,7 @@
 import { Readable } from 'node:stream';
 import type { Digest } from '../oci/digest.js';
 import type { RegistryClient, UpstreamResponse } from './client.js';
+import { UpstreamError } from './errors.js';
 
 export interface RangedOptions {
   connections: number;
@@ -63,7 +65,15 @@ export interface RangedAnswer {
 export async function fetchBlob(client: RegistryClient, repo: string, digest: Digest, opts: RangedOptions, hooks: RangedHooks = {}): Promise<RangedAnswer> {
   const chunk = opts.chunkSize;
   const controller = new AbortController();
-  const first = await client.blob(repo, digest, { range: `bytes=0-${chunk - 1}`, signal: controller.signal });
+  let first: UpstreamResponse;
+  try {
+    first = await client.blob(repo, digest, { range: `bytes=0-${chunk - 1}`, signal: controller.signal });
+  } catch (err) {
+    // 416: no byte 0 to give, an empty blob. Asked for whole, it is an empty 200.
+    if (!(err instanceof UpstreamError && err.options.status === 416)) throw err;
+    const plain = await client.blob(repo, digest);
+    return { response: plain, size: plain.status === 200 ? contentLength(plain) : undefined, ranged: false };
+  }
   if (first.status === 404 || !first.body) return { response: first, size: undefined, ranged: false };
   if (first.status === 200) {
     const size = contentLength(first);

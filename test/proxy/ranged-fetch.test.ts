@@ -11,10 +11,11 @@ import { openSync, writeSync, closeSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { imageReferencing, prngBytes, pushImageHttp, sha256, type Blob, type Image } from '../helpers/image.js';
+import { startLyingUpstream, type Behaviour } from '../helpers/lying-upstream.js';
 import { missingNginx, startNginx, type AccessEntry, type Nginx } from '../helpers/nginx.js';
 import { countRegistry2Requests, startRegistry2, startStowage, type Proc } from '../helpers/procs.js';
 import { scratchDir } from '../helpers/scratch.js';
-import { missingTools } from '../helpers/tools.js';
+import { missingTools, until } from '../helpers/tools.js';
 
 const skip = missingTools('docker-registry') ?? missingNginx();
 const MiB = 1024 * 1024;
@@ -124,6 +125,8 @@ t.test('ranged fetch of big blobs through registry:2 and an nginx CDN', { skip }
     t.equal(countRegistry2Requests(ranged.r2, 'GET', `/blobs/${good.digest}`), 1, 'one registry GET: the later ranges went straight to the CDN URL');
     t.equal(await metric(s, 'stowage_upstream_ranged_fills_total'), 1, 'counted as a ranged fill');
     t.equal(await metric(s, 'stowage_upstream_ranged_fallbacks_total'), 0, 'no fallback');
+    // The last byte goes out once the digest verifies; the commit (and its log line) follows.
+    await until('the fill committed', () => s.logs().some((l) => l.msg === 'blob cached' && l.digest === good.digest), 10_000);
     const cached = s.logs().find((l) => l.msg === 'blob cached' && l.digest === good.digest);
     t.same(cached?.ranged, { chunks: 11, connections: 4 }, 'the fill\'s log line says it was ranged');
     const again = await readBlob(blobUrl('ranged.test', good));
@@ -152,8 +155,8 @@ t.test('ranged fetch of big blobs through registry:2 and an nginx CDN', { skip }
     t.not(got.digest, lying.digest);
     t.ok(got.status !== 200 || got.bytes < SIZE, `cut short or refused (status ${got.status}, ${got.bytes} bytes${got.error ? `, ${got.error}` : ''})`);
     t.equal(await metric(s, 'stowage_digest_mismatch_total'), mismatches + 1, 'the mismatch is counted');
+    await until('the fill failed', () => s.logs().some((l) => l.msg === 'blob fill failed; nothing cached' && l.digest === lying.digest), 10_000);
     t.notOk(existsSync(dataPath(s.rootDir, lying.digest)), 'nothing stored');
-    t.ok(s.logs().some((l) => l.msg === 'blob fill failed; nothing cached' && l.digest === lying.digest));
   });
 
   await t.test('a CDN that ignores Range: the whole blob still arrives, verified; the fallback is counted', async (t) => {
@@ -164,6 +167,47 @@ t.test('ranged fetch of big blobs through registry:2 and an nginx CDN', { skip }
     const entries = blobEntries(plain.cdn, ignored.digest);
     t.same(entries.map((e) => [e.status, e.range]), [[200, 'bytes=0-1048575']], 'one CDN request, answered 200 whole');
     t.equal(await metric(s, 'stowage_upstream_ranged_fallbacks_total', 'reason="ignored-range"'), 1, 'the fallback is counted');
+    await until('the fill committed', () => s.logs().some((l) => l.msg === 'blob cached' && l.digest === ignored.digest), 10_000);
     t.ok(s.logs().some((l) => l.msg === 'blob cached' && l.digest === ignored.digest && l.ranged === undefined), 'cached as a plain fill');
+  });
+});
+
+t.test('ranges that go wrong midway: the rest comes from one GET, the bytes verify', { skip }, async (t) => {
+  const up = await startLyingUpstream();
+  t.teardown(() => up.close());
+  const cases: Array<{ behaviour: Behaviour; blob: Blob; reason: string }> = [
+    { behaviour: 'range-wrong', blob: bigBlob(401), reason: 'bad-range' },
+    { behaviour: 'range-short', blob: bigBlob(402), reason: 'error' },
+    { behaviour: 'range-200-later', blob: bigBlob(403), reason: 'ignored-range' },
+  ];
+  const empty: Blob = { bytes: Buffer.alloc(0), digest: sha256(Buffer.alloc(0)) };
+  for (const c of cases) up.blobs.set(c.blob.digest, { bytes: c.blob.bytes, behaviour: c.behaviour });
+  up.blobs.set(empty.digest, { bytes: empty.bytes, behaviour: 'ranged' });
+  const manifest = up.publishImage('library/odd', 'v1', [...cases.map((c) => c.blob), empty].map((b) => ({ digest: b.digest, size: b.bytes.length })));
+
+  const s = await startStowage({ config: { ranges: RANGES, upstreams: [{ name: 'odd.test', url: up.url, prefetch: { enabled: false } }] } });
+  t.teardown(() => s.stop());
+  const m = await fetch(`${s.url}/v2/odd.test/library/odd/manifests/v1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+  t.equal(sha256(Buffer.from(await m.arrayBuffer())), manifest.digest);
+
+  for (const c of cases) {
+    await t.test(c.behaviour, async (t) => {
+      const got = await readBlob(`${s.url}/v2/odd.test/library/odd/blobs/${c.blob.digest}`);
+      t.equal(got.status, 200);
+      t.equal(got.digest, c.blob.digest, 'the whole blob, verified');
+      const requests = up.seen.filter((x) => x.path.endsWith(c.blob.digest));
+      const fallback = requests.find((x) => /^bytes=\d+-$/.test(x.range ?? ''));
+      t.ok(fallback, `one GET of the rest (${fallback?.range})`);
+      t.equal(requests.filter((x) => /^bytes=\d+-$/.test(x.range ?? '')).length, 1, 'only one');
+      t.ok(await metric(s, 'stowage_upstream_ranged_fallbacks_total', `reason="${c.reason}"`) >= 1, `counted as ${c.reason}`);
+      await until('the fill committed', () => s.logs().some((l) => l.msg === 'blob cached' && l.digest === c.blob.digest), 10_000);
+    });
+  }
+
+  await t.test('an empty blob (416 to the first range) is asked for whole', async (t) => {
+    const got = await readBlob(`${s.url}/v2/odd.test/library/odd/blobs/${empty.digest}`);
+    t.equal(got.status, 200);
+    t.equal(got.bytes, 0);
+    t.same(up.seen.filter((x) => x.path.endsWith(empty.digest)).map((x) => [x.status, x.range ?? 'none']), [[416, 'bytes=0-1048575'], [200, 'none']]);
   });
 });
