@@ -23,6 +23,14 @@ export class Metrics {
     name: 'stowage_upstream_fallthrough_total', help: 'Requests a mirror passed on to the next endpoint, by reason (unavailable, timeout, not-found, circuit-open, ...)',
     labelNames: ['upstream', 'mirror', 'reason'] as const, registers: [this.registry],
   });
+  readonly rangedFills = new Counter({
+    name: 'stowage_upstream_ranged_fills_total', help: 'Blob fills fetched from the upstream as several Range requests at once (ranges:)',
+    labelNames: ['upstream'] as const, registers: [this.registry],
+  });
+  readonly rangedFallbacks = new Counter({
+    name: 'stowage_upstream_ranged_fallbacks_total', help: 'Ranged fetches that gave up, by reason (ignored-range: the upstream answered 200; bad-status, bad-range, short-body, long-body, error): the rest came from one GET',
+    labelNames: ['upstream', 'reason'] as const, registers: [this.registry],
+  });
   readonly digestMismatch = new Counter({
     name: 'stowage_digest_mismatch_total', help: 'Upstream content that failed digest or size verification (never cached)',
     labelNames: ['upstream'] as const, registers: [this.registry],

@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { Problem, decodeConfig } from './decode.js';
 import { show } from './kinds.js';
 import {
-  DRIVERS, UPSTREAM_NAME, UpstreamSchema, type Config, type ConfigFile, type EndpointConfig, type MirrorConfig, type PrefetchConfig, type StorageConfig, type UpstreamConfig,
+  DRIVERS, UPSTREAM_NAME, UpstreamSchema, type Config, type ConfigFile, type EndpointConfig, type MirrorConfig, type PrefetchConfig, type RangesConfig, type StorageConfig, type UpstreamConfig,
 } from './schema.js';
 
 type FileUpstream = ConfigFile['upstreams'][number];
@@ -38,6 +38,16 @@ export function resolveConfig(file: ConfigFile): Config {
     concurrency: u?.concurrency ?? rest.prefetch.concurrency,
     maxBytes: u?.max_bytes ?? rest.prefetch.max_bytes,
   });
+  const rangingOf = (u?: FileUpstream['ranges'], key = 'upstreams[]'): RangesConfig => {
+    const r = {
+      enabled: u?.enabled ?? rest.ranges.enabled,
+      connections: u?.connections ?? rest.ranges.connections,
+      chunkSize: u?.chunk_size ?? rest.ranges.chunk_size,
+      minSize: u?.min_size ?? rest.ranges.min_size,
+    };
+    if (r.chunkSize < 64 * 1024) throw new Problem(u?.chunk_size !== undefined ? `${key}.ranges.chunk_size` : 'ranges.chunk_size', 'must be at least 64KiB');
+    return r;
+  };
   if (proxy) {
     const hostname = new URL(proxy.remoteurl).host;
     const name = ['registry-1.docker.io', 'index.docker.io', 'docker.io'].includes(hostname) ? 'docker.io' : hostname.toLowerCase().replace(':', '_');
@@ -45,6 +55,7 @@ export function resolveConfig(file: ConfigFile): Config {
     upstreams.push({
       ...upstreamOf({ ...upstreamDefaults(), name, url: proxy.remoteurl, ttl: proxy.ttl }),
       prefetching: prefetchOf(),
+      ranging: rangingOf(),
       ...(proxy.username !== undefined ? { username: proxy.username } : {}),
       ...(proxy.password !== undefined ? { password: proxy.password } : {}),
     });
@@ -55,7 +66,7 @@ export function resolveConfig(file: ConfigFile): Config {
     if (upstreams.some((o) => o.name === name)) {
       throw new Problem(`${key}.name`, `duplicate upstream name ${show(u.name)}${proxy && upstreams[0]!.name === name ? ' (the proxy: block already defines it)' : ''}`);
     }
-    upstreams.push({ ...upstreamOf({ ...u, name }), ...credentials(u, key), mirrors: mirrorsOf(u, name, key), prefetching: prefetchOf(u.prefetch) });
+    upstreams.push({ ...upstreamOf({ ...u, name }), ...credentials(u, key), mirrors: mirrorsOf(u, name, key), prefetching: prefetchOf(u.prefetch), ranging: rangingOf(u.ranges, key) });
   });
 
   const defaultUpstream = default_upstream ?? (proxy ? upstreams[0]!.name : undefined);

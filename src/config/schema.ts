@@ -159,6 +159,41 @@ const UpstreamPrefetchSchema = section({
   max_bytes: optional(size({ description: 'Most bytes prefetched for one manifest (default: prefetch.max_bytes)' })),
 }, { description: `${prefetchDescription}: this upstream's keys, overriding the global prefetch: section` });
 
+/**
+ * Ranged fetch of big blobs (issue 17). Across a WAN each TCP connection is bounded (its window
+ * over the round-trip time, or a CDN's per-connection pacing), so one big layer on one connection
+ * bounds a cold pull. The first request of a fill asks for the first chunk_size bytes only; its
+ * Content-Range gives the size. A blob at least min_size big is fetched as chunk_size Range
+ * requests, `connections` at a time, merged back into one ordered stream that is hashed and
+ * verified as before; a blob between chunk_size and min_size gets its rest in one request beside
+ * the first. 4 connections: each adds about one connection's rate on a paced link (the bench's
+ * 50 ms / 200 Mbit/s), 4 x prefetch.concurrency stays under max_concurrent. 8MiB chunks: a few
+ * round trips' worth of data at such rates, so each request's round trip is a small part of it.
+ * 32MiB minimum: below it a blob takes under ~1.5 s on one such connection, and splitting it
+ * further buys little for more requests. Memory per fill: at most (connections - 1) x chunk_size
+ * of chunks waiting for their turn (24 MiB by default), or min_size - chunk_size for a blob under
+ * min_size (24 MiB too). An upstream that answers 200 (ignores Range) is read as a plain GET; a
+ * wrong or short range, or an error, falls back to one GET of the rest from the bytes already
+ * delivered; the digest is verified at the end either way.
+ */
+const RANGES_DEFAULTS = { enabled: true, connections: 4, chunk_size: '8MiB', min_size: '32MiB' } as const;
+const rangesDescription = 'Ranged fetch: a blob bigger than chunk_size is fetched from the upstream as Range requests over several connections at once (chunk_size each from min_size up), merged in order, verified by digest as a whole';
+
+export const RangesSchema = section({
+  enabled: bool({ description: 'Fetch big blobs over several connections with Range requests (off: one GET per blob)', default: RANGES_DEFAULTS.enabled }),
+  connections: int({ description: 'Range requests in flight per blob; memory per fill is at most (connections - 1) x chunk_size', default: RANGES_DEFAULTS.connections, min: 1, max: 16 }),
+  chunk_size: size({ description: 'Bytes asked for per Range request', default: RANGES_DEFAULTS.chunk_size }),
+  min_size: size({ description: 'Blobs smaller than this are not split into chunks: the first chunk and the rest, two requests at once (memory: min_size - chunk_size)', default: RANGES_DEFAULTS.min_size }),
+}, { description: `${rangesDescription} (every upstream; upstreams[].ranges overrides it key by key)` });
+
+/** An upstream's ranges keys: each one absent takes the global ranges: value. */
+const UpstreamRangesSchema = section({
+  enabled: optional(bool({ description: 'Ranged fetch from this upstream (default: ranges.enabled)' })),
+  connections: optional(int({ description: 'Range requests in flight per blob (default: ranges.connections)', min: 1, max: 16 })),
+  chunk_size: optional(size({ description: 'Bytes per Range request (default: ranges.chunk_size)' })),
+  min_size: optional(size({ description: 'Blobs smaller than this are not split into chunks (default: ranges.min_size)' })),
+}, { description: `${rangesDescription}: this upstream's keys, overriding the global ranges: section` });
+
 export const UpstreamSchema = section({
   name: str({
     description: 'The registry host clients know ("docker.io", "ghcr.io", "registry.local:5000"); also the cache prefix, with ":" as "_"',
@@ -180,6 +215,7 @@ export const UpstreamSchema = section({
     default: [],
   }),
   prefetch: optional(UpstreamPrefetchSchema),
+  ranges: optional(UpstreamRangesSchema),
 }, { description: 'An upstream registry to pull through' });
 
 /** Header name -> values, as registry:2 writes them (values redacted when shown: they often carry tokens). */
@@ -393,6 +429,7 @@ export const ConfigSchema = section({
     interval: duration({ description: 'How often usage is checked while serving', default: '30s' }),
   }, { description: 'Cache budget: least recently used cached images are evicted (image by image) to keep cached content under max_size' })),
   prefetch: PrefetchSchema,
+  ranges: RangesSchema,
   upstreams: list(UpstreamSchema, { description: 'Upstream registries to pull through (none unless configured; the embedded defaults have docker.io)', default: [] }),
   default_upstream: optional(str({ description: 'The upstream un-prefixed names (library/ubuntu) go to; default: the proxy: block\'s upstream', example: 'docker.io' })),
   auth: optional(section({
@@ -502,9 +539,13 @@ export interface UpstreamConfig {
   mirrors?: MirrorConfig[];
   /** Layer prefetch: the global prefetch: section overridden by upstreams[].prefetch (resolve.ts always sets it; absent: none). */
   prefetching?: PrefetchConfig;
+  /** Ranged fetch of big blobs: the global ranges: section overridden by upstreams[].ranges (resolve.ts always sets it; absent: off). */
+  ranging?: RangesConfig;
 }
 
 export interface PrefetchConfig { enabled: boolean; concurrency: number; maxBytes: number }
+
+export interface RangesConfig { enabled: boolean; connections: number; chunkSize: number; minSize: number }
 
 /** One place an upstream's content can be asked for: its own URL, credentials, timeouts and breaker. */
 export type EndpointConfig = Pick<UpstreamConfig, 'name' | 'url' | 'username' | 'password' | 'connectTimeoutMs' | 'headersTimeoutMs'

@@ -54,6 +54,8 @@ export interface FillSource {
   /** Size announced by the upstream (Content-Length), if any. */
   size: number | undefined;
   body: Readable;
+  /** Set when the body is merged from several Range requests (upstream/ranged-body.ts): logged. */
+  ranged?: { chunks: number; connections: number };
 }
 
 export interface FillDeps {
@@ -175,7 +177,7 @@ export class BlobFill {
       await this.deps.blobs.link(this.cacheRepo, this.digest);
       await this.removeStaging();
       this.state = 'committed';
-      log.info({ digest: this.digest, repo: this.cacheRepo, bytes: this.received }, 'blob cached');
+      log.info({ digest: this.digest, repo: this.cacheRepo, bytes: this.received, ...(source.ranged ? { ranged: source.ranged } : {}) }, 'blob cached');
       this.signalChange();
       this.settle.resolve();
     } catch (err) {
@@ -188,7 +190,7 @@ export class BlobFill {
       this.state = 'failed';
       this.window.length = 0;
       this.windowBytes = 0;
-      log.warn({ digest: this.digest, repo: this.cacheRepo, received: this.received, err: this.error.message, verified },
+      log.warn({ digest: this.digest, repo: this.cacheRepo, received: this.received, err: this.error.message, verified, ...(source.ranged ? { ranged: source.ranged } : {}) },
         verified ? 'verified blob could not be committed; nothing cached' : 'blob fill failed; nothing cached');
       this.signalChange();
       this.settle.reject(this.error);

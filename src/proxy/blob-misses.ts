@@ -13,6 +13,7 @@ import type { Digest } from '../oci/digest.js';
 import type { BlobRange } from '../registry/blob-store.js';
 import type { LocalRegistry } from '../registry/registry.js';
 import { UpstreamError, toRegistryError } from '../upstream/errors.js';
+import { fetchBlob } from '../upstream/ranged-body.js';
 import { BlobFill } from './blob-fill.js';
 import { LEASE_MS, type ClusterFills } from './cluster-fills.js';
 import type { Route } from './routing.js';
@@ -81,9 +82,29 @@ export class BlobMisses {
   private async fetch(route: Route, digest: Digest): Promise<BlobFill> {
     const { registry, metadata, log, metrics } = this.deps;
     const upstream = route.upstream.config;
+    const ranging = upstream.ranging;
     let res;
+    let size: number | undefined;
+    let ranged: { chunks: number; connections: number } | undefined;
     try {
-      res = await route.upstream.client.blob(route.remoteRepo, digest);
+      if (ranging?.enabled) {
+        const answer = await fetchBlob(route.upstream.client, route.remoteRepo, digest, ranging, {
+          onFallback: (reason, detail) => {
+            metrics?.rangedFallbacks.inc({ upstream: upstream.name, reason });
+            log.info({ digest, repo: route.cacheRepo, reason, detail }, 'ranged fetch gave up; the rest comes from one GET');
+          },
+        });
+        res = answer.response;
+        size = answer.size;
+        if (answer.ranged) {
+          ranged = { chunks: answer.chunks ?? 0, connections: ranging.connections };
+          metrics?.rangedFills.inc({ upstream: upstream.name });
+        }
+      } else {
+        res = await route.upstream.client.blob(route.remoteRepo, digest);
+        const length = res.headers['content-length'];
+        size = typeof length === 'string' && /^\d+$/.test(length) ? Number(length) : undefined;
+      }
     } catch (err) {
       throw err instanceof UpstreamError ? toRegistryError(err) : err;
     }
@@ -94,8 +115,6 @@ export class BlobMisses {
     // Until the fill's pump listens, an error on the body (a reset right after the headers)
     // must not go unheard and crash the process; the pump then finds the body destroyed.
     res.body.on('error', () => undefined);
-    const length = res.headers['content-length'];
-    const size = typeof length === 'string' && /^\d+$/.test(length) ? Number(length) : undefined;
     const fill = new BlobFill(digest, route.cacheRepo, upstream.name, size, {
       storage: registry.storage, blobs: registry.blobs, metadata, log, events: registry.events,
       onUpstreamBytes: (n) => metrics?.upstreamBytes.inc({ upstream: upstream.name }, n),
@@ -112,7 +131,7 @@ export class BlobMisses {
       res.body.destroy();
       throw err;
     }
-    void fill.run({ size, body: res.body }, writer);
+    void fill.run({ size, body: res.body, ...(ranged ? { ranged } : {}) }, writer);
     return fill;
   }
 

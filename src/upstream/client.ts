@@ -27,6 +27,14 @@ export interface UpstreamResponse {
   body: Readable | null;
   /** Which endpoint answered (its URL's host), when a chain of mirrors was asked. */
   servedBy?: string;
+  /**
+   * Set when the answer came from where a redirect led (a CDN): asks that URL again, with other
+   * headers (another Range of the same blob), skipping the registry's round trip. The URL may be
+   * signed and expire: a caller treats anything but the answer it expects as a reason to go
+   * through the registry again. Statuses are not classified here (no breaker, no UpstreamError
+   * for a 4xx): the caller reads `status`.
+   */
+  again?: (headers: Record<string, string>, signal?: AbortSignal) => Promise<UpstreamResponse>;
 }
 
 /** What the proxy asks of an upstream: one endpoint, or a chain of mirrors before it. */
@@ -195,7 +203,9 @@ export class UpstreamClient implements RegistryClient {
       }
       if (status === 200 || status === 206 || status === 404) {
         if (method === 'HEAD' || status === 404) await res.body.dump().catch(() => undefined);
-        return { status, headers: res.headers, body: method === 'HEAD' || status === 404 ? null : res.body };
+        const answer: UpstreamResponse = { status, headers: res.headers, body: method === 'HEAD' || status === 404 ? null : res.body };
+        if (url !== startUrl && method === 'GET' && status !== 404) answer.again = this.againAt(url, sameOrigin ? scope : undefined);
+        return answer;
       }
       await res.body.dump().catch(() => undefined);
       if (status === 429) {
@@ -207,6 +217,18 @@ export class UpstreamClient implements RegistryClient {
       throw new UpstreamError('bad-response', this.name, `answered ${status}`, { status });
     }
     throw new UpstreamError('bad-response', this.name, 'too many redirects');
+  }
+
+  /** A GET of a URL a redirect resolved to, on this endpoint's connections (see UpstreamResponse.again). */
+  private againAt(url: string, scope: string | undefined): NonNullable<UpstreamResponse['again']> {
+    return async (extra, signal) => {
+      const headers: Record<string, string> = { 'user-agent': 'stowage', ...extra };
+      // Credentials go only where they went the first time: the endpoint's own origin.
+      const auth = scope ? this.authorization(scope) : undefined;
+      if (auth) headers.authorization = auth;
+      const res = await request(url, { method: 'GET', headers, dispatcher: this.agent as Dispatcher, highWaterMark: BODY_BUFFER, ...(signal ? { signal } : {}) });
+      return { status: res.statusCode, headers: res.headers, body: res.body };
+    };
   }
 
   private authorization(scope: string): string | undefined {

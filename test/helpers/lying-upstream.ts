@@ -11,11 +11,20 @@ import type { AddressInfo, Socket } from 'node:net';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
-export type Behaviour = 'good' | 'wrong-bytes' | 'truncated' | 'reset' | '500' | '429' | '403' | 'slow-headers' | 'slow-body' | 'hang' | 'extra-bytes' | 'redirect';
+export type Behaviour = 'good' | 'wrong-bytes' | 'truncated' | 'reset' | '500' | '429' | '403' | 'slow-headers' | 'slow-body' | 'hang' | 'extra-bytes' | 'redirect'
+  /**
+   * Range requests (a blob GET with `Range: bytes=a-b` or `bytes=a-`): 'ranged' answers each 206
+   * with exactly the range asked (416 past the end, 200 whole without a Range). The others honour
+   * the first range (from byte 0) and any open-ended one (`bytes=a-`, a fallback's) and lie to
+   * the later bounded ones: 'range-wrong' sends the range one byte further on (Content-Range to
+   * match), 'range-short' cuts the body at half (the connection ends), 'range-200-later' answers
+   * 200 with the whole blob.
+   */
+  | 'ranged' | 'range-wrong' | 'range-short' | 'range-200-later';
 
 export interface Item { bytes: Buffer; mediaType?: string; behaviour: Behaviour }
 
-export interface Seen { method: string; path: string; authorization: string | undefined; status: number }
+export interface Seen { method: string; path: string; authorization: string | undefined; status: number; range?: string }
 
 export interface LyingUpstreamOptions {
   slowMs?: number;
@@ -105,13 +114,46 @@ export async function startLyingUpstream(options: LyingUpstreamOptions = {}): Pr
       case 'redirect':
         res.writeHead(307, { location: `${options.redirectTo}${req.url ?? ''}`, 'content-length': '0' });
         return res.end();
+      case 'ranged':
+      case 'range-wrong':
+      case 'range-short':
+      case 'range-200-later':
+        return serveRange(req, res, body, headers, item.behaviour);
     }
+  };
+
+  const serveRange = (req: IncomingMessage, res: ServerResponse, body: Buffer, headers: Record<string, string>, behaviour: Behaviour) => {
+    const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+    if (!m) {
+      res.writeHead(200, { ...headers, 'content-length': String(body.length) });
+      return res.end(req.method === 'HEAD' ? undefined : body);
+    }
+    let start = Number(m[1]);
+    const bounded = m[2] !== '';
+    const end = Math.min(bounded ? Number(m[2]) : body.length - 1, body.length - 1);
+    if (start >= body.length) {
+      res.writeHead(416, { 'content-range': `bytes */${body.length}`, 'content-length': '0' });
+      return res.end();
+    }
+    const lie = behaviour !== 'ranged' && start > 0 && bounded;
+    if (lie && behaviour === 'range-200-later') {
+      res.writeHead(200, { ...headers, 'content-length': String(body.length) });
+      return res.end(body);
+    }
+    if (lie && behaviour === 'range-wrong') start += 1;
+    const part = body.subarray(start, end + 1);
+    res.writeHead(206, { ...headers, 'content-length': String(part.length), 'content-range': `bytes ${start}-${end}/${body.length}` });
+    if (lie && behaviour === 'range-short') {
+      res.write(part.subarray(0, Math.floor(part.length / 2)));
+      return later(50, () => res.socket?.end());
+    }
+    return res.end(part);
   };
 
   const server = createServer((req, res) => {
     const path = (req.url ?? '').split('?')[0]!;
     log.push(`${req.method} ${path}`);
-    const record: Seen = { method: req.method ?? '', path, authorization: req.headers.authorization, status: 0 };
+    const record: Seen = { method: req.method ?? '', path, authorization: req.headers.authorization, status: 0, ...(req.headers.range ? { range: req.headers.range } : {}) };
     seen.push(record);
     res.on('finish', () => { record.status = res.statusCode; });
     if (options.auth && !options.auth.accept(req.headers.authorization)) {

@@ -57,6 +57,13 @@ export interface NginxOptions {
   failTimeoutSeconds?: number;
   /** How long nginx keeps an idle backend connection (default 60 s: keep it below the backends' own). */
   upstreamKeepaliveSeconds?: number;
+  /**
+   * A static file server instead of a balancer (a CDN in front of a registry's storage): files
+   * under `root`, Range honoured unless `maxRanges` is 0 (nginx then answers 200 with the whole
+   * file), each connection paced at `limitRate` (nginx's limit_rate, e.g. "2m") if given.
+   * `backends` is ignored.
+   */
+  static?: { root: string; maxRanges?: number; limitRate?: string };
 }
 
 export interface AccessEntry {
@@ -77,6 +84,9 @@ export interface AccessEntry {
   /** nginx's connection serial number: equal for requests on one client connection. */
   connection: number;
   host: string;
+  /** The request's Range header and the response's Content-Range ("" when none). */
+  range: string;
+  contentRange: string;
 }
 
 export interface Nginx {
@@ -102,11 +112,13 @@ const LOG_FORMAT = JSON.stringify({
   time: '$msec', method: '$request_method', uri: '$request_uri', status: '$status', upstream: '$upstream_addr',
   upstreamStatus: '$upstream_status', requestLength: '$request_length', bytesSent: '$bytes_sent',
   requestTime: '$request_time', connection: '$connection', host: '$http_host',
+  range: '$http_range', contentRange: '$sent_http_content_range',
 });
 
 const backendAddr = (b: Backend) => (typeof b === 'number' ? `127.0.0.1:${b}` : b);
 
 function conf(dir: string, port: number, backends: Backend[], o: NginxOptions): string {
+  if (o.static) return staticConf(dir, port, o.static, o);
   if (backends.length === 0) throw new Error('nginx: at least one backend');
   const servers = backends.map((b) => `    server ${backendAddr(b)} max_fails=${o.maxFails ?? 1} fail_timeout=${o.failTimeoutSeconds ?? 2}s;`);
   const root = process.getuid?.() === 0;
@@ -167,6 +179,33 @@ ${servers.join('\n')}
 `;
 }
 
+function staticConf(dir: string, port: number, st: NonNullable<NginxOptions['static']>, o: NginxOptions): string {
+  const root = process.getuid?.() === 0;
+  return `${root ? 'user root;\n' : ''}worker_processes ${o.workers ?? 1};
+pid ${dir}/nginx.pid;
+lock_file ${dir}/nginx.lock;
+error_log ${dir}/error.log notice;
+events { worker_connections 1024; }
+http {
+  log_format stowage_json escape=json '${LOG_FORMAT}';
+  access_log ${dir}/access.log stowage_json;
+  client_body_temp_path ${dir}/tmp/body;
+  proxy_temp_path ${dir}/tmp/proxy;
+  fastcgi_temp_path ${dir}/tmp/fastcgi;
+  uwsgi_temp_path ${dir}/tmp/uwsgi;
+  scgi_temp_path ${dir}/tmp/scgi;
+  default_type application/octet-stream;
+  server {
+    listen 127.0.0.1:${port};
+    keepalive_requests 100000;
+    location / {
+      root ${st.root};
+${st.maxRanges !== undefined ? `      max_ranges ${st.maxRanges};\n` : ''}${st.limitRate ? `      limit_rate ${st.limitRate};\n` : ''}    }
+  }
+}
+`;
+}
+
 function parseEntry(line: string): AccessEntry {
   const r = JSON.parse(line) as Record<string, string>;
   const num = (k: string) => Number(r[k] ?? NaN);
@@ -176,6 +215,7 @@ function parseEntry(line: string): AccessEntry {
     upstreams: (r.upstream ?? '').split(/\s*,\s*|\s+:\s+/).filter(Boolean),
     upstreamStatus: r.upstreamStatus ?? '', requestLength: num('requestLength'), bytesSent: num('bytesSent'),
     requestTime: num('requestTime'), connection: num('connection'), host: r.host ?? '',
+    range: r.range ?? '', contentRange: r.contentRange ?? '',
   };
 }
 

@@ -331,3 +331,26 @@ upstreams:
   t.equal(parse(base).cache, undefined, 'no cache: section, no pull hold needed');
   t.equal(parse(`${base}cache: {max_size: 1GiB}\n`).cache?.pull_hold, 60_000, 'pull_hold defaults to 1m');
 });
+
+t.test('ranges: global defaults, per-upstream keys override one by one, env overrides', async (t) => {
+  const MiB = 1024 ** 2;
+  const base = `
+version: 0.1
+storage: {inmemory: {}}
+proxy: {remoteurl: https://registry-1.docker.io}
+upstreams:
+  - {name: ghcr.io, url: https://ghcr.io, ranges: {connections: 8}}
+  - {name: quay.io, url: https://quay.io, ranges: {enabled: false}}
+`;
+  const c = parse(base);
+  const of = (name: string) => c.upstreams.find((u) => u.name === name)!.ranging;
+  t.same(of('docker.io'), { enabled: true, connections: 4, chunkSize: 8 * MiB, minSize: 32 * MiB }, 'the proxy: block takes the defaults');
+  t.same(of('ghcr.io'), { enabled: true, connections: 8, chunkSize: 8 * MiB, minSize: 32 * MiB }, 'one key overridden, the rest global');
+  t.same(of('quay.io'), { enabled: false, connections: 4, chunkSize: 8 * MiB, minSize: 32 * MiB }, 'off for one upstream');
+  const off = parse(`${base}ranges: {enabled: false, chunk_size: 4MiB}\n`);
+  t.same(off.upstreams.map((u) => u.ranging?.enabled), [false, false, false], 'global off, nobody overriding it');
+  t.equal(off.upstreams[1]!.ranging?.chunkSize, 4 * MiB);
+  t.equal(parse(base, { REGISTRY_RANGES_CONNECTIONS: '2' }).upstreams[0]!.ranging?.connections, 2, 'environment override');
+  fails(t, `${base}ranges: {connections: 0}\n`, /connections/);
+  fails(t, `${base}ranges: {chunk_size: 1KiB}\n`, /chunk_size.*64KiB/);
+});
