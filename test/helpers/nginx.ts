@@ -117,17 +117,14 @@ const LOG_FORMAT = JSON.stringify({
 
 const backendAddr = (b: Backend) => (typeof b === 'number' ? `127.0.0.1:${b}` : b);
 
-function conf(dir: string, port: number, backends: Backend[], o: NginxOptions): string {
-  if (o.static) return staticConf(dir, port, o.static, o);
-  if (backends.length === 0) throw new Error('nginx: at least one backend');
-  const servers = backends.map((b) => `    server ${backendAddr(b)} max_fails=${o.maxFails ?? 1} fail_timeout=${o.failTimeoutSeconds ?? 2}s;`);
+/** Everything both configurations share: process, files, the JSON access log, temp paths; up to inside `http {`. */
+function preamble(dir: string, o: NginxOptions, events: string): string {
   const root = process.getuid?.() === 0;
   return `${root ? 'user root;\n' : ''}worker_processes ${o.workers ?? 1};
 pid ${dir}/nginx.pid;
 lock_file ${dir}/nginx.lock;
 error_log ${dir}/error.log notice;
-worker_rlimit_nofile 16384;
-events { worker_connections 4096; }
+${events}
 http {
   log_format stowage_json escape=json '${LOG_FORMAT}';
   access_log ${dir}/access.log stowage_json;
@@ -135,7 +132,14 @@ http {
   proxy_temp_path ${dir}/tmp/proxy;
   fastcgi_temp_path ${dir}/tmp/fastcgi;
   uwsgi_temp_path ${dir}/tmp/uwsgi;
-  scgi_temp_path ${dir}/tmp/scgi;
+  scgi_temp_path ${dir}/tmp/scgi;`;
+}
+
+function conf(dir: string, port: number, backends: Backend[], o: NginxOptions): string {
+  if (o.static) return staticConf(dir, port, o.static, o);
+  if (backends.length === 0) throw new Error('nginx: at least one backend');
+  const servers = backends.map((b) => `    server ${backendAddr(b)} max_fails=${o.maxFails ?? 1} fail_timeout=${o.failTimeoutSeconds ?? 2}s;`);
+  return `${preamble(dir, o, 'worker_rlimit_nofile 16384;\nevents { worker_connections 4096; }')}
 
   upstream replicas {
     zone replicas 64k;
@@ -180,20 +184,7 @@ ${servers.join('\n')}
 }
 
 function staticConf(dir: string, port: number, st: NonNullable<NginxOptions['static']>, o: NginxOptions): string {
-  const root = process.getuid?.() === 0;
-  return `${root ? 'user root;\n' : ''}worker_processes ${o.workers ?? 1};
-pid ${dir}/nginx.pid;
-lock_file ${dir}/nginx.lock;
-error_log ${dir}/error.log notice;
-events { worker_connections 1024; }
-http {
-  log_format stowage_json escape=json '${LOG_FORMAT}';
-  access_log ${dir}/access.log stowage_json;
-  client_body_temp_path ${dir}/tmp/body;
-  proxy_temp_path ${dir}/tmp/proxy;
-  fastcgi_temp_path ${dir}/tmp/fastcgi;
-  uwsgi_temp_path ${dir}/tmp/uwsgi;
-  scgi_temp_path ${dir}/tmp/scgi;
+  return `${preamble(dir, o, 'events { worker_connections 1024; }')}
   default_type application/octet-stream;
   server {
     listen 127.0.0.1:${port};
