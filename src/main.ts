@@ -16,6 +16,7 @@ import { UpstreamRouter } from './proxy/routing.js';
 import { Maintenance } from './lifecycle/maintenance.js';
 import { MirrorChain } from './upstream/chain.js';
 import { buildDebugApp } from './http/debug-server.js';
+import { IdleConnections } from './http/idle-connections.js';
 import type { HealthMonitor } from './health/monitor.js';
 import { createHealthMonitor, type HealthOptions } from './health/options.js';
 import { Notifier, type NotifyOptions } from './notify/notifier.js';
@@ -23,6 +24,7 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { openSecurity } from './security.js';
 import type { Server as TlsServer } from 'node:tls';
+import type { Server as HttpServer } from 'node:http';
 
 export interface Services {
   registry: LocalRegistry;
@@ -170,6 +172,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   timers.push(setInterval(flush('access times', () => services.metadata.flushAccessTimes()), ACCESS_FLUSH_MS).unref());
   timers.push(setInterval(flush('repository reads', () => services.metadata.flushRepositoryUse()), REPOSITORY_USE_FLUSH_MS).unref());
   await services.maintenance.start();
+  const idle = new IdleConnections(app.server as unknown as HttpServer);
   const address = await app.listen({ host: config.http.host, port: config.http.port });
   if (security.https) security.watch(app.server as unknown as TlsServer);
   log.info({
@@ -188,7 +191,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     await services.maintenance.stop();
     services.health.setDraining(); // readiness probes on the debug server fail from now on
     const started = Date.now();
-    await drain(app, services, drainMs, log);
+    await drain(app, idle, services, drainMs, log);
     // Deliver what the endpoints will take in what is left of the drain time (at least a second).
     await services.notifier.flushAndStop(drainMs === 0 ? 0 : Math.max(1000, drainMs - (Date.now() - started)));
     security.close();
@@ -211,7 +214,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
  * Stops accepting (fastify answers requests on kept-alive connections with 503 and closes idle
  * ones) and waits for open connections and upstream fills; at the deadline, cuts both.
  */
-async function drain(app: FastifyInstance, services: Services, drainMs: number, log: Logger): Promise<void> {
+async function drain(app: FastifyInstance, idle: IdleConnections, services: Services, drainMs: number, log: Logger): Promise<void> {
   const started = Date.now();
   const connections = new Promise<void>((resolve) => app.server.getConnections((_e, n) => {
     log.info({ connections: n, drainMs }, 'draining: no new connections; waiting for in-flight requests and fills');
@@ -221,7 +224,9 @@ async function drain(app: FastifyInstance, services: Services, drainMs: number, 
   const closed = app.close();
   // A kept-alive connection whose request finishes during the drain would otherwise stay open
   // until the client or keepAliveTimeout closes it: close each one as soon as it is idle.
-  const idleSweep = setInterval(() => app.server.closeIdleConnections(), 100);
+  // (socket.end(), not server.closeIdleConnections(): that destroys a socket whose response has
+  // finished but whose last bytes are still queued to a slow client; see http/idle-connections.ts.)
+  const idleSweep = setInterval(() => idle.endIdle(), 100);
   const work = Promise.all([closed, services.proxy?.fillsSettled()]);
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), drainMs); });
