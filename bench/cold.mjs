@@ -12,7 +12,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
-  cpuSeconds, freePort, makeImage, need, peakRssMiB, pushImage, registry2Config, sha256, start, stop, stowageConfig, table, waitHttp, wrk,
+  cpuSeconds, freePort, makeImage, need, peakRssMiB, pushImage, registry2Config, sha256, start, stop, stowageConfig, settledCpuSeconds, table, waitHttp, wrk,
 } from './lib.mjs';
 import { startCache as startCacheIn } from './lib.mjs';
 
@@ -50,21 +50,6 @@ for (const [name, sizes] of Object.entries(IMAGES)) {
 const upstreamBlobBytes = () => up.output().split('\n')
   .map((l) => /"GET \/v2\/[^ ]+\/blobs\/[^ ]+ HTTP\/1\.[01]" 200 (\d+)/.exec(l))
   .reduce((n, m) => n + (m ? Number(m[1]) : 0), 0);
-
-/**
- * CPU-seconds once the process has gone quiet: a cache's work for a pull does not end with the
- * client's last byte (stowage commits after it; registry:2 stores in a background second fetch).
- */
-async function settledCpuSeconds(pid) {
-  let last = cpuSeconds(pid);
-  for (let i = 0; i < 50; i++) {
-    await new Promise((r) => setTimeout(r, 200));
-    const now = cpuSeconds(pid);
-    if (now - last < 0.02) return now;
-    last = now;
-  }
-  return last;
-}
 
 /**
  * The kernel's CPU-seconds for writing `mib` MiB into a new file with dd, kept like a cache's

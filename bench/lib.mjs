@@ -48,6 +48,21 @@ export function cpuSeconds(pid) {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/**
+ * CPU-seconds once the process has gone quiet: a cache's work for a pull does not end with the
+ * client's last byte (stowage commits after it; registry:2 stores in a background second fetch).
+ */
+export async function settledCpuSeconds(pid) {
+  let last = cpuSeconds(pid);
+  for (let i = 0; i < 50; i++) {
+    await new Promise((r) => setTimeout(r, 200));
+    const now = cpuSeconds(pid);
+    if (now - last < 0.02) return now;
+    last = now;
+  }
+  return last;
+}
+
 /** Peak resident set size (VmHWM) of a process and its children, in MiB. */
 export function peakRssMiB(pid) {
   try {

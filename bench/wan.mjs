@@ -23,7 +23,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync
 import { createServer } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { freePort, peakRssMiB, start, stop, table, waitHttp } from './lib.mjs';
+import { cpuSeconds, freePort, peakRssMiB, settledCpuSeconds, start, stop, table, waitHttp } from './lib.mjs';
 import { parseRate } from './wan-relay.mjs';
 import { makeImage, pushImageHttp } from '../test/helpers/image.js';
 import { startTokenServer } from '../test/helpers/token-server.js';
@@ -153,22 +153,6 @@ function delta(a, b) {
 
 // ------------------------------------------------------------------ clients and caches
 
-const cpuSeconds = (pid) => {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-};
-/** CPU-seconds once the process has gone quiet (registry:2 stores cold blobs in a second fetch). */
-async function settledCpu(pid) {
-  let last = cpuSeconds(pid);
-  for (let i = 0; i < 50; i++) {
-    await new Promise((r) => setTimeout(r, 200));
-    const now = cpuSeconds(pid);
-    if (now - last < 0.02) return now;
-    last = now;
-  }
-  return last;
-}
-
 let pulls = 0;
 async function skopeo(port, repo = 'bench/wan') {
   const dest = join(work, `oci-${++pulls}`);
@@ -236,7 +220,7 @@ async function coldWarm(kind, client) {
   const before = await snapshot();
   const cpu0 = cpuSeconds(c.proc.pid);
   const cold = await client(c.port);
-  const cpu = await settledCpu(c.proc.pid) - cpu0;
+  const cpu = await settledCpuSeconds(c.proc.pid) - cpu0;
   const counts = delta(before, await snapshot());
   const warm = await client(c.port);
   const rss = peakRssMiB(c.proc.pid);
@@ -285,7 +269,7 @@ try {
     const before = await snapshot();
     const cpu0 = cpuSeconds(c.proc.pid);
     const cold = await concurrent(N, () => skopeo(c.port));
-    const cpu = await settledCpu(c.proc.pid) - cpu0;
+    const cpu = await settledCpuSeconds(c.proc.pid) - cpu0;
     const counts = delta(before, await snapshot());
     const warm = await concurrent(N, () => skopeo(c.port));
     R.concurrent[kind] = { cold, warm, cpu, counts, rss: peakRssMiB(c.proc.pid) };
