@@ -15,6 +15,7 @@ import { SignaturePolicy } from './policy/policy.js';
 import { UpstreamRouter } from './proxy/routing.js';
 import { Maintenance } from './lifecycle/maintenance.js';
 import { MirrorChain } from './upstream/chain.js';
+import { HeldBudget } from './upstream/held-budget.js';
 import { buildDebugApp } from './http/debug-server.js';
 import { IdleConnections } from './http/idle-connections.js';
 import type { HealthMonitor } from './health/monitor.js';
@@ -92,7 +93,9 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
       await metadata.sharedSecret('peer'), log.child({ component: 'cluster' }))
     : undefined;
   const signatures = config.policy ? new SignaturePolicy(config.policy, { registry, metadata, log, metrics }) : undefined;
-  const proxy = router ? new PullThrough({ registry, metadata, log, metrics, router, budgetBytes: config.cache?.max_size ?? 0, ...(cluster ? { cluster } : {}), ...(signatures ? { signatures } : {}) }) : undefined;
+  const rangedBudget = new HeldBudget(config.ranges.max_memory);
+  metrics.setRangedHeldSource(() => rangedBudget.held);
+  const proxy = router ? new PullThrough({ registry, metadata, log, metrics, router, budgetBytes: config.cache?.max_size ?? 0, rangedBudget, ...(cluster ? { cluster } : {}), ...(signatures ? { signatures } : {}) }) : undefined;
   if (proxy) registry.local.onNewLocal((repo) => void proxy.noteNewLocal(repo).catch(() => undefined));
   const health = createHealthMonitor(healthOptions(config.health), {
     storage, upstreams: upstreams.flatMap((u) => u.client.endpoints), log, registry: metrics.registry,

@@ -78,6 +78,15 @@ export class Metrics {
     name: 'stowage_policy_verifications_total', help: 'Signature verifications run (results not already remembered), by result (signed, unsigned, error)',
     labelNames: ['result'] as const, registers: [this.registry],
   });
+  /** Bytes held by ranged fetches before their turn (upstream/held-budget.ts), read when scraped. */
+  private rangedHeldSource: () => number = () => 0;
+  readonly rangedHeld = new Gauge({
+    name: 'stowage_upstream_ranged_held_bytes', help: 'Bytes of later chunks ranged fetches hold in memory now (at most ranges.max_memory, plus one chunk per paused response)',
+    registers: [this.registry], collect: () => { this.rangedHeld.set(this.rangedHeldSource()); },
+  });
+
+  /** Where stowage_upstream_ranged_held_bytes reads from. */
+  setRangedHeldSource(source: () => number): void { this.rangedHeldSource = source; }
 
   /** Cache usage and budget, read when /metrics is scraped (lifecycle/ sets the source). */
   private cacheSource: () => Promise<{ usage: number; budget: number }> = async () => ({ usage: 0, budget: 0 });

@@ -172,11 +172,15 @@ const UpstreamPrefetchSchema = section({
  * 32MiB minimum: below it a blob takes under ~1.5 s on one such connection, and splitting it
  * further buys little for more requests. Memory per fill: at most (connections - 1) x chunk_size
  * of chunks waiting for their turn (24 MiB by default), or min_size - chunk_size for a blob under
- * min_size (24 MiB too). An upstream that answers 200 (ignores Range) is read as a plain GET; a
+ * min_size (24 MiB too), and at most max_memory across every fill of the process: on loopback
+ * or a fast LAN the later chunks arrive faster than the first one can be written, and with
+ * prefetch running three big fills at once they held ~85 MiB (bench/cold.mjs --memory); past
+ * max_memory a later chunk's response is paused and TCP holds the rest upstream. 48MiB keeps one
+ * big WAN fill fully parallel (24 MiB) with room for a smaller one beside it. An upstream that answers 200 (ignores Range) is read as a plain GET; a
  * wrong or short range, or an error, falls back to one GET of the rest from the bytes already
  * delivered; the digest is verified at the end either way.
  */
-const RANGES_DEFAULTS = { enabled: true, connections: 4, chunk_size: '8MiB', min_size: '32MiB' } as const;
+const RANGES_DEFAULTS = { enabled: true, connections: 4, chunk_size: '8MiB', min_size: '32MiB', max_memory: '48MiB' } as const;
 const rangesDescription = 'Ranged fetch: a blob bigger than chunk_size is fetched from the upstream as Range requests over several connections at once (chunk_size each from min_size up), merged in order, verified by digest as a whole';
 
 export const RangesSchema = section({
@@ -184,6 +188,7 @@ export const RangesSchema = section({
   connections: int({ description: 'Range requests in flight per blob; memory per fill is at most (connections - 1) x chunk_size', default: RANGES_DEFAULTS.connections, min: 1, max: 16 }),
   chunk_size: size({ description: 'Bytes asked for per Range request', default: RANGES_DEFAULTS.chunk_size }),
   min_size: size({ description: 'Blobs smaller than this are not split into chunks: the first chunk and the rest, two requests at once (memory: min_size - chunk_size)', default: RANGES_DEFAULTS.min_size }),
+  max_memory: size({ description: 'Bytes of later chunks held in memory across every ranged fetch of the process: past it, later Range responses are paused (TCP backpressure) until the chunk before them has streamed. Global only', default: RANGES_DEFAULTS.max_memory }),
 }, { description: `${rangesDescription} (every upstream; upstreams[].ranges overrides it key by key)` });
 
 /** An upstream's ranges keys: each one absent takes the global ranges: value. */

@@ -13,6 +13,7 @@ import type { Digest } from '../oci/digest.js';
 import type { BlobRange } from '../registry/blob-store.js';
 import type { LocalRegistry } from '../registry/registry.js';
 import { UpstreamError, toRegistryError } from '../upstream/errors.js';
+import type { HeldBudget } from '../upstream/held-budget.js';
 import { fetchBlob } from '../upstream/ranged-body.js';
 import { BlobFill } from './blob-fill.js';
 import { LEASE_MS, type ClusterFills } from './cluster-fills.js';
@@ -27,6 +28,8 @@ export interface MissDeps {
   log: Logger;
   metrics?: Metrics;
   cluster?: ClusterFills;
+  /** The process's budget for ranged chunks held before their turn (ranges.max_memory). */
+  rangedBudget?: HeldBudget;
 }
 
 const POLL_MS = 200;
@@ -88,7 +91,7 @@ export class BlobMisses {
     let ranged: { chunks: number; connections: number } | undefined;
     try {
       if (ranging?.enabled) {
-        const answer = await fetchBlob(route.upstream.client, route.remoteRepo, digest, ranging, {
+        const answer = await fetchBlob(route.upstream.client, route.remoteRepo, digest, { ...ranging, ...(this.deps.rangedBudget ? { budget: this.deps.rangedBudget } : {}) }, {
           onFallback: (reason, detail) => {
             metrics?.rangedFallbacks.inc({ upstream: upstream.name, reason });
             log.info({ digest, repo: route.cacheRepo, reason, detail }, 'ranged fetch gave up; the rest comes from one GET');

@@ -69,6 +69,12 @@ export class Prefetcher {
   private stopped = false;
   /** "cacheRepo@manifest digest" of manifests found complete (every blob held). */
   private readonly complete = new LRUCache<string, true>({ max: 10_000, ttl: COMPLETE_TTL_MS, ttlAutopurge: false });
+  /**
+   * The same keys while their blobs are looked at or fetched: a manifest served again meanwhile
+   * (a flood of clients of a cold image) joins that work instead of checking every blob again,
+   * which under load queued thousands of file lookups ahead of the prefetch's own.
+   */
+  private readonly scheduling = new Map<string, Promise<PrefetchOutcome[]>>();
 
   constructor(private readonly deps: PrefetchDeps) {}
 
@@ -81,9 +87,17 @@ export class Prefetcher {
     const settings = route.upstream.config.prefetching;
     if (!options.whole && !settings?.enabled) return [];
     const completeKey = digest ? `${route.cacheRepo}@${digest}` : undefined;
-    if (completeKey && !options.whole && this.complete.get(completeKey)) return [];
-    const outcomes = await this.schedule(route, bytes, options, settings);
-    if (completeKey && outcomes.every((o) => o.status === 'held')) this.complete.set(completeKey, true);
+    if (!completeKey || options.whole) return this.schedule(route, bytes, options, settings);
+    if (this.complete.get(completeKey)) return [];
+    const under = this.scheduling.get(completeKey);
+    if (under) return under;
+    const outcomes = this.schedule(route, bytes, options, settings)
+      .then((list) => {
+        if (list.every((o) => o.status === 'held' || o.status === 'fetched')) this.complete.set(completeKey, true);
+        return list;
+      })
+      .finally(() => this.scheduling.delete(completeKey));
+    this.scheduling.set(completeKey, outcomes);
     return outcomes;
   }
 

@@ -16,6 +16,7 @@ import { manifestUnknown, MAX_MANIFEST_BYTES, type StoredManifest } from '../reg
 import type { LocalRegistry, ReferrerDescriptor } from '../registry/registry.js';
 import { UpstreamError, toRegistryError } from '../upstream/errors.js';
 import type { UpstreamResponse } from '../upstream/client.js';
+import type { HeldBudget } from '../upstream/held-budget.js';
 import type { BlobFill } from './blob-fill.js';
 import { BlobMisses } from './blob-misses.js';
 import type { ClusterFills } from './cluster-fills.js';
@@ -59,6 +60,8 @@ export interface PullThroughDeps {
   signatures?: SignaturePolicy;
   /** cache.max_size (0: none): layer prefetch never takes cached content over it. */
   budgetBytes?: number;
+  /** ranges.max_memory, shared by every ranged fetch of the process. */
+  rangedBudget?: HeldBudget;
 }
 
 const STALE_WARNING = '110 - "Response is Stale"';

@@ -17,7 +17,10 @@
  * connections - 1, are read as they arrive and kept in memory until their turn: a fill holds at
  * most (connections - 1) x chunk_size of them, or min_size - chunk_size for a blob under min_size
  * (plus undici's per-body buffer, 1 MiB each). A chunk is asked for only when it is within
- * `connections` of the head, so nothing further ahead is fetched.
+ * `connections` of the head, so nothing further ahead is fetched. Held bytes also count against
+ * the process's budget (held-budget.ts): past it, a later chunk's body is paused until chunks ahead
+ * have streamed, so TCP keeps the rest upstream. The head is never paused for the budget, so the
+ * stream always moves.
  *
  * Every ranged answer must be 206 with exactly the Content-Range asked (same total) and exactly
  * that many bytes. Anything else (a 200, another range, a short or long body, an error) ends the
@@ -35,11 +38,14 @@ import { Readable } from 'node:stream';
 import type { Digest } from '../oci/digest.js';
 import type { RegistryClient, UpstreamResponse } from './client.js';
 import { UpstreamError } from './errors.js';
+import type { HeldBudget } from './held-budget.js';
 
 export interface RangedOptions {
   connections: number;
   chunkSize: number;
   minSize: number;
+  /** The process's budget for chunks held before their turn (ranges.max_memory); absent: none. */
+  budget?: HeldBudget;
 }
 
 /** Why the ranged mode gave up (a metric label). */
@@ -94,7 +100,7 @@ export async function fetchBlob(client: RegistryClient, repo: string, digest: Di
   const bounds: [number, number][] = [[0, chunk]];
   if (total < opts.minSize) bounds.push([chunk, total]);
   else for (let s = chunk; s < total; s += chunk) bounds.push([s, Math.min(s + chunk, total)]);
-  const body = new RangedBody(client, repo, digest, total, bounds, Math.max(1, opts.connections), first, controller, hooks);
+  const body = new RangedBody(client, repo, digest, total, bounds, Math.max(1, opts.connections), first, controller, hooks, opts.budget);
   return {
     response: { ...first, status: 200, body, headers: { ...first.headers, 'content-length': String(total), 'content-range': undefined } },
     size: total,
@@ -112,6 +118,8 @@ interface Segment {
   parts: Buffer[];
   body?: Readable;
   ended: boolean;
+  /** Set while the body is paused for the budget: cancels the wake-up. */
+  unwait?: () => void;
 }
 
 class RangedBody extends Readable {
@@ -139,6 +147,7 @@ class RangedBody extends Readable {
     first: UpstreamResponse,
     private readonly controller: AbortController,
     private readonly hooks: RangedHooks,
+    private readonly budget: HeldBudget | undefined,
   ) {
     super({ highWaterMark: 1024 * 1024 });
     this.segments = bounds.map(([start, end]) => ({ start, end, received: 0, parts: [], ended: false }));
@@ -151,7 +160,7 @@ class RangedBody extends Readable {
 
   override _read(): void {
     if (this.rest) this.rest.resume();
-    else this.segments[this.head]?.body?.resume();
+    else this.flushHead();
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
@@ -218,8 +227,14 @@ class RangedBody extends Readable {
         this.fail('long-body', `bytes=${seg.start}-${seg.end - 1} sent more than asked`);
         return;
       }
-      if (this.segments[this.head] === seg) this.deliver(chunk, body);
-      else seg.parts.push(chunk);
+      if (this.segments[this.head] !== seg) this.hold(seg, chunk, body);
+      else if (seg.parts.length === 0) this.deliver(chunk, body);
+      else {
+        // The head's held bytes are still going out (as fast as the reader takes them): after them.
+        seg.parts.push(chunk);
+        this.budget?.take(chunk.length);
+        body.pause();
+      }
     });
     body.on('end', () => {
       if (this.stopped) return;
@@ -228,7 +243,7 @@ class RangedBody extends Readable {
         return;
       }
       seg.ended = true;
-      if (this.segments[this.head] === seg) this.advance();
+      if (this.segments[this.head] === seg && seg.parts.length === 0 && this.nextHead()) this.flushHead();
     });
     body.on('error', (err: Error) => {
       if (!this.stopped) this.fail('error', `bytes=${seg.start}-${seg.end - 1}: ${err.message}`);
@@ -238,28 +253,73 @@ class RangedBody extends Readable {
     });
   }
 
+  /** A later chunk's bytes, kept until its turn; its body waits while the budget is full. */
+  private hold(seg: Segment, chunk: Buffer, body: Readable): void {
+    seg.parts.push(chunk);
+    const budget = this.budget;
+    if (!budget) return;
+    budget.take(chunk.length);
+    if (!budget.full || seg.unwait) return;
+    body.pause();
+    seg.unwait = budget.whenRoom(() => {
+      seg.unwait = undefined;
+      // Still not the head: resume; the head is resumed by _read when the reader wants more.
+      if (!this.stopped && this.segments[this.head] !== seg) body.resume();
+    });
+  }
+
+  /** Hands a segment's held bytes back to the budget (delivered or dropped). */
+  private release(seg: Segment): void {
+    seg.unwait?.();
+    seg.unwait = undefined;
+    if (!this.budget || seg.parts.length === 0) return;
+    let bytes = 0;
+    for (const p of seg.parts) bytes += p.length;
+    this.budget.give(bytes);
+  }
+
   private deliver(chunk: Buffer, source: Readable | undefined): void {
     this.delivered += chunk.length;
     if (!this.push(chunk)) source?.pause();
   }
 
-  /** The head segment is complete: the next one becomes the head, its waiting bytes go out. */
-  private advance(): void {
+  /**
+   * Hands the head's held bytes to the reader while it wants them (each gives its bytes back to
+   * the budget as it goes out), then lets the head's body flow, or moves on to the next segment
+   * when the head is complete. Called again by _read when the reader wants more.
+   */
+  private flushHead(): void {
     for (;;) {
-      this.segments[this.head]!.body = undefined;
-      this.head++;
-      if (this.head >= this.segments.length) {
-        this.push(null);
+      const seg = this.segments[this.head];
+      if (!seg) return;
+      while (seg.parts.length > 0) {
+        const part = seg.parts.shift()!;
+        this.budget?.give(part.length);
+        this.delivered += part.length;
+        if (!this.push(part)) return;
+      }
+      if (!seg.ended) {
+        seg.body?.resume();
         return;
       }
-      this.startMore();
-      const seg = this.segments[this.head]!;
-      const parts = seg.parts;
-      seg.parts = [];
-      for (const p of parts) this.deliver(p, undefined);
-      // Its body keeps flowing into deliver(), which pauses it while the reader is full.
-      if (!seg.ended) return;
+      if (!this.nextHead()) return;
     }
+  }
+
+  /** The head segment is complete: the next one becomes the head (false at the end of the blob). */
+  private nextHead(): boolean {
+    this.segments[this.head]!.body = undefined;
+    this.head++;
+    if (this.head >= this.segments.length) {
+      this.push(null);
+      return false;
+    }
+    this.startMore();
+    const seg = this.segments[this.head]!;
+    // The head is never held back for the budget (see hold()): its wait is over.
+    seg.unwait?.();
+    seg.unwait = undefined;
+    return true;
   }
 
   /** Stops every ranged request and drops what they hold. */
@@ -268,6 +328,7 @@ class RangedBody extends Readable {
     this.stopped = true;
     this.controller.abort();
     for (const seg of this.segments) {
+      this.release(seg);
       seg.parts = [];
       seg.body?.destroy();
       seg.body = undefined;

@@ -18,9 +18,10 @@ export type Behaviour = 'good' | 'wrong-bytes' | 'truncated' | 'reset' | '500' |
    * the first range (from byte 0) and any open-ended one (`bytes=a-`, a fallback's) and lie to
    * the later bounded ones: 'range-wrong' sends the range one byte further on (Content-Range to
    * match), 'range-short' cuts the body at half (the connection ends), 'range-200-later' answers
-   * 200 with the whole blob.
+   * 200 with the whole blob. 'ranged-slow-head' is 'ranged' with the first range (from byte 0)
+   * sent in 64 KiB pieces over slowMs, the later ones at once: they arrive long before their turn.
    */
-  | 'ranged' | 'range-wrong' | 'range-short' | 'range-200-later';
+  | 'ranged' | 'range-wrong' | 'range-short' | 'range-200-later' | 'ranged-slow-head';
 
 export interface Item { bytes: Buffer; mediaType?: string; behaviour: Behaviour }
 
@@ -118,6 +119,7 @@ export async function startLyingUpstream(options: LyingUpstreamOptions = {}): Pr
       case 'range-wrong':
       case 'range-short':
       case 'range-200-later':
+      case 'ranged-slow-head':
         return serveRange(req, res, body, headers, item.behaviour);
     }
   };
@@ -135,7 +137,7 @@ export async function startLyingUpstream(options: LyingUpstreamOptions = {}): Pr
       res.writeHead(416, { 'content-range': `bytes */${body.length}`, 'content-length': '0' });
       return res.end();
     }
-    const lie = behaviour !== 'ranged' && start > 0 && bounded;
+    const lie = behaviour !== 'ranged' && behaviour !== 'ranged-slow-head' && start > 0 && bounded;
     if (lie && behaviour === 'range-200-later') {
       res.writeHead(200, { ...headers, 'content-length': String(body.length) });
       return res.end(body);
@@ -146,6 +148,19 @@ export async function startLyingUpstream(options: LyingUpstreamOptions = {}): Pr
     if (lie && behaviour === 'range-short') {
       res.write(part.subarray(0, Math.floor(part.length / 2)));
       return later(50, () => res.socket?.end());
+    }
+    if (behaviour === 'ranged-slow-head' && start === 0) {
+      const piece = 64 * 1024;
+      const pieces = Math.ceil(part.length / piece);
+      let sent = 0;
+      const next = () => {
+        if (res.destroyed) return;
+        if (sent >= pieces) return void res.end();
+        res.write(part.subarray(sent * piece, (sent + 1) * piece));
+        sent++;
+        later(slowMs / pieces, next);
+      };
+      return next();
     }
     return res.end(part);
   };

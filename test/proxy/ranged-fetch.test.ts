@@ -215,3 +215,40 @@ t.test('ranges that go wrong midway: the rest comes from one GET, the bytes veri
     t.same(up.seen.filter((x) => x.path.endsWith(empty.digest)).map((x) => [x.status, x.range ?? 'none']), [[416, 'bytes=0-1048575'], [200, 'none']]);
   });
 });
+
+t.test('ranges.max_memory bounds the chunks held before their turn, and the blob still verifies', { skip }, async (t) => {
+  // The first range trickles in over 2 s; the later ones arrive at once and wait for their turn.
+  const up = await startLyingUpstream({ slowMs: 2000 });
+  t.teardown(() => up.close());
+  const blobs = [bigBlob(501), bigBlob(502)];
+  for (const b of blobs) up.blobs.set(b.digest, { bytes: b.bytes, behaviour: 'ranged-slow-head' });
+  up.publishImage('library/held', 'v1', blobs.map((b) => ({ digest: b.digest, size: b.bytes.length })));
+
+  /** Fetches the blob through a stowage with this max_memory; the most held bytes seen while it ran. */
+  const heldPeak = async (maxMemory: string, blob: Blob): Promise<number> => {
+    const s = await startStowage({ config: { ranges: { ...RANGES, max_memory: maxMemory }, upstreams: [{ name: 'held.test', url: up.url, prefetch: { enabled: false } }] } });
+    t.teardown(() => s.stop());
+    await fetch(`${s.url}/v2/held.test/library/held/manifests/v1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } }).then((r) => r.arrayBuffer());
+    let peak = 0;
+    let reading = true;
+    const sampling = (async () => {
+      while (reading) {
+        peak = Math.max(peak, await metric(s, 'stowage_upstream_ranged_held_bytes'));
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    })();
+    const got = await readBlob(`${s.url}/v2/held.test/library/held/blobs/${blob.digest}`);
+    reading = false;
+    await sampling;
+    t.equal(got.digest, blob.digest, `max_memory ${maxMemory}: the whole blob, verified`);
+    t.equal(await metric(s, 'stowage_upstream_ranged_held_bytes'), 0, 'nothing held once it is done');
+    return peak;
+  };
+
+  const unbounded = await heldPeak('64MiB', blobs[0]!);
+  const bounded = await heldPeak('1MiB', blobs[1]!);
+  // 4 connections of 1 MiB chunks: 3 chunks (3 MiB) wait for the slow first one when nothing bounds them.
+  t.ok(unbounded >= 2.5 * MiB, `without a tight budget the later chunks pile up (${(unbounded / MiB).toFixed(2)} MiB held at most)`);
+  // The limit, plus the read that crossed it on each of the 3 paused responses.
+  t.ok(bounded <= 1 * MiB + 3 * 256 * 1024, `with max_memory 1MiB at most ${(bounded / MiB).toFixed(2)} MiB held`);
+});
