@@ -70,5 +70,7 @@ EXPOSE 5000
 # /v2/ answers 503 while a health check fails. Give it the same config path if you change CMD.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["node", "/app/dist/cli.js", "healthcheck", "/etc/docker/registry/config.yml"]
-ENTRYPOINT ["node", "/app/dist/cli.js"]
+# The heap limit (1 GiB; stowage's live heap is 30-60 MiB) makes V8 collect its old generation
+# sooner: a manifest flood peaked ~15 MiB lower, at no measured CPU cost (README, Memory).
+ENTRYPOINT ["node", "--max-old-space-size=1024", "/app/dist/cli.js"]
 CMD ["serve", "/etc/docker/registry/config.yml"]

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { freePort, makeImage, need, start, stop, stowageConfig, table, waitHttp, writeOciLayout } from './lib.mjs';
+import { freePort, makeImage, need, start, stop, stowageConfig, table, waitHttp, writeOciLayout, STOWAGE_NODE_ARGS } from './lib.mjs';
 
 need(['skopeo']);
 const MiB = 1024 * 1024;
@@ -28,7 +28,7 @@ async function server(name) {
   const root = join(work, name);
   const file = join(work, `${name}.yml`);
   writeFileSync(file, stowageConfig(root, port));
-  const p = start(name, process.execPath, ['dist/cli.js', 'serve', file]);
+  const p = start(name, process.execPath, [...STOWAGE_NODE_ARGS, 'dist/cli.js', 'serve', file]);
   await waitHttp(`http://127.0.0.1:${port}/v2/`);
   return { ...p, port, root, file };
 }

@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import {
   cpuSeconds, freePort, makeImage, need, peakRssMiB, pushImage, registry2Config, sha256, start, stop, stowageConfig, settledCpuSeconds, table, waitHttp, wrk,
 } from './lib.mjs';
-import { startCache as startCacheIn } from './lib.mjs';
+import { startCache as startCacheIn, STOWAGE_NODE_ARGS } from './lib.mjs';
 
 need(['docker-registry', 'curl', 'wrk']);
 const run = promisify(execFile);
@@ -95,7 +95,7 @@ if (memoryOnly) {
   const rssNow = (pid) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
   const rows = [['build', 'idle RSS', 'peak after 8 cold', '+ 8 warm', '+ manifest flood', '8 cold (s)', '8 warm (s)', 'by tag (req/s)', 'by digest (req/s)', 'CPU-s, whole phase']];
   for (const [label, cli] of [['this build', process.env.STOWAGE_CLI ?? 'dist/cli.js'], ...(baseline ? [[`baseline ${baseline}`, join(baseline, 'dist/cli.js')]] : [])]) {
-    const c = await startCacheIn('stowage', work, upPort, { cli, nodeArgs: (process.env.NODE_ARGS ?? '').split(' ').filter(Boolean) });
+    const c = await startCacheIn('stowage', work, upPort, { cli, nodeArgs: [...STOWAGE_NODE_ARGS, ...(process.env.NODE_ARGS ?? '').split(' ').filter(Boolean)] });
     await new Promise((r) => setTimeout(r, 1000));
     const idle = rssNow(c.proc.pid);
     const cpu0 = cpuSeconds(c.proc.pid);
@@ -114,7 +114,7 @@ if (memoryOnly) {
   await stop(up);
   const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   console.log(`## stowage memory through the concurrent phase (${new Date().toISOString()}), MiB
-machine: ${cpus().length} cores, node ${process.version}, load average at the end ${load}; NODE_ARGS=${process.env.NODE_ARGS ?? ''}; 768 MiB image (6 blobs); wrk -t2 -c16 -d5s
+machine: ${cpus().length} cores, node ${process.version}, load average at the end ${load}; node flags: ${[...STOWAGE_NODE_ARGS, process.env.NODE_ARGS ?? ''].join(' ').trim()}; 768 MiB image (6 blobs); wrk -t2 -c16 -d5s
 ${table(rows)}`);
   rmSync(work, { recursive: true, force: true });
   process.exit(0);

@@ -7,7 +7,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { freePort, makeImage, need, registry2Config, start, stop, stowageConfig, table, waitHttp, writeOciLayout } from './lib.mjs';
+import { freePort, makeImage, need, registry2Config, start, stop, stowageConfig, table, waitHttp, writeOciLayout, STOWAGE_NODE_ARGS } from './lib.mjs';
 
 need(['docker-registry', 'skopeo']);
 const MiB = 1024 * 1024;
@@ -29,7 +29,7 @@ for (let i = 0; i < COLD; i++) seed(`cold${i}`, [16 * MiB]);
 const port = await freePort();
 writeFileSync(join(work, 's.yml'), stowageConfig(join(work, 's'), port,
   `upstreams:\n  - {name: up.test, url: "http://127.0.0.1:${upPort}"}\ndefault_upstream: up.test\ncache:\n  max_size: 320MiB\n  low_watermark: 90%\n  min_age: 1s\n  interval: 500ms\n  pin: ["up.test/bench/hot:*"]\n`).replace('level: warn', 'level: info'));
-const s = start('stowage', process.execPath, ['dist/cli.js', 'serve', join(work, 's.yml')]);
+const s = start('stowage', process.execPath, [...STOWAGE_NODE_ARGS, 'dist/cli.js', 'serve', join(work, 's.yml')]);
 await waitHttp(`http://127.0.0.1:${port}/v2/`);
 
 const pullHot = () => {

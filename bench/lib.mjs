@@ -6,6 +6,16 @@ import { createServer } from 'node:net';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+/**
+ * The node flags stowage ships with (package.json's start script, which the Dockerfile and the
+ * systemd unit repeat): every bench runs stowage with them, as it runs in production.
+ */
+export const STOWAGE_NODE_ARGS = (() => {
+  const start = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).scripts.start;
+  const words = start.split(/\s+/);
+  return words.slice(1, words.indexOf('dist/cli.js')).filter((w) => w.startsWith('--'));
+})();
+
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export const sha256 = (b) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -173,7 +183,7 @@ let cacheInstance = 0;
  * `kind` 'stowage' (node dist/cli.js, as production runs it) or 'r2' (registry:2's proxy mode);
  * `cli` another build of stowage (a baseline checkout's dist/cli.js), `nodeArgs` flags for node.
  */
-export async function startCache(kind, work, upPort, { cli = 'dist/cli.js', nodeArgs = [] } = {}) {
+export async function startCache(kind, work, upPort, { cli = 'dist/cli.js', nodeArgs = STOWAGE_NODE_ARGS } = {}) {
   const port = await freePort();
   const root = join(work, `${kind}-${++cacheInstance}`);
   const file = join(work, `${kind}-${cacheInstance}.yml`);

@@ -6,7 +6,7 @@
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { freePort, makeImage, need, pushImage, sha256, start, stop, stowageConfig, table, waitHttp, wrk } from './lib.mjs';
+import { freePort, makeImage, need, pushImage, sha256, start, stop, stowageConfig, table, waitHttp, wrk, STOWAGE_NODE_ARGS } from './lib.mjs';
 
 const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1]) || 10;
 need(['wrk']);
@@ -30,7 +30,7 @@ for (const [name, extra] of variants) {
   const port = await freePort();
   const root = join(work, name.replace(/\W/g, ''));
   writeFileSync(join(work, 'st.yml'), stowageConfig(root, port, extra));
-  const st = start('stowage', process.execPath, ['dist/cli.js', 'serve', join(work, 'st.yml')]);
+  const st = start('stowage', process.execPath, [...STOWAGE_NODE_ARGS, 'dist/cli.js', 'serve', join(work, 'st.yml')]);
   const url = `http://127.0.0.1:${port}`;
   await waitHttp(`${url}/v2/`);
   const t0 = process.hrtime.bigint();

@@ -15,7 +15,7 @@ import { Agent, request } from 'undici';
 import { stringify } from 'yaml';
 import { startSwift, SWIFT_KEY, SWIFT_REGION, SWIFT_USER } from '../test/helpers/swift.js';
 // @ts-expect-error plain JS helpers shared with the other benchmarks
-import { freePort, makeImage, need, peakRssMiB, pushImage, sha256, start, stop, table, waitHttp, writeOciLayout } from './lib.mjs';
+import { freePort, makeImage, need, peakRssMiB, pushImage, sha256, start, stop, table, waitHttp, writeOciLayout, STOWAGE_NODE_ARGS } from './lib.mjs';
 
 type Proc = { name: string; proc: { pid: number }; output(): string };
 need(['docker-registry', 'skopeo', 'swift-proxy-server', 'memcached']);
@@ -50,7 +50,7 @@ async function server(kind: 'stowage' | 'registry:2', name: string, extra: Recor
   // registry:2 panics at start when AWS_CA_BUNDLE is set (LoadCustomCABundleError).
   delete env.AWS_CA_BUNDLE;
   const p: Proc = kind === 'stowage'
-    ? start(name, process.execPath, ['dist/cli.js', 'serve', file], { env })
+    ? start(name, process.execPath, [...STOWAGE_NODE_ARGS, 'dist/cli.js', 'serve', file], { env })
     : start(name, 'docker-registry', ['serve', file], { env });
   const url = `http://127.0.0.1:${port}`;
   await waitHttp(`${url}/v2/`);

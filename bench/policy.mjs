@@ -13,8 +13,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import {
-  cpuSeconds, freePort, makeImage, need, peakRssMiB, pushBlob, pushImage, pushManifest, registry2Config, sha256, start, stop, stowageConfig, table, waitHttp, wrk,
-} from './lib.mjs';
+  cpuSeconds, freePort, makeImage, need, peakRssMiB, pushBlob, pushImage, pushManifest, registry2Config, sha256, start, stop, stowageConfig, table, waitHttp, wrk, STOWAGE_NODE_ARGS } from './lib.mjs';
 
 need(['docker-registry', 'wrk', 'openssl']);
 const N = Number(process.argv[2] ?? 200);
@@ -68,7 +67,7 @@ async function startStowage(name, extra) {
   writeFileSync(file, stowageConfig(join(work, name), port, `upstreams:\n  - {name: upstream.test, url: "${upUrl}"}\n${extra}`));
   // POLICY_CPU_PROF=DIR: V8 CPU profiles of both caches, written into DIR when they stop.
   const prof = process.env.POLICY_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.POLICY_CPU_PROF}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
-  const p = start(name, process.execPath, [...prof, 'dist/cli.js', 'serve', file]);
+  const p = start(name, process.execPath, [...STOWAGE_NODE_ARGS, ...prof, 'dist/cli.js', 'serve', file]);
   await waitHttp(`http://127.0.0.1:${port}/v2/`);
   return { ...p, url: `http://127.0.0.1:${port}/v2/upstream.test/bench/app` };
 }

@@ -18,7 +18,7 @@ import { promisify } from 'node:util';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, makeImage, need, pushImage, registry2Config, sha256, start, stop, stowageConfig, waitHttp } from './lib.mjs';
+import { freePort, makeImage, need, pushImage, registry2Config, sha256, start, stop, stowageConfig, waitHttp, STOWAGE_NODE_ARGS } from './lib.mjs';
 
 need(['docker-registry', 'curl', 'dd']);
 const MiB = 1024 * 1024;
@@ -53,7 +53,7 @@ for (let round = 0; round < rounds; round++) {
   const port = await freePort();
   const config = join(work, `s${round}.yml`);
   writeFileSync(config, stowageConfig(join(work, `s${round}`), port, `upstreams:\n  - {name: upstream.test, url: "http://127.0.0.1:${upPort}"}\ndefault_upstream: upstream.test\n`));
-  const p = start('stowage', process.execPath, [...nodeArgs, 'dist/cli.js', 'serve', config]);
+  const p = start('stowage', process.execPath, [...STOWAGE_NODE_ARGS, ...nodeArgs, 'dist/cli.js', 'serve', config]);
   const pid = String(p.proc.pid);
   await waitHttp(`http://127.0.0.1:${port}/v2/`);
   execFileSync('curl', ['-s', '-o', '/dev/null', '-H', 'Accept: application/vnd.oci.image.manifest.v1+json', `http://127.0.0.1:${port}/v2/bench/single/manifests/v1`]);

@@ -10,8 +10,7 @@ import { tmpdir, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import {
   freePort, makeImage, need, peakRssMiB, pushImage, registry2Config, sha256, start, stop, stowageConfig,
-  table, waitHttp, wrk, writeOciLayout,
-} from './lib.mjs';
+  table, waitHttp, wrk, writeOciLayout, STOWAGE_NODE_ARGS } from './lib.mjs';
 
 const arg = (name) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
 const seconds = Number(arg('--seconds')) || 10;
@@ -39,7 +38,7 @@ execFileSync('cp', ['-a', r2Root, join(work, 'st')]);
 
 const stPort = await freePort();
 writeFileSync(join(work, 'st.yml'), stowageConfig(join(work, 'st'), stPort));
-const st = start('stowage', process.execPath, ['dist/cli.js', 'serve', join(work, 'st.yml')]);
+const st = start('stowage', process.execPath, [...STOWAGE_NODE_ARGS, 'dist/cli.js', 'serve', join(work, 'st.yml')]);
 const stUrl = `http://127.0.0.1:${stPort}`;
 await waitHttp(`${stUrl}/v2/`);
 
@@ -131,7 +130,7 @@ async function shippedConfig(cli) {
     REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: join(work, `shipped-${port}`), REGISTRY_UPSTREAMS_0_URL: r2Url,
   };
   const logFd = openSync(join(work, `shipped-${port}.log`), 'w');
-  const proc = spawn(process.execPath, [cli, 'serve', '--config', 'config/config.yml'], { stdio: ['ignore', logFd, logFd], env });
+  const proc = spawn(process.execPath, [...STOWAGE_NODE_ARGS, cli, 'serve', '--config', 'config/config.yml'], { stdio: ['ignore', logFd, logFd], env });
   closeSync(logFd);
   const p = { name: 'stowage (shipped config)', proc };
   await waitHttp(`${url}/v2/`);

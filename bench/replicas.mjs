@@ -10,8 +10,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  cpuSeconds, freePort, makeImage, need, peakRssMiB, pushImage, registry2Config, sha256, sleep, start, stop, table, waitHttp, wrk,
-} from './lib.mjs';
+  cpuSeconds, freePort, makeImage, need, peakRssMiB, pushImage, registry2Config, sha256, sleep, start, stop, table, waitHttp, wrk, STOWAGE_NODE_ARGS } from './lib.mjs';
 
 need(['wrk', 'nginx', 'docker-registry']);
 const PG_BIN = '/usr/lib/postgresql/15/bin';
@@ -78,7 +77,7 @@ storage: {filesystem: {rootdirectory: ${root}}, delete: {enabled: true}}
 http: {addr: 127.0.0.1:${port}}
 upstreams: [{name: upstream.test, url: "http://127.0.0.1:${upstreamPort}", tag_ttl: 1h}]
 ${extra}`);
-  const p = start(name, process.execPath, ['dist/cli.js', 'serve', file]);
+  const p = start(name, process.execPath, [...STOWAGE_NODE_ARGS, 'dist/cli.js', 'serve', file]);
   procs.push(p);
   await waitHttp(`http://127.0.0.1:${port}/v2/`, 60_000);
   return { ...p, port };

@@ -13,8 +13,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'nod
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import {
-  freePort, makeImage, need, peakRssMiB, pushImage, registry2Config, sha256, start, stop, stowageConfig, table, waitHttp, wrk,
-} from './lib.mjs';
+  freePort, makeImage, need, peakRssMiB, pushImage, registry2Config, sha256, start, stop, stowageConfig, table, waitHttp, wrk, STOWAGE_NODE_ARGS } from './lib.mjs';
 
 const arg = (name) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
 const seconds = Number(arg('--seconds')) || 10;
@@ -99,7 +98,7 @@ for (const server of SERVERS) {
     const yaml = isStowage(server) ? stowageConfig(root, port, extraConfig(flags)).replace('level: warn', `level: ${logLevel}`) : registry2Config(root, port, extraConfig(flags));
     writeFileSync(file, yaml);
     const proc = isStowage(server)
-      ? start(server, process.execPath, [server === 'baseline' ? join(baseline, 'dist/cli.js') : 'dist/cli.js', 'serve', file])
+      ? start(server, process.execPath, [...STOWAGE_NODE_ARGS, server === 'baseline' ? join(baseline, 'dist/cli.js') : 'dist/cli.js', 'serve', file])
       : start('registry:2', 'docker-registry', ['serve', file]);
     const url = `${flags.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
     process.env.NODE_EXTRA_CA_CERTS = join(work, 'ca.pem');

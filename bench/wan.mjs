@@ -23,7 +23,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync
 import { createServer } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { cpuSeconds, freePort, peakRssMiB, settledCpuSeconds, start, stop, table, waitHttp } from './lib.mjs';
+import { cpuSeconds, freePort, peakRssMiB, settledCpuSeconds, start, stop, table, waitHttp, STOWAGE_NODE_ARGS } from './lib.mjs';
 import { parseRate } from './wan-relay.mjs';
 import { makeImage, pushImageHttp } from '../test/helpers/image.js';
 import { startTokenServer } from '../test/helpers/token-server.js';
@@ -198,7 +198,7 @@ upstreams:
 default_upstream: wan.test
 ${process.env.WAN_STOWAGE_YAML ?? ''}
 `);
-  const p = start('stowage', process.execPath, ['dist/cli.js', 'serve', `${root}.yml`]);
+  const p = start('stowage', process.execPath, [...STOWAGE_NODE_ARGS, 'dist/cli.js', 'serve', `${root}.yml`]);
   procs.push(p);
   await waitHttp(`http://127.0.0.1:${port}/v2/`);
   return { ...p, port, root };

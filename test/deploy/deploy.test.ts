@@ -51,10 +51,18 @@ t.test('the systemd unit passes systemd-analyze', { skip: missingTools('systemd-
   t.ok(Number(exposure?.[1]) <= 1.5, 'exposure 1.5 or lower ("OK")');
 });
 
+t.test('npm start, the image and the unit run node with the same heap flag', async (t) => {
+  const flag = '--max-old-space-size=1024';
+  const start = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start ?? '';
+  t.match(start, new RegExp(`^node ${flag} dist/cli\\.js serve `), 'npm start');
+  t.match(readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8'), `ENTRYPOINT ["node", "${flag}", "/app/dist/cli.js"]`, 'the image');
+  t.match(serviceSettings().get('ExecStart')?.[0] ?? '', ` ${flag} `, 'the systemd unit');
+});
+
 t.test('the unit runs node directly, hardened, with time to drain', async (t) => {
   const s = serviceSettings();
   const exec = s.get('ExecStart')?.[0] ?? '';
-  t.match(exec, /^\/usr\/bin\/node \/opt\/stowage\/dist\/cli\.js serve /, 'ExecStart runs node on dist/cli.js');
+  t.match(exec, /^\/usr\/bin\/node --max-old-space-size=1024 \/opt\/stowage\/dist\/cli\.js serve /, 'ExecStart runs node on dist/cli.js');
   t.notMatch(exec, /\bnpm\b/, 'not through npm');
   for (const [key, value] of [['DynamicUser', 'yes'], ['ProtectSystem', 'strict'], ['StateDirectory', 'stowage'], ['NoNewPrivileges', 'yes'], ['PrivateTmp', 'yes'], ['ProtectHome', 'yes'], ['CapabilityBoundingSet', '']]) {
     t.same(s.get(key!), [value], `${key}=${value}`);
@@ -70,9 +78,9 @@ t.test('the unit\'s command line, as an unprivileged user, serves and stops on S
   chownSync(state, uid, uid);
   t.teardown(() => rmSync(state, { recursive: true, force: true }));
   const port = await freePort();
-  const [node, cli, ...args] = serviceSettings().get('ExecStart')![0]!.split(' ');
+  const [node, ...rest] = serviceSettings().get('ExecStart')![0]!.split(' ');
   const checkout = checkoutReadableBy(uid);
-  const argv = [cli!.replace('/opt/stowage', checkout), ...args.map((a) => a.replace('/etc/stowage/config.yml', join(checkout, 'deploy/stowage.yml')))];
+  const argv = rest.map((a) => a.replace('/opt/stowage', checkout).replace('/etc/stowage/config.yml', join(checkout, 'deploy/stowage.yml')));
   const proc = spawn('setpriv', [...asUser(uid, '--no-new-privs'), node!, ...argv], {
     env: childEnv({ REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: state, REGISTRY_HTTP_ADDR: `127.0.0.1:${port}` }), stdio: ['ignore', 'pipe', 'pipe'],
   });
