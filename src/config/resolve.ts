@@ -44,6 +44,7 @@ export function resolveConfig(file: ConfigFile): Config {
       connections: u?.connections ?? rest.ranges.connections,
       chunkSize: u?.chunk_size ?? rest.ranges.chunk_size,
       minSize: u?.min_size ?? rest.ranges.min_size,
+      startAfterMs: u?.start_after ?? rest.ranges.start_after,
     };
     if (r.chunkSize < 64 * 1024) throw new Problem(u?.chunk_size !== undefined ? `${key}.ranges.chunk_size` : 'ranges.chunk_size', 'must be at least 64KiB');
     return r;

@@ -175,12 +175,17 @@ const UpstreamPrefetchSchema = section({
  * min_size (24 MiB too), and at most max_memory across every fill of the process: on loopback
  * or a fast LAN the later chunks arrive faster than the first one can be written, and with
  * prefetch running three big fills at once they held ~85 MiB (bench/cold.mjs --memory); past
- * max_memory a later chunk's response is paused and TCP holds the rest upstream. 48MiB keeps one
+ * max_memory a later chunk's response is paused and TCP holds the rest upstream. And only when
+ * the first chunk is still arriving after start_after (100ms, i.e. slower than 80 MiB/s with 8MiB
+ * chunks): from a LAN or loopback upstream one connection already outruns the disk, and the later
+ * chunks would only wait in memory (a time-to-first-byte test was tried first: registry:2 on
+ * loopback took 10-38 ms to answer a fill's first range under a cold pull, as long as a WAN). 48MiB keeps one
  * big WAN fill fully parallel (24 MiB) with room for a smaller one beside it. An upstream that answers 200 (ignores Range) is read as a plain GET; a
  * wrong or short range, or an error, falls back to one GET of the rest from the bytes already
  * delivered; the digest is verified at the end either way.
  */
-const RANGES_DEFAULTS = { enabled: true, connections: 4, chunk_size: '8MiB', min_size: '32MiB', max_memory: '48MiB' } as const;
+const RANGES_DEFAULTS = { enabled: true, connections: 4, chunk_size: '8MiB', min_size: '32MiB', max_memory: '48MiB', start_after: '100ms' } as const;
+const startAfterDescription = 'The later chunks are asked for only if the first one is still arriving after this long: an upstream that sends chunk_size faster (a LAN, loopback: one connection outruns the disk) gets the rest of the blob in one request after the first chunk. 0s: at once';
 const rangesDescription = 'Ranged fetch: a blob bigger than chunk_size is fetched from the upstream as Range requests over several connections at once (chunk_size each from min_size up), merged in order, verified by digest as a whole';
 
 export const RangesSchema = section({
@@ -188,6 +193,7 @@ export const RangesSchema = section({
   connections: int({ description: 'Range requests in flight per blob; memory per fill is at most (connections - 1) x chunk_size', default: RANGES_DEFAULTS.connections, min: 1, max: 16 }),
   chunk_size: size({ description: 'Bytes asked for per Range request', default: RANGES_DEFAULTS.chunk_size }),
   min_size: size({ description: 'Blobs smaller than this are not split into chunks: the first chunk and the rest, two requests at once (memory: min_size - chunk_size)', default: RANGES_DEFAULTS.min_size }),
+  start_after: duration({ description: startAfterDescription, default: RANGES_DEFAULTS.start_after }),
   max_memory: size({ description: 'Bytes of later chunks held in memory across every ranged fetch of the process: past it, later Range responses are paused (TCP backpressure) until the chunk before them has streamed. Global only', default: RANGES_DEFAULTS.max_memory }),
 }, { description: `${rangesDescription} (every upstream; upstreams[].ranges overrides it key by key)` });
 
@@ -197,6 +203,7 @@ const UpstreamRangesSchema = section({
   connections: optional(int({ description: 'Range requests in flight per blob (default: ranges.connections)', min: 1, max: 16 })),
   chunk_size: optional(size({ description: 'Bytes per Range request (default: ranges.chunk_size)' })),
   min_size: optional(size({ description: 'Blobs smaller than this are not split into chunks (default: ranges.min_size)' })),
+  start_after: optional(duration({ description: `${startAfterDescription} (default: ranges.start_after)` })),
 }, { description: `${rangesDescription}: this upstream's keys, overriding the global ranges: section` });
 
 export const UpstreamSchema = section({
@@ -550,7 +557,7 @@ export interface UpstreamConfig {
 
 export interface PrefetchConfig { enabled: boolean; concurrency: number; maxBytes: number }
 
-export interface RangesConfig { enabled: boolean; connections: number; chunkSize: number; minSize: number }
+export interface RangesConfig { enabled: boolean; connections: number; chunkSize: number; minSize: number; startAfterMs: number }
 
 /** One place an upstream's content can be asked for: its own URL, credentials, timeouts and breaker. */
 export type EndpointConfig = Pick<UpstreamConfig, 'name' | 'url' | 'username' | 'password' | 'connectTimeoutMs' | 'headersTimeoutMs'

@@ -55,7 +55,7 @@ export interface FillSource {
   size: number | undefined;
   body: Readable;
   /** Set when the body is merged from several Range requests (upstream/ranged-body.ts): logged. */
-  ranged?: { chunks: number; connections: number };
+  ranged?: { parallel: boolean; chunks: number; connections: number };
 }
 
 export interface FillDeps {

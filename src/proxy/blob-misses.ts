@@ -88,21 +88,24 @@ export class BlobMisses {
     const ranging = upstream.ranging;
     let res;
     let size: number | undefined;
-    let ranged: { chunks: number; connections: number } | undefined;
+    let ranged: { parallel: boolean; chunks: number; connections: number } | undefined;
     try {
       if (ranging?.enabled) {
+        // The fill's log line reads this object when it ends; the ranged body fills it in.
+        const planned = { parallel: false, chunks: 1, connections: 1 };
         const answer = await fetchBlob(route.upstream.client, route.remoteRepo, digest, { ...ranging, ...(this.deps.rangedBudget ? { budget: this.deps.rangedBudget } : {}) }, {
           onFallback: (reason, detail) => {
             metrics?.rangedFallbacks.inc({ upstream: upstream.name, reason });
             log.info({ digest, repo: route.cacheRepo, reason, detail }, 'ranged fetch gave up; the rest comes from one GET');
           },
+          onPlan: (plan) => {
+            Object.assign(planned, plan);
+            if (plan.parallel) metrics?.rangedFills.inc({ upstream: upstream.name });
+          },
         });
         res = answer.response;
         size = answer.size;
-        if (answer.ranged) {
-          ranged = { chunks: answer.chunks ?? 0, connections: ranging.connections };
-          metrics?.rangedFills.inc({ upstream: upstream.name });
-        }
+        if (answer.ranged) ranged = planned;
       } else {
         res = await route.upstream.client.blob(route.remoteRepo, digest);
         const length = res.headers['content-length'];

@@ -21,7 +21,8 @@ const skip = missingTools('docker-registry') ?? missingNginx();
 const MiB = 1024 * 1024;
 /** 11 chunks of 1 MiB, the last one short. */
 const SIZE = 10 * MiB + 12345;
-const RANGES = { connections: 4, chunk_size: '1MiB', min_size: '4MiB' };
+/** start_after 0s: every upstream here is on loopback, and these tests are about the parallel chunks. */
+const RANGES = { connections: 4, chunk_size: '1MiB', min_size: '4MiB', start_after: '0s' };
 
 async function metric(s: Proc, name: string, label = ''): Promise<number> {
   const text = await (await fetch(`${s.url}/metrics`)).text();
@@ -130,7 +131,7 @@ t.test('ranged fetch of big blobs through registry:2 and an nginx CDN', { skip }
     // The last byte goes out once the digest verifies; the commit (and its log line) follows.
     await until('the fill committed', () => s.logs().some((l) => l.msg === 'blob cached' && l.digest === good.digest), 10_000);
     const cached = s.logs().find((l) => l.msg === 'blob cached' && l.digest === good.digest);
-    t.same(cached?.ranged, { chunks: 11, connections: 4 }, 'the fill\'s log line says it was ranged');
+    t.same(cached?.ranged, { parallel: true, chunks: 11, connections: 4 }, 'the fill\'s log line says it was ranged');
     const again = await readBlob(blobUrl('ranged.test', good));
     t.equal(again.digest, good.digest, 'served from the cache afterwards');
     t.equal(blobEntries(ranged.cdn, good.digest).length, 11, 'no new upstream request');
@@ -251,4 +252,30 @@ t.test('ranges.max_memory bounds the chunks held before their turn, and the blob
   t.ok(unbounded >= 2.5 * MiB, `without a tight budget the later chunks pile up (${(unbounded / MiB).toFixed(2)} MiB held at most)`);
   // The limit, plus the read that crossed it on each of the 3 paused responses.
   t.ok(bounded <= 1 * MiB + 3 * 256 * 1024, `with max_memory 1MiB at most ${(bounded / MiB).toFixed(2)} MiB held`);
+});
+
+t.test('start_after: a fast first chunk gets the rest in one request after it; a slow one, the chunks in parallel', { skip }, async (t) => {
+  const up = await startLyingUpstream({ slowMs: 1500 });
+  t.teardown(() => up.close());
+  const fast = bigBlob(601);
+  const slow = bigBlob(602);
+  up.blobs.set(fast.digest, { bytes: fast.bytes, behaviour: 'ranged' });
+  up.blobs.set(slow.digest, { bytes: slow.bytes, behaviour: 'ranged-slow-head' });
+  up.publishImage('library/near', 'v1', [fast, slow].map((b) => ({ digest: b.digest, size: b.bytes.length })));
+  // The shipped start_after (100ms).
+  const { start_after: _atOnce, ...shipped } = RANGES;
+  const s = await startStowage({ config: { ranges: shipped, upstreams: [{ name: 'near.test', url: up.url, prefetch: { enabled: false } }] } });
+  t.teardown(() => s.stop());
+  await fetch(`${s.url}/v2/near.test/library/near/manifests/v1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } }).then((r) => r.arrayBuffer());
+  const asked = (b: Blob) => up.seen.filter((x) => x.path.endsWith(b.digest)).map((x) => x.range);
+
+  const got = await readBlob(`${s.url}/v2/near.test/library/near/blobs/${fast.digest}`);
+  t.equal(got.digest, fast.digest, 'loopback: the whole blob, verified');
+  t.same(asked(fast), ['bytes=0-1048575', `bytes=1048576-${SIZE - 1}`], 'loopback: the first chunk, then the rest in one request');
+  t.equal(await metric(s, 'stowage_upstream_ranged_fills_total'), 0, 'not counted as a parallel fill');
+
+  const gotSlow = await readBlob(`${s.url}/v2/near.test/library/near/blobs/${slow.digest}`);
+  t.equal(gotSlow.digest, slow.digest, 'a first chunk still arriving after 100ms: the whole blob, verified');
+  t.equal(asked(slow).length, 11, 'then the rest in chunks (10 more requests)');
+  t.equal(await metric(s, 'stowage_upstream_ranged_fills_total'), 1, 'counted as a parallel fill');
 });

@@ -341,14 +341,17 @@ proxy: {remoteurl: https://registry-1.docker.io}
 upstreams:
   - {name: ghcr.io, url: https://ghcr.io, ranges: {connections: 8}}
   - {name: quay.io, url: https://quay.io, ranges: {enabled: false}}
+  - {name: lan.test, url: https://lan.test, ranges: {start_after: 0s}}
 `;
   const c = parse(base);
   const of = (name: string) => c.upstreams.find((u) => u.name === name)!.ranging;
-  t.same(of('docker.io'), { enabled: true, connections: 4, chunkSize: 8 * MiB, minSize: 32 * MiB }, 'the proxy: block takes the defaults');
-  t.same(of('ghcr.io'), { enabled: true, connections: 8, chunkSize: 8 * MiB, minSize: 32 * MiB }, 'one key overridden, the rest global');
-  t.same(of('quay.io'), { enabled: false, connections: 4, chunkSize: 8 * MiB, minSize: 32 * MiB }, 'off for one upstream');
+  t.same(of('docker.io'), { enabled: true, connections: 4, chunkSize: 8 * MiB, minSize: 32 * MiB, startAfterMs: 100 }, 'the proxy: block takes the defaults');
+  t.same(of('ghcr.io'), { enabled: true, connections: 8, chunkSize: 8 * MiB, minSize: 32 * MiB, startAfterMs: 100 }, 'one key overridden, the rest global');
+  t.same(of('quay.io'), { enabled: false, connections: 4, chunkSize: 8 * MiB, minSize: 32 * MiB, startAfterMs: 100 }, 'off for one upstream');
+  t.equal(of('lan.test').startAfterMs, 0, 'start_after per upstream');
+  t.equal(c.ranges.max_memory, 48 * MiB, 'max_memory: global, 48MiB by default');
   const off = parse(`${base}ranges: {enabled: false, chunk_size: 4MiB}\n`);
-  t.same(off.upstreams.map((u) => u.ranging?.enabled), [false, false, false], 'global off, nobody overriding it');
+  t.same(off.upstreams.map((u) => u.ranging?.enabled), [false, false, false, false], 'global off, nobody overriding it');
   t.equal(off.upstreams[1]!.ranging?.chunkSize, 4 * MiB);
   t.equal(parse(base, { REGISTRY_RANGES_CONNECTIONS: '2' }).upstreams[0]!.ranging?.connections, 2, 'environment override');
   fails(t, `${base}ranges: {connections: 0}\n`, /connections/);
