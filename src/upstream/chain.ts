@@ -5,7 +5,7 @@
  * first endpoint whose breaker lets it through and falls through to the next on anything but an
  * answer: a refused connection, a timeout, a 5xx, an open breaker, a refusal of credentials, a
  * 429, and a 404 (a partial mirror lacks what the next one has, as containerd's hosts.toml treats
- * it). A mirror's breaker opens at its first outage (the upstream's own after three). The last endpoint's answer is final, so a mirror's 404 never becomes the upstream's.
+ * it). The last endpoint's answer is final, so a mirror's 404 never becomes the upstream's.
  * Content is verified by digest in proxy/ whichever endpoint served it; each response says which
  * one did (`servedBy`), and the log and metrics say so too. A mirror's breaker is probed apart
  * from the requests once its cooldown is over (the upstream's own is probed by a request, as
@@ -86,10 +86,6 @@ export class MirrorChain implements RegistryClient {
         res = await call(attempt.endpoint);
       } catch (err) {
         if (signal?.aborted) throw err;
-        // One outage is enough to skip a mirror (there is a next endpoint; its breaker probes it
-        // apart from the requests once the cooldown is over): a dead or hung mirror costs a pull one
-        // connection attempt or one timeout, not one per request until three have failed.
-        if (err instanceof UpstreamError && err.isOutage) attempt.endpoint.breaker.trip();
         this.passOn(attempt, kind, repo, reference, err instanceof UpstreamError ? err.kind : 'error', (err as Error).message);
         passed.push(`${attempt.label}: ${err instanceof UpstreamError ? err.kind : 'error'}`);
         continue;
