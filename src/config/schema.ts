@@ -109,7 +109,7 @@ const timeouts = (what: string, defaults: { connect: string; headers: string; bo
   duration({ description: 'All three timeouts at once' }),
   section({
     connect: duration({ description: 'TCP+TLS connect timeout', default: defaults.connect }),
-    headers: duration({ description: 'Time to the response headers', default: defaults.headers }),
+    headers: duration({ description: 'Time from a request to its response headers, connecting included (kept on a precise timer)', default: defaults.headers }),
     body: duration({ description: 'Longest pause while a body streams', default: defaults.body }),
   }),
 ], { description: `${what}: one duration for all, or {connect, headers, body}`, default: {}, expected: 'expected a duration or {connect, headers, body}' });
