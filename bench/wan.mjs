@@ -15,6 +15,7 @@
 // Usage: npm run build && node --import=./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/wan.mjs
 //          [--runs N] [--rtt 50] [--rate 200mbit] [--no-docker] [--quick] [--only single,concurrent,mirrors]
 //          [--clients skopeo,docker] [--log info] (stowage's log level; its logs then go to stderr)
+//          [--clients-cpu 1] (with `taskset -c 0 node ... bench/wan.mjs`: skopeo on CPU 1, the rest on CPU 0)
 // Environment: layer prefetch is on by default (issue 17); WAN_PREFETCH=0 adds PREFETCH_OFF_YAML
 // (below) to stowage's upstream entry for the baseline without it, so two runs compare both;
 // WAN_STOWAGE_YAML is appended to stowage's config file as it is.
@@ -35,6 +36,12 @@ const prefetchOn = process.env.WAN_PREFETCH !== '0';
 
 const args = process.argv.slice(2);
 const opt = (name, fallback) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : fallback; };
+/**
+ * --clients-cpu N: skopeo runs on CPU N only. Run the bench itself under `taskset -c M` (another
+ * CPU) and everything else (caches, relay, upstream) stays there: the clients then do not share
+ * the cache's core, as on a real network.
+ */
+const clientsCpu = opt('--clients-cpu', undefined);
 const quick = args.includes('--quick');
 const runs = Number(opt('--runs', quick ? 1 : 3));
 const rttMs = Number(opt('--rtt', 50));
@@ -157,7 +164,10 @@ let pulls = 0;
 async function skopeo(port, repo = 'bench/wan') {
   const dest = join(work, `oci-${++pulls}`);
   const t0 = performance.now();
-  const r = await run('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://127.0.0.1:${port}/${repo}:v1`, `oci:${dest}:v1`], { timeoutMs: 600_000 });
+  const argv = ['copy', '--quiet', '--src-tls-verify=false', `docker://127.0.0.1:${port}/${repo}:v1`, `oci:${dest}:v1`];
+  const r = clientsCpu === undefined
+    ? await run('skopeo', argv, { timeoutMs: 600_000 })
+    : await run('taskset', ['-c', clientsCpu, 'skopeo', ...argv], { timeoutMs: 600_000 });
   const s = (performance.now() - t0) / 1000;
   rmSync(dest, { recursive: true, force: true });
   if (r.code !== 0) throw new Error(`skopeo from ${port} failed: ${r.stderr.slice(-2000)}`);
@@ -344,7 +354,7 @@ const mirrors = !has('mirrors') ? [] : [['stowage cold, skopeo', 'first pull (s)
 
 const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const report = `## cold pulls across a WAN stand-in (bench/wan.mjs, ${new Date().toISOString()})
-machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, node ${process.version}, load average at the end ${load}
+machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, node ${process.version}, load average at the end ${load}${clientsCpu === undefined ? "" : `; skopeo on CPU ${clientsCpu} only, everything else on the CPUs the bench was started with`}
 WAN: bench/wan-relay.mjs, RTT ${rttMs} ms, ${rateBps / 1e6} Mbit/s per connection, in front of the registry (registry:2, token auth), its token realm and its CDN (nginx)
 image: 10 layers + config, ${f(IMAGE_BYTES / MiB, 1)} MiB (largest layer ${f(SIZES[0] / MiB, 0)} MiB); median of ${runs} run(s)${withDocker ? `; dockerd ${dockerd.driver}` : ''}; layer prefetch ${prefetchOn ? 'on' : 'off (WAN_PREFETCH=0)'}
 relay process: ${f(R.relayCpu)} CPU-s for the whole run
