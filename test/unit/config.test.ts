@@ -348,7 +348,7 @@ upstreams:
   t.same(of('docker.io'), { enabled: true, connections: 4, chunkSize: 8 * MiB, minSize: 32 * MiB, startAfterMs: 100 }, 'the proxy: block takes the defaults');
   t.same(of('ghcr.io'), { enabled: true, connections: 8, chunkSize: 8 * MiB, minSize: 32 * MiB, startAfterMs: 100 }, 'one key overridden, the rest global');
   t.same(of('quay.io'), { enabled: false, connections: 4, chunkSize: 8 * MiB, minSize: 32 * MiB, startAfterMs: 100 }, 'off for one upstream');
-  t.equal(of('lan.test').startAfterMs, 0, 'start_after per upstream');
+  t.equal(of('lan.test')?.startAfterMs, 0, 'start_after per upstream');
   t.equal(c.ranges.max_memory, 48 * MiB, 'max_memory: global, 48MiB by default');
   const off = parse(`${base}ranges: {enabled: false, chunk_size: 4MiB}\n`);
   t.same(off.upstreams.map((u) => u.ranging?.enabled), [false, false, false, false], 'global off, nobody overriding it');
