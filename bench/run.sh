@@ -9,9 +9,11 @@ node bench/proxy.mjs "$@"
 node bench/cold.mjs "$@"
 # Cold pulls across a WAN stand-in (a userspace relay: RTT, per-connection rate): skopeo and
 # dockerd direct vs through stowage vs registry:2's proxy; round trips; dead mirrors.
-# WAN_PREFETCH=1 turns layer prefetch on. The relay proves its own RTT and rate first.
+# Layer prefetch is on by default (WAN_PREFETCH=0 for a baseline). The relay proves its own RTT
+# and rate first. Then the concurrent case again with the clients on a core of their own.
 node bench/wan-relay.mjs --check
 node --import=./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/wan.mjs "$@"
+taskset -c 0 node --import=./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/wan.mjs --only concurrent --clients-cpu 1 "$@"
 node bench/wan-h2.mjs
 # Object stores (Swift's S3 API): needs the Debian swift packages and memcached.
 if command -v swift-proxy-server >/dev/null; then node --import=./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/object-store.ts "$@"; fi
