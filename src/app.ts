@@ -77,19 +77,24 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
 
   const extraHeaders = Object.entries(config.http.headers);
-  app.addHook('onRequest', async (_req, reply) => {
+  // Callback hooks, not async ones: these run on every request, and an async hook costs a promise
+  // and a microtask turn each.
+  app.addHook('onRequest', (_req, reply, done) => {
     reply.header('Docker-Distribution-API-Version', 'registry/2.0');
     for (const [name, values] of extraHeaders) reply.header(name, values.length === 1 ? values[0] : values);
+    done();
   });
   if (config.notifications.endpoints.some((e) => !e.disabled)) registerEventContext(app, config);
   const requestLog = registerRequestLog(app, deps.metrics);
   registerErrorHandling(app);
   const health = deps.health;
   if (health) {
-    app.addHook('onRequest', async (req) => {
+    app.addHook('onRequest', (req, _reply, done) => {
       if (!health.healthy() && req.url !== '/metrics') {
-        throw new RegistryError('UNAVAILABLE', 'service unavailable', { detail: 'health check failed: please see /debug/health' });
+        done(new RegistryError('UNAVAILABLE', 'service unavailable', { detail: 'health check failed: please see /debug/health' }));
+        return;
       }
+      done();
     });
   }
   const gates = [

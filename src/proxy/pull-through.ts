@@ -131,7 +131,7 @@ export class PullThrough {
     registry.noteUse(route.cacheRepo);
     const answer = ref.kind === 'digest'
       ? await this.manifestByDigest(route, ref.digest)
-      : await this.manifestByTag(route, ref.tag, acceptFor(clientAccept));
+      : await this.manifestByTag(route, ref.tag, clientAccept);
     this.deps.metrics?.cache.inc({ kind: 'manifest', outcome: answer.outcome });
     return { ...answer, namespace: route.upstream.config.name };
   }
@@ -143,14 +143,16 @@ export class PullThrough {
     return this.singleFlight(`${route.cacheRepo}@${digest}`, () => this.fetchManifest(route, digest, undefined, ALL_MANIFEST_TYPES));
   }
 
-  private async manifestByTag(route: Route, tag: Tag, accept: string[]): Promise<ManifestAnswer> {
+  private async manifestByTag(route: Route, tag: Tag, clientAccept: string[]): Promise<ManifestAnswer> {
     const { metadata, registry, log } = this.deps;
+    // Only a request that goes upstream needs it: not worked out for a cache hit.
+    const accept = (): string[] => acceptFor(clientAccept);
     const upstream = route.upstream.config;
     const entry = await metadata.tagCache(upstream.name, route.remoteRepo, tag);
     const cached = entry ? await registry.manifests.get(route.cacheRepo, { kind: 'digest', digest: entry.digest as Digest }) : undefined;
     if (entry && cached) {
       if (this.now() - entry.checked_at < upstream.tagTtlMs) return { ...cached, outcome: 'hit' };
-      const revalidation = this.revalidation(`${route.cacheRepo}:${tag}`, () => this.revalidate(route, tag, cached, accept));
+      const revalidation = this.revalidation(`${route.cacheRepo}:${tag}`, () => this.revalidate(route, tag, cached, accept()));
       try {
         // One deadline per revalidation, counted from when it started: a request arriving while
         // an overdue HEAD is still pending gets the stale answer at once.
@@ -167,7 +169,7 @@ export class PullThrough {
       if (pushed) return { ...pushed, outcome: 'local' };
     }
     await this.checkNegative(route, tag);
-    return this.singleFlight(`${route.cacheRepo}:${tag}`, () => this.fetchManifest(route, undefined, tag, accept));
+    return this.singleFlight(`${route.cacheRepo}:${tag}`, () => this.fetchManifest(route, undefined, tag, accept()));
   }
 
   /** HEAD the tag upstream; same digest -> touch; new digest -> fetch it by digest. */

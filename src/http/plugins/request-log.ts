@@ -87,7 +87,7 @@ export function registerRequestLog(app: FastifyInstance, metrics?: Metrics): Req
 
   app.decorateRequest('facts', null as never);
   app.decorateRequest('lineState', null as never);
-  app.addHook('onRequest', async (req, reply) => {
+  app.addHook('onRequest', (req, reply, done) => {
     req.facts = {};
     const state: LineState = { socketBytesBefore: reply.raw.socket?.bytesWritten ?? 0, logged: false };
     req.lineState = state;
@@ -95,10 +95,13 @@ export function registerRequestLog(app: FastifyInstance, metrics?: Metrics): Req
     reply.raw.once('close', () => {
       if (!state.logged && !reply.raw.writableFinished) logLine(req, reply, true);
     });
+    done();
   });
-  // Runs after 'finish': the response was handed to the socket whole.
-  app.addHook('onResponse', async (req, reply) => {
+  // Runs after 'finish': the response was handed to the socket whole. A callback hook: it runs
+  // on every request, and an async one costs a promise and a microtask turn.
+  app.addHook('onResponse', (req, reply, done) => {
     logLine(req, reply, false);
+    done();
   });
   return { onServed: (listener) => { listeners.push(listener); } };
 }
