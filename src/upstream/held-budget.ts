@@ -6,7 +6,6 @@
  */
 export class HeldBudget {
   private used = 0;
-  private peakUsed = 0;
   private readonly waiting = new Set<() => void>();
 
   constructor(readonly limit: number) {}
@@ -14,14 +13,10 @@ export class HeldBudget {
   /** Bytes held now. */
   get held(): number { return this.used; }
 
-  /** The most held at once since start (the bench and the tests read it). */
-  get peak(): number { return this.peakUsed; }
-
   get full(): boolean { return this.used >= this.limit; }
 
   take(bytes: number): void {
     this.used += bytes;
-    if (this.used > this.peakUsed) this.peakUsed = this.used;
   }
 
   give(bytes: number): void {

@@ -199,8 +199,8 @@ export class RangedBody extends Readable {
     });
   }
 
-  /** Hands a segment's held bytes back to the budget (delivered or dropped). */
-  private release(seg: Segment): void {
+  /** Gives a segment's held bytes back to the budget as they are dropped (the ranged mode is over). */
+  private dropHeld(seg: Segment): void {
     seg.unwait?.();
     seg.unwait = undefined;
     if (!this.budget || seg.parts.length === 0) return;
@@ -266,7 +266,7 @@ export class RangedBody extends Readable {
     this.planned = true;
     this.controller.abort();
     for (const seg of this.segments) {
-      this.release(seg);
+      this.dropHeld(seg);
       seg.parts = [];
       seg.body?.destroy();
       seg.body = undefined;
