@@ -91,11 +91,12 @@ export function stop(p) {
 }
 
 /** Runs wrk and returns {rps, bytesPerSec}. */
-export function wrk(url, { threads = 2, connections = 16, seconds = 10, headers = [] } = {}) {
+export function wrk(url, { threads = 2, connections = 16, seconds = 10, headers = [], cpu } = {}) {
   const args = ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--latency'];
   for (const h of headers) args.push('-H', h);
   args.push(url);
-  const out = execFileSync('wrk', args, { encoding: 'utf8' });
+  // cpu: run wrk on that CPU only (taskset), for a server pinned to another.
+  const out = cpu === undefined ? execFileSync('wrk', args, { encoding: 'utf8' }) : execFileSync('taskset', ['-c', String(cpu), 'wrk', ...args], { encoding: 'utf8' });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
   const tm = /Transfer\/sec:\s+([\d.]+)([KMG]?B)/.exec(out);
   const unit = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 }[tm?.[2] ?? 'B'];

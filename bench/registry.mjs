@@ -15,6 +15,12 @@ import {
 const arg = (name) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
 const seconds = Number(arg('--seconds')) || 10;
 const shippedOnly = process.argv.includes('--shipped-only');
+// The shipped-config rows run each server on CPU 1 and wrk on CPU 0 (nginx and stowage alike).
+// Unpinned, the scheduler put the server beside wrk's threads in some runs and not in others, and
+// the same build's CPU per request moved 2x between runs (issue 17). --no-pin: as before.
+const pin = !process.argv.includes('--no-pin') && cpus().length >= 2;
+const SERVER_CPU = 1;
+const WRK_CPU = pin ? 0 : undefined;
 const baseline = arg('--baseline');
 need(['wrk', 'nginx', 'docker-registry', 'skopeo']);
 const work = mkdtempSync(join(tmpdir(), 'stowage-bench-'));
@@ -130,7 +136,11 @@ async function shippedConfig(cli) {
     REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: join(work, `shipped-${port}`), REGISTRY_UPSTREAMS_0_URL: r2Url,
   };
   const logFd = openSync(join(work, `shipped-${port}.log`), 'w');
-  const proc = spawn(process.execPath, [...STOWAGE_NODE_ARGS, cli, 'serve', '--config', 'config/config.yml'], { stdio: ['ignore', logFd, logFd], env });
+  const argv = [process.execPath, ...STOWAGE_NODE_ARGS, cli, 'serve', '--config', 'config/config.yml'];
+  // taskset execs node: the pid is stowage's.
+  const proc = pin
+    ? spawn('taskset', ['-c', String(SERVER_CPU), ...argv], { stdio: ['ignore', logFd, logFd], env })
+    : spawn(argv[0], argv.slice(1), { stdio: ['ignore', logFd, logFd], env });
   closeSync(logFd);
   const p = { name: 'stowage (shipped config)', proc };
   await waitHttp(`${url}/v2/`);
@@ -143,9 +153,9 @@ async function shippedConfig(cli) {
     ['pushedTag', '/v2/bench/pushed/manifests/latest'], ['pushedDigest', `/v2/bench/pushed/manifests/${manifestDigest}`],
     ['cachedTag', '/v2/bench/web/manifests/latest'], ['cachedDigest', `/v2/bench/web/manifests/${manifestDigest}`],
   ]) {
-    wrk(`${url}${path}`, { seconds: 2, headers: [accept] }); // JIT
+    wrk(`${url}${path}`, { seconds: 2, headers: [accept], cpu: WRK_CPU }); // JIT
     const cpu0 = cpuSeconds(proc.pid);
-    const r = wrk(`${url}${path}`, { seconds, headers: [accept] });
+    const r = wrk(`${url}${path}`, { seconds, headers: [accept], cpu: WRK_CPU });
     out[key] = { ...r, cpuUs: ((cpuSeconds(proc.pid) - cpu0) / (r.rps * seconds)) * 1e6 };
   }
   out.peakRss = peakRssMiB(proc.pid);
@@ -155,11 +165,12 @@ async function shippedConfig(cli) {
   return out;
 }
 
-wrk(`http://127.0.0.1:${ngPort}/manifest`, { seconds: 2 });
 // nginx's worker is the master's child: its CPU is what serving costs.
 const ngWorker = Number(readFileSync(`/proc/${ng.proc.pid}/task/${ng.proc.pid}/children`, 'utf8').trim().split(/\s+/)[0]);
+if (pin) execFileSync('taskset', ['-a', '-p', '-c', String(SERVER_CPU), String(ngWorker)], { stdio: 'ignore' });
+wrk(`http://127.0.0.1:${ngPort}/manifest`, { seconds: 2, cpu: WRK_CPU });
 const ngCpu0 = cpuSeconds(ngWorker);
-const ngManifest = wrk(`http://127.0.0.1:${ngPort}/manifest`, { seconds });
+const ngManifest = wrk(`http://127.0.0.1:${ngPort}/manifest`, { seconds, cpu: WRK_CPU });
 ngManifest.cpuUs = ((cpuSeconds(ngWorker) - ngCpu0) / (ngManifest.rps * seconds)) * 1e6;
 const builds = [['stowage', 'dist/cli.js'], ...(baseline ? [[`baseline (${baseline})`, join(baseline, 'dist/cli.js')]] : [])];
 const shipped = [];
@@ -176,7 +187,7 @@ for (const [label, r] of shipped) {
 const memory = shipped.map(([label, r]) => `${label}: idle RSS after start-up ${r.idleRss.toFixed(0)} MiB, peak ${r.peakRss.toFixed(0)} MiB, ${r.logLines} request lines logged`).join('; ');
 report += `
 ## warm manifest GETs in the shipped config vs nginx (${new Date().toISOString()})
-machine: ${machine}, load average ${load()}; wrk -t2 -c16 -d${seconds}s; loopback; nginx one worker, access_log off; stowage's log to a file
+machine: ${machine}, load average ${load()}; wrk -t2 -c16 -d${seconds}s; loopback; nginx one worker, access_log off; stowage's log to a file; ${pin ? `each server on CPU ${SERVER_CPU}, wrk on CPU ${WRK_CPU}` : 'not pinned'}
 ${table(shippedTable)}
 ${memory}
 `;

@@ -3,13 +3,21 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
 export class Metrics {
   readonly registry = new Registry();
+  /**
+   * The per-request counts, kept as plain numbers and added to their counters when /metrics is
+   * read (the counters' collect): prom-client hashes and validates a label set on every inc(),
+   * which every request paid three times (~2% of a warm manifest GET). The label values are few
+   * (endpoint kinds, HTTP methods, statuses, cache outcomes), so these maps stay small.
+   */
+  private readonly pendingRequests = new Map<string, { kind: string; method: string; status: string; n: number; bytes: number }>();
+  private readonly pendingCache = new Map<string, { kind: string; outcome: string; n: number }>();
   readonly requests = new Counter({
     name: 'stowage_requests_total', help: 'Requests by endpoint kind, method and status ("aborted" when the client hung up mid-response)',
-    labelNames: ['kind', 'method', 'status'] as const, registers: [this.registry],
+    labelNames: ['kind', 'method', 'status'] as const, registers: [this.registry], collect: () => this.addPending(),
   });
   readonly cache = new Counter({
     name: 'stowage_cache_total', help: 'Pull-through outcomes (local, hit, miss, stale, joined, revalidated)',
-    labelNames: ['kind', 'outcome'] as const, registers: [this.registry],
+    labelNames: ['kind', 'outcome'] as const, registers: [this.registry], collect: () => this.addPending(),
   });
   readonly upstreamBytes = new Counter({
     name: 'stowage_upstream_bytes_total', help: 'Body bytes read from upstreams',
@@ -37,8 +45,43 @@ export class Metrics {
   });
   readonly bytesServed = new Counter({
     name: 'stowage_bytes_served_total', help: 'Response body bytes announced (Content-Length)',
-    labelNames: ['kind'] as const, registers: [this.registry],
+    labelNames: ['kind'] as const, registers: [this.registry], collect: () => this.addPending(),
   });
+
+  /** One served request: stowage_requests_total, and its body bytes in stowage_bytes_served_total. */
+  countRequest(kind: string, method: string, status: string, bytes: number): void {
+    const key = `${kind} ${method} ${status}`;
+    const p = this.pendingRequests.get(key);
+    if (p) {
+      p.n++;
+      p.bytes += bytes;
+    } else {
+      this.pendingRequests.set(key, { kind, method, status, n: 1, bytes });
+    }
+  }
+
+  /** One pull-through outcome in stowage_cache_total. */
+  countCache(kind: 'manifest' | 'blob', outcome: string): void {
+    const key = `${kind} ${outcome}`;
+    const p = this.pendingCache.get(key);
+    if (p) p.n++;
+    else this.pendingCache.set(key, { kind, outcome, n: 1 });
+  }
+
+  /** Adds the per-request counts to their counters (before any of them is read). */
+  private addPending(): void {
+    for (const p of this.pendingRequests.values()) {
+      if (p.n > 0) this.requests.inc({ kind: p.kind, method: p.method, status: p.status }, p.n);
+      if (p.bytes > 0) this.bytesServed.inc({ kind: p.kind }, p.bytes);
+      p.n = 0;
+      p.bytes = 0;
+    }
+    for (const p of this.pendingCache.values()) {
+      if (p.n > 0) this.cache.inc({ kind: p.kind, outcome: p.outcome }, p.n);
+      p.n = 0;
+    }
+  }
+
   readonly prefetchBlobs = new Counter({
     name: 'stowage_prefetch_blobs_total', help: 'Blob fills started by layer prefetch (not by a client request)',
     labelNames: ['upstream'] as const, registers: [this.registry],

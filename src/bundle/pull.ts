@@ -39,7 +39,7 @@ export interface PullOptions {
 }
 
 export async function pullImage(proxy: PullThrough, repo: RepoName, ref: Reference, options: PullOptions = {}): Promise<PullResult> {
-  const top = await proxy.manifest(repo, ref, undefined, [...ALL_MANIFEST_TYPES]);
+  const top = await proxy.manifest(repo, ref, undefined, () => [...ALL_MANIFEST_TYPES]);
   const result: PullResult = { digest: top.digest, mediaType: top.mediaType, fetched: 0, cached: 0, blobs: 0 };
   const seen = new Set<string>();
   const visit = async (bytes: Buffer): Promise<void> => {
@@ -48,7 +48,7 @@ export async function pullImage(proxy: PullThrough, repo: RepoName, ref: Referen
     for (const child of children) {
       if (seen.has(child.digest)) continue;
       seen.add(child.digest);
-      const m = await proxy.manifest(repo, { kind: 'digest', digest: child.digest }, undefined, [...ALL_MANIFEST_TYPES]);
+      const m = await proxy.manifest(repo, { kind: 'digest', digest: child.digest }, undefined, () => [...ALL_MANIFEST_TYPES]);
       await visit(m.bytes);
     }
     const fresh = parsed.blobs.filter((b) => !seen.has(b.digest) && seen.add(b.digest));

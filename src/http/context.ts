@@ -17,22 +17,35 @@ export interface RouteDeps {
   signatures?: SignaturePolicy;
 }
 
-/** Facts about a request that the one-line request log reports. */
+/**
+ * Facts about a request that the one-line request log reports. Every key is always present
+ * (undefined until known): objects of one shape keep the per-request code on V8's fast paths;
+ * growing an empty object key by key and spreading it cost ~4% of a warm manifest GET.
+ */
 export interface RequestFacts {
   /** The endpoint kind (manifest, blob, upload, ...), for metrics. */
-  kind?: string;
-  repo?: string;
-  reference?: string;
+  kind: string | undefined;
+  repo: string | undefined;
+  reference: string | undefined;
   /** The digest of the manifest a manifest GET or HEAD answered with. */
-  digest?: string;
+  digest: string | undefined;
+  /** Where content served through the cache is stored (its cache repository); unset for local content. */
+  storedRepo: string | undefined;
   /** hit | miss | stale | joined | local, set by the pull-through cache. */
-  cache?: string;
+  cache: string | undefined;
   /** Bytes this request caused to be fetched from an upstream (a miss fetches the whole object). */
-  upstreamBytes?: number;
+  upstreamBytes: number | undefined;
   /** The blob GET was answered with a redirect to the storage backend. */
-  redirected?: boolean;
+  redirected: boolean | undefined;
   /** The authenticated user, when there is one (never a credential). */
-  user?: string;
+  user: string | undefined;
+}
+
+export function newRequestFacts(): RequestFacts {
+  return {
+    kind: undefined, repo: undefined, reference: undefined, digest: undefined, storedRepo: undefined,
+    cache: undefined, upstreamBytes: undefined, redirected: undefined, user: undefined,
+  };
 }
 
 export type Handler<K extends V2Endpoint['kind']> = (
@@ -44,9 +57,9 @@ export type Handler<K extends V2Endpoint['kind']> = (
 
 /**
  * Runs after the path is parsed and before the handler; refuses by throwing a RegistryError
- * (authorization, limits).
+ * (authorization, limits). A gate that needs no I/O for a request answers at once (undefined).
  */
-export type Gate = (req: FastifyRequest, reply: FastifyReply, endpoint: V2Endpoint) => Promise<void>;
+export type Gate = (req: FastifyRequest, reply: FastifyReply, endpoint: V2Endpoint) => Promise<void> | undefined;
 
 declare module 'fastify' {
   interface FastifyRequest {

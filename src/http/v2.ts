@@ -29,7 +29,8 @@ export const ROUTES: Table = {
 
 export function registerV2(app: FastifyInstance, deps: RouteDeps, gates: readonly Gate[] = []): void {
   const dispatch = async (req: FastifyRequest, reply: FastifyReply) => {
-    const path = req.url.split('?', 1)[0]!;
+    const query = req.url.indexOf('?');
+    const path = query < 0 ? req.url : req.url.slice(0, query);
     const rest = path === '/v2' ? '' : path.slice('/v2/'.length);
     const endpoint = parseV2Path(rest);
     req.facts.kind = endpoint.kind;
@@ -37,7 +38,11 @@ export function registerV2(app: FastifyInstance, deps: RouteDeps, gates: readonl
     if (!handler) {
       throw new RegistryError('UNSUPPORTED', `${req.method} is not supported here`, { status: 405 });
     }
-    for (const gate of gates) await gate(req, reply, endpoint);
+    for (const gate of gates) {
+      // Most gates decide at once (no await, no microtask turn) for most requests.
+      const pending = gate(req, reply, endpoint);
+      if (pending) await pending;
+    }
     return handler(req, reply, endpoint as never, deps);
   };
   const methods: Method[] = ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'];

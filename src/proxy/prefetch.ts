@@ -78,6 +78,11 @@ export class Prefetcher {
 
   constructor(private readonly deps: PrefetchDeps) {}
 
+  /** Whether every blob of this manifest was found held (or fetched) lately: nothing to schedule. */
+  knownComplete(route: Route, digest: Digest): boolean {
+    return this.complete.get(`${route.cacheRepo}@${digest}`) === true;
+  }
+
   /**
    * Schedules the missing blobs of the image manifest `bytes` (stored in route.cacheRepo).
    * Resolves with each blob's outcome once every fill it started has ended; callers serving a

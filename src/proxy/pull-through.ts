@@ -30,8 +30,18 @@ export type CacheOutcome = 'local' | 'hit' | 'miss' | 'stale' | 'joined' | 'reva
 export interface ManifestAnswer extends StoredManifest {
   outcome: CacheOutcome;
   /** Set when a stale answer is served because the upstream could not be asked. */
-  warning?: string;
-  namespace?: string;
+  warning?: string | undefined;
+  namespace?: string | undefined;
+  /** The route an answer through the cache came by (absent for local content). */
+  route?: Route | undefined;
+}
+
+/**
+ * An answer built field by field, always in one shape: a spread of the stored manifest took V8's
+ * slow object-cloning path and was the largest single item of a warm manifest GET's profile.
+ */
+function answerOf(m: StoredManifest, outcome: CacheOutcome, warning?: string): ManifestAnswer {
+  return { digest: m.digest, mediaType: m.mediaType, bytes: m.bytes, subject: m.subject, outcome, warning, namespace: undefined, route: undefined };
 }
 
 export interface BlobAnswer {
@@ -120,38 +130,42 @@ export class PullThrough {
 
   // ---------------------------------------------------------------- manifests
 
-  async manifest(name: RepoName, ref: Reference, ns: string | undefined, clientAccept: string[]): Promise<ManifestAnswer> {
+  async manifest(name: RepoName, ref: Reference, ns: string | undefined, clientAccept: () => string[]): Promise<ManifestAnswer> {
     const { registry } = this.deps;
     const route = await this.route(name, ns);
     if (await this.mayBeLocal(name, route)) {
       const local = await registry.manifests.get(name, ref);
-      if (local) return { ...local, outcome: 'local' };
+      if (local) return answerOf(local, 'local');
     }
     if (!route) throw manifestUnknown(ref.kind === 'tag' ? ref.tag : ref.digest);
     registry.noteUse(route.cacheRepo);
     const answer = ref.kind === 'digest'
       ? await this.manifestByDigest(route, ref.digest)
       : await this.manifestByTag(route, ref.tag, clientAccept);
-    this.deps.metrics?.cache.inc({ kind: 'manifest', outcome: answer.outcome });
-    return { ...answer, namespace: route.upstream.config.name };
+    this.deps.metrics?.countCache('manifest', answer.outcome);
+    // A copy: a single-flight answer is shared by every request that joined it.
+    const served = answerOf(answer, answer.outcome, answer.warning);
+    served.namespace = route.upstream.config.name;
+    served.route = route;
+    return served;
   }
 
   private async manifestByDigest(route: Route, digest: Digest): Promise<ManifestAnswer> {
     const cached = await this.deps.registry.manifests.get(route.cacheRepo, { kind: 'digest', digest });
-    if (cached) return { ...cached, outcome: 'hit' };
+    if (cached) return answerOf(cached, 'hit');
     await this.checkNegative(route, digest);
     return this.singleFlight(`${route.cacheRepo}@${digest}`, () => this.fetchManifest(route, digest, undefined, ALL_MANIFEST_TYPES));
   }
 
-  private async manifestByTag(route: Route, tag: Tag, clientAccept: string[]): Promise<ManifestAnswer> {
+  private async manifestByTag(route: Route, tag: Tag, clientAccept: () => string[]): Promise<ManifestAnswer> {
     const { metadata, registry, log } = this.deps;
     // Only a request that goes upstream needs it: not worked out for a cache hit.
-    const accept = (): string[] => acceptFor(clientAccept);
+    const accept = (): string[] => acceptFor(clientAccept());
     const upstream = route.upstream.config;
     const entry = await metadata.tagCache(upstream.name, route.remoteRepo, tag);
     const cached = entry ? await registry.manifests.get(route.cacheRepo, { kind: 'digest', digest: entry.digest as Digest }) : undefined;
     if (entry && cached) {
-      if (this.now() - entry.checked_at < upstream.tagTtlMs) return { ...cached, outcome: 'hit' };
+      if (this.now() - entry.checked_at < upstream.tagTtlMs) return answerOf(cached, 'hit');
       const revalidation = this.revalidation(`${route.cacheRepo}:${tag}`, () => this.revalidate(route, tag, cached, accept()));
       try {
         // One deadline per revalidation, counted from when it started: a request arriving while
@@ -160,7 +174,7 @@ export class PullThrough {
       } catch (err) {
         if (err instanceof RegistryError && err.code === 'MANIFEST_UNKNOWN') throw err;
         log.warn({ repo: route.cacheRepo, tag, upstream: upstream.name, err: describe(err) }, 'upstream unavailable; serving stale tag');
-        return { ...cached, outcome: 'stale', warning: STALE_WARNING };
+        return answerOf(cached, 'stale', STALE_WARNING);
       }
     }
     if (!entry) {
@@ -187,7 +201,7 @@ export class PullThrough {
     const headerDigest = tryParseDigest(String(res.headers['docker-content-digest'] ?? ''));
     if (headerDigest === cached.digest) {
       await metadata.write((w) => w.setTagCache(upstream.name, route.remoteRepo, tag, cached.digest, cached.mediaType, this.now()));
-      return { ...cached, outcome: 'revalidated' };
+      return answerOf(cached, 'revalidated');
     }
     return this.fetchManifest(route, headerDigest, tag, accept);
   }
@@ -226,7 +240,7 @@ export class PullThrough {
       if (tag) w.setTagCache(upstream.name, route.remoteRepo, tag, actual, stored.mediaType, this.now());
       w.clearNegative(upstream.name, route.remoteRepo, reference);
     });
-    return { ...stored, outcome: 'miss' };
+    return answerOf(stored, 'miss');
   }
 
   // ---------------------------------------------------------------- blobs
@@ -235,9 +249,10 @@ export class PullThrough {
    * A manifest GET was answered through the cache (access already granted): fetch the missing
    * blobs of an image manifest in the background (prefetch.ts). Not awaited by the request.
    */
-  prefetchServed(name: RepoName, ns: string | undefined, answer: ManifestAnswer): void {
-    if (answer.outcome === 'local') return;
-    void this.route(name, ns).then((route) => route && this.prefetcher.manifest(route, answer.bytes, {}, answer.digest))
+  prefetchServed(name: RepoName, answer: ManifestAnswer): void {
+    const { route } = answer;
+    if (!route || answer.outcome === 'local' || this.prefetcher.knownComplete(route, answer.digest)) return;
+    this.prefetcher.manifest(route, answer.bytes, {}, answer.digest)
       .catch((err: unknown) => this.deps.log.warn({ repo: name, err: describe(err) }, 'layer prefetch failed'));
   }
 
@@ -279,7 +294,7 @@ export class PullThrough {
       }
     }
     if (size !== undefined) {
-      this.deps.metrics?.cache.inc({ kind: 'blob', outcome: 'hit' });
+      this.deps.metrics?.countCache('blob', 'hit');
       return { ...this.stored(digest, size, 'hit'), namespace };
     }
     const joined = this.misses.joining(digest);
@@ -292,7 +307,7 @@ export class PullThrough {
     }
     if (miss.kind === 'stored') {
       await registry.blobs.link(route.cacheRepo, digest);
-      this.deps.metrics?.cache.inc({ kind: 'blob', outcome: 'hit' });
+      this.deps.metrics?.countCache('blob', 'hit');
       return { ...this.stored(digest, miss.size, 'hit'), namespace };
     }
     const fill = miss.fill;
@@ -305,11 +320,11 @@ export class PullThrough {
       await stored.catch(() => {
         throw new RegistryError('UNAVAILABLE', 'the fetched blob could not be stored', { status: 503 });
       });
-      this.deps.metrics?.cache.inc({ kind: 'blob', outcome: 'hit' });
+      this.deps.metrics?.countCache('blob', 'hit');
       return { ...this.stored(digest, fill.written, 'hit'), namespace };
     }
     const outcome: CacheOutcome = joined ? 'joined' : 'miss';
-    this.deps.metrics?.cache.inc({ kind: 'blob', outcome });
+    this.deps.metrics?.countCache('blob', outcome);
     return {
       size: fill.size,
       outcome,
@@ -325,7 +340,7 @@ export class PullThrough {
 
   /** Another replica is fetching the blob: its bytes as they arrive there, checked here too. */
   private fromPeer(owner: string, digest: Digest, size: number | undefined): BlobAnswer {
-    this.deps.metrics?.cache.inc({ kind: 'blob', outcome: 'joined' });
+    this.deps.metrics?.countCache('blob', 'joined');
     return {
       size,
       outcome: 'joined',
@@ -349,7 +364,7 @@ export class PullThrough {
     const length = res.headers['content-length'];
     if (res.status === 404 || typeof length !== 'string' || !/^\d+$/.test(length)) throw blobUnknown(digest);
     const size = Number(length);
-    this.deps.metrics?.cache.inc({ kind: 'blob', outcome: 'miss' });
+    this.deps.metrics?.countCache('blob', 'miss');
     return {
       size, outcome: 'miss', complete: true, whenComplete: async () => size,
       open: () => Promise.reject(new RegistryError('UNKNOWN', 'a HEAD answer has no body')),

@@ -23,7 +23,8 @@ export interface StoredManifest {
   digest: Digest;
   mediaType: string;
   bytes: Buffer;
-  subject?: Digest;
+  /** Always present (undefined without a subject): every stored manifest has one shape. */
+  subject: Digest | undefined;
 }
 
 export interface PutManifestResult { digest: Digest; subject?: Digest }
@@ -108,8 +109,7 @@ export class ManifestStore {
       parsed = undefined; // stored bytes are served as they are, even if we cannot read them
     }
     const mediaType = (await this.metadata.manifestType(digest)) ?? (parsed ? inferMediaType(parsed) : 'application/octet-stream');
-    const m: StoredManifest = { digest, mediaType, bytes };
-    if (parsed?.subject) m.subject = parsed.subject.digest;
+    const m: StoredManifest = { digest, mediaType, bytes, subject: parsed?.subject?.digest };
     if (this.metadata.changes.generation === generation) this.content.set(digest, m);
     return m;
   }
@@ -163,8 +163,7 @@ export class ManifestStore {
       }
     });
     if (opts.verifyReferences) await this.checkAfterCommit(repo, ref, digest, bytes, parsed, previousTag);
-    const stored: StoredManifest = { digest, mediaType, bytes };
-    if (parsed.subject) stored.subject = parsed.subject.digest;
+    const stored: StoredManifest = { digest, mediaType, bytes, subject: parsed.subject?.digest };
     this.content.set(digest, stored);
     return parsed.subject ? { digest, subject: parsed.subject.digest } : { digest };
   }

@@ -107,11 +107,7 @@ export function registerUi(app: FastifyInstance, deps: UiDeps): void {
     },
   };
 
-  const proxy = deps.proxy;
-  const usage = new UsageRecorder(browse, deps.log.child({ component: 'ui' }), {
-    flushMs: USAGE_FLUSH_MS,
-    storedName: (name, ns) => proxy?.cacheRepoOf(name as never, ns) ?? name,
-  });
+  const usage = new UsageRecorder(browse, deps.log.child({ component: 'ui' }), { flushMs: USAGE_FLUSH_MS });
   deps.requestLog.onServed(usage.record);
   app.addHook('onReady', async () => usage.start());
   app.addHook('onClose', async () => usage.stop());

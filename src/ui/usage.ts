@@ -19,8 +19,6 @@ const PRUNE_EVERY_MS = 3_600_000;
 const HIT_OUTCOMES = new Set(['hit', 'revalidated', 'stale', 'joined']);
 
 export interface UsageOptions {
-  /** Where a request for `name` (with its `ns`) is stored: the cache repository for cached content. */
-  storedName(name: string, ns: string | undefined): string;
   flushMs: number;
   now?: () => number;
 }
@@ -51,7 +49,7 @@ export class UsageRecorder {
     else if (s.cache === 'miss') t.misses++;
     t.fetchedBytes += s.upstreamBytes ?? 0;
     if (s.kind === 'manifest' && s.status === 200 && s.digest !== undefined) {
-      const repo = s.cache === 'local' || s.cache === undefined ? s.repo : this.options.storedName(s.repo, s.ns);
+      const repo = s.cache === 'local' || s.cache === undefined ? s.repo : s.storedRepo ?? s.repo;
       const key = `${repo}@${s.digest}`;
       const p = this.pulls.get(key);
       if (p) { p.count++; p.last = now; } else this.pulls.set(key, { repo, digest: s.digest, count: 1, last: now });

@@ -1,6 +1,7 @@
 /**
- * stdout is written asynchronously, a turn of the event loop at a time (src/log.ts): the lines a
- * process logged just before it exits or dies are still written. A child node process imports
+ * stdout is written asynchronously, lines gathered for up to LOG_HANDOVER_MS (src/log.ts): the
+ * lines a process logged just before it exits or dies are still written, and a process that keeps
+ * running writes its lines without waiting for more. A child node process imports
  * the built logger (npm test builds first), logs, and ends in each way; every line must arrive.
  */
 import { spawnSync } from 'node:child_process';
@@ -12,13 +13,15 @@ import { childEnv } from '../helpers/procs.js';
 
 const LOG = resolve(import.meta.dirname, '../../dist/log.js');
 
-function run(ending: string): { lines: Array<Record<string, unknown>>; status: number | null } {
+function run(ending: string): { lines: Array<Record<string, unknown>>; status: number | null; markAfterLines: boolean } {
   const script = `import { createLogger, flushLog } from ${JSON.stringify(pathToFileURL(LOG).href)};
 const log = createLogger({ level: 'info', fields: {} });
 for (let i = 0; i < 500; i++) log.info({ i }, 'line');
 ${ending}`;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env: childEnv(), encoding: 'utf8' });
-  return { status: r.status, lines: r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>) };
+  const out = r.stdout.split('\n');
+  const lines = out.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { status: r.status, lines, markAfterLines: out.indexOf('MARK') > out.findLastIndex((l) => l.startsWith('{')) };
 }
 
 t.test('the last lines are written however the process ends', { skip: existsSync(LOG) ? undefined : 'dist/ is missing: npm run build' }, async (t) => {
@@ -33,4 +36,12 @@ t.test('the last lines are written however the process ends', { skip: existsSync
     t.same(r.lines.filter((l) => l.msg === 'line').map((l) => l.i), Array.from({ length: 500 }, (_, i) => i), `${how}: every line, in order`);
     if (ending.includes('fatal')) t.ok(r.lines.some((l) => l.msg === 'dying' && l.level === 'fatal'), `${how}: the fatal line too`);
   }
+});
+
+t.test('a running process writes its lines soon, not at exit', { skip: existsSync(LOG) ? undefined : 'dist/ is missing: npm run build' }, async (t) => {
+  // The marker is written synchronously 300 ms later: the line logged before it must come first.
+  const r = run("const { writeSync } = await import('node:fs'); setTimeout(() => { writeSync(1, 'MARK\\n'); process.exit(0); }, 300);");
+  t.equal(r.status, 0);
+  t.equal(r.lines.length, 500, 'every line');
+  t.ok(r.markAfterLines, 'the lines reached stdout before the marker written 300 ms later');
 });

@@ -28,9 +28,10 @@ const carriesBody = (req: FastifyRequest): boolean => {
 export function createBodyLimits(limits: BodyLimits, metrics?: Metrics): Gate | undefined {
   if (limits.maxConcurrent <= 0 && limits.idleMs <= 0) return undefined;
   let running = 0;
-  return async (req, reply, endpoint) => {
+  // Not async: it decides at once, and most requests are no uploads.
+  return (req, reply, endpoint) => {
     const isUpload = endpoint.kind === 'uploads' || endpoint.kind === 'upload' || (endpoint.kind === 'manifest' && req.method === 'PUT');
-    if (!isUpload || !carriesBody(req)) return;
+    if (!isUpload || !carriesBody(req)) return undefined;
     if (limits.maxConcurrent > 0) {
       if (running >= limits.maxConcurrent) {
         metrics?.uploadsRefused.inc();

@@ -3,17 +3,18 @@
  * ms. A client that hangs up before the response is complete gets its line too (aborted: true,
  * no status if none was sent). `bytes` counts body bytes only, on every path.
  *
- * This runs for every request, so it is kept cheap (log.ts says what it cost before): the line
- * goes through `requestLineLogger` (no redaction: every field is one of ours), fields that are
- * unset are not put on the line at all, and nothing is computed for a line the level hides
- * beyond what the metrics need. fastify's per-request child logger is made only when a request
- * logs through it.
+ * This runs for every request, so it is kept cheap (log.ts and request-loggers.ts say what it
+ * cost before): the line is written by `requestLineWriter` (no redaction: every field is one of
+ * ours), nothing is computed for a line the level hides beyond what the metrics need, the hang-up
+ * watch is one shared listener rather than a closure per request, and fastify's per-request child
+ * logger is made only when a request logs through it.
  */
+import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { deferredChild, requestLineLogger } from '../request-loggers.js';
+import { deferredChild, requestLineWriter } from '../request-loggers.js';
 import type { Metrics } from '../../metrics.js';
-import { queryParam, type RequestFacts } from '../context.js';
+import { newRequestFacts, queryParam, type RequestFacts } from '../context.js';
 
 /** A finished (or abandoned) request as the log line reports it, for listeners such as the web page's usage counts. */
 export interface ServedRequest extends Readonly<RequestFacts> {
@@ -31,70 +32,79 @@ export interface RequestLog {
   onServed(listener: (served: ServedRequest) => void): void;
 }
 
-/** Per request: the socket's byte count when it started (for a hang-up's body bytes), and done. */
-interface LineState { socketBytesBefore: number; logged: boolean }
-
 declare module 'fastify' {
   interface FastifyRequest {
-    lineState: LineState;
+    /** The socket's byte count when the request started (for a hang-up's body bytes). */
+    socketBytesBefore: number;
+    /** Its line was written (by onResponse, or by the hang-up watch). */
+    lineLogged: boolean;
   }
 }
+
+/** The reply a raw response belongs to, for the one shared 'close' listener. */
+const REPLY = Symbol('stowage.reply');
+type WatchedResponse = ServerResponse & { [REPLY]: FastifyReply };
 
 export function registerRequestLog(app: FastifyInstance, metrics?: Metrics): RequestLog {
   const listeners: Array<(served: ServedRequest) => void> = [];
   // app.log is the pino logger app.ts hands fastify (loggerInstance); fastify types it narrower.
   app.setChildLoggerFactory((logger, bindings) => deferredChild(logger as Logger, bindings));
-  const line = requestLineLogger(app.log as Logger);
+  const line = requestLineWriter(app.log as Logger);
 
   const logLine = (req: FastifyRequest, reply: FastifyReply, aborted: boolean) => {
-    const state = req.lineState;
-    if (state.logged) return;
-    state.logged = true;
-    const writeLine = line.isLevelEnabled('info');
+    if (req.lineLogged) return;
+    req.lineLogged = true;
+    const writeLine = line.enabled();
     if (!writeLine && !metrics && listeners.length === 0) return;
     const { facts } = req;
-    const bytes = req.method === 'HEAD' ? 0 : bodyBytes(reply, aborted, state.socketBytesBefore);
+    const bytes = req.method === 'HEAD' ? 0 : bodyBytes(reply, aborted, req.socketBytesBefore);
     if (metrics) {
       const kind = facts.kind ?? (req.routeOptions.url === '/metrics' ? 'metrics' : 'other');
-      metrics.requests.inc({ kind, method: req.method, status: aborted ? 'aborted' : String(reply.statusCode) });
-      if (bytes > 0) metrics.bytesServed.inc({ kind }, bytes);
+      metrics.countRequest(kind, req.method, aborted ? 'aborted' : String(reply.statusCode), bytes);
     }
     const status = aborted && !reply.raw.headersSent ? undefined : reply.statusCode;
     if (listeners.length > 0) {
-      const served: ServedRequest = { ...facts, method: req.method, status, bytes, ns: facts.kind ? queryParam(req, 'ns') : undefined };
+      // Field by field: a spread of facts took the slow path of object cloning.
+      const served: ServedRequest = {
+        kind: facts.kind, repo: facts.repo, reference: facts.reference, digest: facts.digest, storedRepo: facts.storedRepo, cache: facts.cache,
+        upstreamBytes: facts.upstreamBytes, redirected: facts.redirected, user: facts.user,
+        method: req.method, status, bytes, ns: facts.kind ? queryParam(req, 'ns') : undefined,
+      };
       for (const l of listeners) l(served);
     }
     if (!writeLine) return;
-    // Built key by key: pino serialises every own key, so absent facts must not be keys at all.
-    const fields: Record<string, unknown> = {
+    line.write({
       reqId: req.id,
       method: req.method,
       url: req.url.length > 300 ? `${req.url.slice(0, 300)}...` : req.url,
-    };
-    if (facts.repo !== undefined) fields.repo = facts.repo;
-    if (facts.user !== undefined) fields.user = facts.user;
-    if (facts.reference !== undefined) fields.reference = facts.reference;
-    // A client that left before the status line was sent has no status to report.
-    if (status !== undefined) fields.status = status;
-    if (facts.cache !== undefined) fields.cache = facts.cache;
-    fields.bytes = bytes;
-    if (facts.upstreamBytes !== undefined) fields.upstreamBytes = facts.upstreamBytes;
-    if (facts.redirected !== undefined) fields.redirected = facts.redirected;
-    fields.ms = Math.round(reply.elapsedTime * 10) / 10;
-    if (aborted) fields.aborted = true;
-    line.info(fields, 'request');
+      repo: facts.repo,
+      user: facts.user,
+      reference: facts.reference,
+      // A client that left before the status line was sent has no status to report.
+      status,
+      cache: facts.cache,
+      bytes,
+      upstreamBytes: facts.upstreamBytes,
+      redirected: facts.redirected,
+      ms: Math.round(reply.elapsedTime * 10) / 10,
+      aborted,
+    });
   };
 
+  // 'close' also follows a response that finished; by then onResponse has written the line.
+  function onClose(this: WatchedResponse): void {
+    const reply = this[REPLY];
+    if (!reply.request.lineLogged && !this.writableFinished) logLine(reply.request, reply, true);
+  }
+
   app.decorateRequest('facts', null as never);
-  app.decorateRequest('lineState', null as never);
+  app.decorateRequest('socketBytesBefore', 0);
+  app.decorateRequest('lineLogged', false);
   app.addHook('onRequest', (req, reply, done) => {
-    req.facts = {};
-    const state: LineState = { socketBytesBefore: reply.raw.socket?.bytesWritten ?? 0, logged: false };
-    req.lineState = state;
-    // 'close' also follows a response that finished; by then onResponse has written the line.
-    reply.raw.once('close', () => {
-      if (!state.logged && !reply.raw.writableFinished) logLine(req, reply, true);
-    });
+    req.facts = newRequestFacts();
+    req.socketBytesBefore = reply.raw.socket?.bytesWritten ?? 0;
+    (reply.raw as WatchedResponse)[REPLY] = reply;
+    reply.raw.on('close', onClose);
     done();
   });
   // Runs after 'finish': the response was handed to the socket whole. A callback hook: it runs

@@ -42,8 +42,9 @@ export const getManifest: Handler<'manifest'> = async (req, reply, endpoint, { r
   let upstream: string | undefined;
   let cached: ManifestAnswer | undefined;
   if (proxy) {
-    const answer = await proxy.manifest(name, reference, queryParam(req, 'ns'), headerList(req.headers.accept));
+    const answer = await proxy.manifest(name, reference, queryParam(req, 'ns'), () => headerList(req.headers.accept));
     req.facts.cache = answer.outcome;
+    req.facts.storedRepo = answer.route?.cacheRepo;
     if (answer.outcome === 'miss') req.facts.upstreamBytes = answer.bytes.length;
     if (answer.namespace) reply.header('OCI-Namespace', answer.namespace);
     if (answer.warning) reply.header('Warning', answer.warning);
@@ -57,7 +58,7 @@ export const getManifest: Handler<'manifest'> = async (req, reply, endpoint, { r
   await signatures?.admitServed(name, { ...m, ...(reference.kind === 'tag' ? { tag: reference.tag } : {}) }, req.facts.cache, await proxy?.route(name, queryParam(req, 'ns')));
   if (req.method === 'GET') {
     // After the access decision (the gate) and the signature check: a refused pull prefetches nothing.
-    if (proxy && cached) proxy.prefetchServed(name, queryParam(req, 'ns'), cached);
+    if (proxy && cached) proxy.prefetchServed(name, cached);
     const served = m;
     registry.events.record({
       action: 'pull',
