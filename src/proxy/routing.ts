@@ -7,6 +7,7 @@
  * All three cache under "<upstream>/<repo>", so they share one cache. A request can only ever
  * reach a configured upstream URL: an `ns` naming anything else routes nowhere (local only).
  */
+import { LRUCache } from 'lru-cache';
 import type { UpstreamConfig } from '../config/schema.js';
 import { isValidRepoName, type RepoName } from '../oci/reference.js';
 import type { RegistryClient } from '../upstream/client.js';
@@ -31,6 +32,11 @@ const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.
 
 export class UpstreamRouter {
   private readonly byName = new Map<string, Upstream>();
+  /**
+   * Routes worked out, by name and ns: asked several times by every request that may go upstream,
+   * and fixed for the life of the process (upstreams are configured at start). false: none.
+   */
+  private readonly routes = new LRUCache<string, Route | false>({ max: 10_000 });
 
   constructor(upstreams: Upstream[], private readonly defaultName?: string) {
     for (const u of upstreams) this.byName.set(u.config.name.toLowerCase(), u);
@@ -47,6 +53,14 @@ export class UpstreamRouter {
   }
 
   route(name: RepoName, ns: string | undefined): Route | undefined {
+    // A name never holds '?': the key cannot mix a name with an ns.
+    const key = ns === undefined ? name : `${name}?${ns}`;
+    let route = this.routes.get(key);
+    if (route === undefined) this.routes.set(key, route = this.find(name, ns) ?? false);
+    return route === false ? undefined : route;
+  }
+
+  private find(name: RepoName, ns: string | undefined): Route | undefined {
     if (ns !== undefined) {
       const upstream = this.get(ns);
       return upstream ? this.make(upstream, name, 'ns') : undefined;
