@@ -4,6 +4,7 @@
 // docker.io upstream pointed at a local registry:2) against nginx serving a file of the same size:
 // a pushed manifest and a cached one, by tag and by digest. `--shipped-only` runs just those rows;
 // `--baseline DIR` runs them for another checkout's build too (DIR/dist/cli.js), for before/after.
+// Those rows pin each server to CPU 1 and wrk to CPU 0 (`--no-pin`: not).
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir, cpus, totalmem } from 'node:os';
