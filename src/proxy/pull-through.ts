@@ -48,7 +48,7 @@ export interface BlobAnswer {
   /** Bytes the response will carry; undefined when the upstream did not announce a length. */
   size: number | undefined;
   outcome: CacheOutcome;
-  namespace?: string;
+  namespace?: string | undefined;
   /** Streams the blob (a range only once it is complete and verified). */
   open(range?: BlobRange): Promise<Readable>;
   /** True when the whole blob is verified in storage, so ranges can be served now. */
@@ -180,7 +180,7 @@ export class PullThrough {
     if (!entry) {
       // A tag pushed straight into the cache repository (prefix route) is local content.
       const pushed = await registry.manifests.get(route.cacheRepo, { kind: 'tag', tag });
-      if (pushed) return { ...pushed, outcome: 'local' };
+      if (pushed) return answerOf(pushed, 'local');
     }
     await this.checkNegative(route, tag);
     return this.singleFlight(`${route.cacheRepo}:${tag}`, () => this.fetchManifest(route, undefined, tag, accept()));
@@ -276,7 +276,7 @@ export class PullThrough {
     const route = await this.route(name, ns);
     if (await this.mayBeLocal(name, route)) {
       const size = await registry.blobs.sizeIn(name, digest);
-      if (size !== undefined) return this.stored(digest, size, 'local');
+      if (size !== undefined) return this.stored(digest, size, 'local', undefined);
     }
     if (!route) throw blobUnknown(digest);
     const namespace = route.upstream.config.name;
@@ -295,20 +295,20 @@ export class PullThrough {
     }
     if (size !== undefined) {
       this.deps.metrics?.countCache('blob', 'hit');
-      return { ...this.stored(digest, size, 'hit'), namespace };
+      return this.stored(digest, size, 'hit', namespace);
     }
     const joined = this.misses.joining(digest);
-    if (!joined && headOnly) return { ...(await this.peek(route, digest)), namespace };
+    if (!joined && headOnly) return this.peek(route, digest, namespace);
     let miss = await (joined ?? this.misses.start(route, digest));
     if (miss.kind === 'peer') {
       const found = await this.misses.fromPeer(route, digest, miss.owner);
-      if (found.kind === 'streaming') return { ...this.fromPeer(found.owner, digest, found.size), namespace };
+      if (found.kind === 'streaming') return this.fromPeer(found.owner, digest, found.size, namespace);
       miss = found;
     }
     if (miss.kind === 'stored') {
       await registry.blobs.link(route.cacheRepo, digest);
       this.deps.metrics?.countCache('blob', 'hit');
-      return { ...this.stored(digest, miss.size, 'hit'), namespace };
+      return this.stored(digest, miss.size, 'hit', namespace);
     }
     const fill = miss.fill;
     // A fill started for another repository links the blob there only: link it here too once stored.
@@ -321,7 +321,7 @@ export class PullThrough {
         throw new RegistryError('UNAVAILABLE', 'the fetched blob could not be stored', { status: 503 });
       });
       this.deps.metrics?.countCache('blob', 'hit');
-      return { ...this.stored(digest, fill.written, 'hit'), namespace };
+      return this.stored(digest, fill.written, 'hit', namespace);
     }
     const outcome: CacheOutcome = joined ? 'joined' : 'miss';
     this.deps.metrics?.countCache('blob', outcome);
@@ -339,11 +339,12 @@ export class PullThrough {
   }
 
   /** Another replica is fetching the blob: its bytes as they arrive there, checked here too. */
-  private fromPeer(owner: string, digest: Digest, size: number | undefined): BlobAnswer {
+  private fromPeer(owner: string, digest: Digest, size: number | undefined, namespace: string | undefined): BlobAnswer {
     this.deps.metrics?.countCache('blob', 'joined');
     return {
       size,
       outcome: 'joined',
+      namespace,
       complete: false,
       open: async (range) => {
         if (range) await this.misses.whenStored(digest);
@@ -353,20 +354,21 @@ export class PullThrough {
     };
   }
 
-  private stored(digest: Digest, size: number, outcome: CacheOutcome): BlobAnswer {
+  /** Answers are built whole, not spread: see answerOf. */
+  private stored(digest: Digest, size: number, outcome: CacheOutcome, namespace: string | undefined): BlobAnswer {
     const blobs = this.deps.registry.blobs;
-    return { size, outcome, complete: true, open: (range) => blobs.open(digest, range), whenComplete: async () => size };
+    return { size, outcome, namespace, complete: true, open: (range) => blobs.open(digest, range), whenComplete: async () => size };
   }
 
   /** A HEAD for a blob nobody has fetched yet: the upstream's answer, nothing fetched or stored. */
-  private async peek(route: Route, digest: Digest): Promise<BlobAnswer> {
+  private async peek(route: Route, digest: Digest, namespace: string | undefined): Promise<BlobAnswer> {
     const res = await this.callUpstream(route, () => route.upstream.client.blob(route.remoteRepo, digest, { method: 'HEAD' }));
     const length = res.headers['content-length'];
     if (res.status === 404 || typeof length !== 'string' || !/^\d+$/.test(length)) throw blobUnknown(digest);
     const size = Number(length);
     this.deps.metrics?.countCache('blob', 'miss');
     return {
-      size, outcome: 'miss', complete: true, whenComplete: async () => size,
+      size, outcome: 'miss', namespace, complete: true, whenComplete: async () => size,
       open: () => Promise.reject(new RegistryError('UNKNOWN', 'a HEAD answer has no body')),
     };
   }
@@ -436,7 +438,7 @@ export class PullThrough {
 
   private singleFlight(key: string, fn: () => Promise<ManifestAnswer>): Promise<ManifestAnswer> {
     const existing = this.inflight.get(key);
-    if (existing) return existing.then((a) => ({ ...a, outcome: a.outcome === 'miss' ? 'joined' : a.outcome }));
+    if (existing) return existing.then((a) => answerOf(a, a.outcome === 'miss' ? 'joined' : a.outcome, a.warning));
     const p = fn().finally(() => this.inflight.delete(key));
     this.inflight.set(key, p);
     p.catch(() => undefined);
