@@ -143,7 +143,8 @@ export class PullThrough {
       ? await this.manifestByDigest(route, ref.digest)
       : await this.manifestByTag(route, ref.tag, clientAccept);
     this.deps.metrics?.countCache('manifest', answer.outcome);
-    // A copy: a single-flight answer is shared by every request that joined it.
+    // A copy: the answer of a fetch or a revalidation is shared by every request that joined it,
+    // and those may have come by different routes to the same cache repository.
     const served = answerOf(answer, answer.outcome, answer.warning);
     served.namespace = route.upstream.config.name;
     served.route = route;

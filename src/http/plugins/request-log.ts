@@ -14,7 +14,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { deferredChild, requestLineWriter } from '../request-loggers.js';
 import type { Metrics } from '../../metrics.js';
-import { newRequestFacts, queryParam, type RequestFacts } from '../context.js';
+import { newRequestFacts, type RequestFacts } from '../context.js';
 
 /** A finished (or abandoned) request as the log line reports it, for listeners such as the web page's usage counts. */
 export interface ServedRequest extends Readonly<RequestFacts> {
@@ -23,8 +23,6 @@ export interface ServedRequest extends Readonly<RequestFacts> {
   status: number | undefined;
   /** Body bytes sent. */
   bytes: number;
-  /** The request's `ns` query parameter (a containerd mirror's upstream), if any. */
-  ns: string | undefined;
 }
 
 export interface RequestLog {
@@ -68,7 +66,7 @@ export function registerRequestLog(app: FastifyInstance, metrics?: Metrics): Req
       const served: ServedRequest = {
         kind: facts.kind, repo: facts.repo, reference: facts.reference, digest: facts.digest, storedRepo: facts.storedRepo, cache: facts.cache,
         upstreamBytes: facts.upstreamBytes, redirected: facts.redirected, user: facts.user,
-        method: req.method, status, bytes, ns: facts.kind ? queryParam(req, 'ns') : undefined,
+        method: req.method, status, bytes,
       };
       for (const l of listeners) l(served);
     }
