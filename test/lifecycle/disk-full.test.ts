@@ -80,6 +80,9 @@ t.test('ENOSPC on a small tmpfs: clean failures, eviction, then success', { skip
   // otherwise the transfer breaks. Either way nothing is cached or left behind.
   const outcome = await pull('c').then(() => 'served the verified bytes', (e: unknown) => `failed: ${String(e).slice(0, 80)}`);
   t.comment(`the pull that hit the full disk: ${outcome}`);
+  // The fill ends beside the client's failure, and its line reaches stdout a little later.
+  const fillFailed = () => server.logs().some((l) => l.level === 'warn' && /no space left/.test(String(l.err)) && /nothing cached/.test(String(l.msg)));
+  for (let i = 0; i < 50 && !fillFailed(); i++) await sleep(100);
   t.ok(server.logs().some((l) => l.level === 'warn' && /no space left/.test(String(l.err)) && /nothing cached/.test(String(l.msg))),
     'the fill hit the full disk and cached nothing');
   for (let i = 0; i < 50 && partial().length > 0; i++) await sleep(100); // the fill cleans up as it ends
