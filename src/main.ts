@@ -16,12 +16,13 @@ import { UpstreamRouter } from './proxy/routing.js';
 import { Maintenance } from './lifecycle/maintenance.js';
 import { MirrorChain } from './upstream/chain.js';
 import { HeldBudget } from './upstream/held-budget.js';
+import { SpoolDir } from './upstream/spool.js';
 import { buildDebugApp } from './http/debug-server.js';
 import { IdleConnections } from './http/idle-connections.js';
 import type { HealthMonitor } from './health/monitor.js';
 import { createHealthMonitor, type HealthOptions } from './health/options.js';
 import { Notifier, type NotifyOptions } from './notify/notifier.js';
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { openSecurity } from './security.js';
 import type { Server as TlsServer } from 'node:tls';
@@ -95,7 +96,10 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
   const signatures = config.policy ? new SignaturePolicy(config.policy, { registry, metadata, log, metrics }) : undefined;
   const rangedBudget = new HeldBudget(config.ranges.max_memory);
   metrics.setRangedHeldSource(() => rangedBudget.held);
-  const proxy = router ? new PullThrough({ registry, metadata, log, metrics, router, budgetBytes: config.cache?.max_size ?? 0, rangedBudget, ...(cluster ? { cluster } : {}), ...(signatures ? { signatures } : {}) }) : undefined;
+  const backend = config.storage.backend;
+  const spoolDir = new SpoolDir(config.ranges.spool_dir ?? (backend.driver === 'filesystem' ? backend.rootdirectory : tmpdir()));
+  metrics.setRangedSpooledSource(() => spoolDir.bytes);
+  const proxy = router ? new PullThrough({ registry, metadata, log, metrics, router, budgetBytes: config.cache?.max_size ?? 0, rangedBudget, spoolDir, ...(cluster ? { cluster } : {}), ...(signatures ? { signatures } : {}) }) : undefined;
   if (proxy) registry.local.onNewLocal((repo) => void proxy.noteNewLocal(repo).catch(() => undefined));
   const health = createHealthMonitor(healthOptions(config.health), {
     storage, upstreams: upstreams.flatMap((u) => u.client.endpoints), log, registry: metrics.registry,

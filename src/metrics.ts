@@ -124,12 +124,22 @@ export class Metrics {
   /** Bytes held by ranged fetches before their turn (upstream/held-budget.ts), read when scraped. */
   private rangedHeldSource: () => number = () => 0;
   readonly rangedHeld = new Gauge({
-    name: 'stowage_upstream_ranged_held_bytes', help: 'Bytes of later chunks ranged fetches hold in memory now (at most ranges.max_memory, plus one chunk per paused response)',
+    name: 'stowage_upstream_ranged_held_bytes', help: 'Bytes of later chunks ranged fetches hold in memory on their way to the spool file now (at most ranges.max_memory, plus one read per paused response)',
     registers: [this.registry], collect: () => { this.rangedHeld.set(this.rangedHeldSource()); },
   });
 
   /** Where stowage_upstream_ranged_held_bytes reads from. */
   setRangedHeldSource(source: () => number): void { this.rangedHeldSource = source; }
+
+  /** Bytes in ranged fetches' spool files (upstream/spool.ts), read when scraped. */
+  private rangedSpooledSource: () => number = () => 0;
+  readonly rangedSpooled = new Gauge({
+    name: 'stowage_upstream_ranged_spooled_bytes', help: 'Bytes of later chunks waiting for their turn in ranged fetches\' spool files now (disk, ranges.spool_dir)',
+    registers: [this.registry], collect: () => { this.rangedSpooled.set(this.rangedSpooledSource()); },
+  });
+
+  /** Where stowage_upstream_ranged_spooled_bytes reads from. */
+  setRangedSpooledSource(source: () => number): void { this.rangedSpooledSource = source; }
 
   /** Cache usage and budget, read when /metrics is scraped (lifecycle/ sets the source). */
   private cacheSource: () => Promise<{ usage: number; budget: number }> = async () => ({ usage: 0, budget: 0 });

@@ -184,7 +184,7 @@ const UpstreamPrefetchSchema = section({
  * wrong or short range, or an error, falls back to one GET of the rest from the bytes already
  * delivered; the digest is verified at the end either way.
  */
-const RANGES_DEFAULTS = { enabled: true, connections: 4, chunk_size: '8MiB', min_size: '32MiB', max_memory: '48MiB', start_after: '100ms' } as const;
+const RANGES_DEFAULTS = { enabled: true, connections: 4, chunk_size: '8MiB', min_size: '32MiB', max_memory: '16MiB', start_after: '100ms' } as const;
 const startAfterDescription = 'The later chunks are asked for only if the first one is still arriving after this long: an upstream that sends chunk_size faster (a LAN, loopback: one connection outruns the disk) gets the rest of the blob in one request after the first chunk. 0s: at once';
 const rangesDescription = 'Ranged fetch: a blob bigger than chunk_size is fetched from the upstream as Range requests over several connections at once (chunk_size each from min_size up), merged in order, verified by digest as a whole';
 
@@ -194,7 +194,8 @@ export const RangesSchema = section({
   chunk_size: size({ description: 'Bytes asked for per Range request', default: RANGES_DEFAULTS.chunk_size }),
   min_size: size({ description: 'Blobs smaller than this are not split into chunks: the first chunk and the rest, two requests at once (memory: min_size - chunk_size)', default: RANGES_DEFAULTS.min_size }),
   start_after: duration({ description: startAfterDescription, default: RANGES_DEFAULTS.start_after }),
-  max_memory: size({ description: 'Bytes of later chunks held in memory across every ranged fetch of the process: past it, later Range responses are paused (TCP backpressure) until the chunk before them has streamed. Global only', default: RANGES_DEFAULTS.max_memory }),
+  max_memory: size({ description: 'Bytes of later chunks in memory on their way to the spool file, across every ranged fetch of the process: past it, later Range responses are paused (TCP backpressure) until the writes catch up. Global only', default: RANGES_DEFAULTS.max_memory }),
+  spool_dir: optional(path({ description: 'Where later chunks wait for their turn, in unnamed files gone when the fill ends (disk, not memory); default: the filesystem storage\'s rootdirectory, else the system\'s temporary directory. Where no file can be made there, a big blob comes in one request after its first chunk. Global only' })),
 }, { description: `${rangesDescription} (every upstream; upstreams[].ranges overrides it key by key)` });
 
 /** An upstream's ranges keys: each one absent takes the global ranges: value. */

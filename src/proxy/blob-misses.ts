@@ -14,6 +14,7 @@ import type { BlobRange } from '../registry/blob-store.js';
 import type { LocalRegistry } from '../registry/registry.js';
 import { UpstreamError, toRegistryError } from '../upstream/errors.js';
 import type { HeldBudget } from '../upstream/held-budget.js';
+import type { SpoolDir } from '../upstream/spool.js';
 import { fetchBlob } from '../upstream/ranged-body.js';
 import { BlobFill } from './blob-fill.js';
 import { LEASE_MS, type ClusterFills } from './cluster-fills.js';
@@ -30,6 +31,8 @@ export interface MissDeps {
   cluster?: ClusterFills;
   /** The process's budget for ranged chunks held before their turn (ranges.max_memory). */
   rangedBudget?: HeldBudget;
+  /** ranges.spool_dir: where ranged fetches' later chunks wait for their turn. */
+  spoolDir?: SpoolDir;
 }
 
 const POLL_MS = 200;
@@ -40,6 +43,8 @@ export class BlobMisses {
   private readonly misses = new Map<string, Promise<Miss>>();
   /** Fills running in this process, for peers that stream them (http/peer.ts). */
   private readonly running = new Map<string, BlobFill>();
+  /** The missing spool directory is logged once, not per fill. */
+  private spoolWarned = false;
 
   constructor(private readonly deps: MissDeps) {}
 
@@ -93,7 +98,14 @@ export class BlobMisses {
       if (ranging?.enabled) {
         // The fill's log line reads this object when it ends; the ranged body fills it in.
         const planned = { parallel: false, chunks: 1, connections: 1 };
-        const answer = await fetchBlob(route.upstream.client, route.remoteRepo, digest, { ...ranging, ...(this.deps.rangedBudget ? { budget: this.deps.rangedBudget } : {}) }, {
+        const answer = await fetchBlob(route.upstream.client, route.remoteRepo, digest, {
+          ...ranging, ...(this.deps.rangedBudget ? { budget: this.deps.rangedBudget } : {}), ...(this.deps.spoolDir ? { spoolDir: this.deps.spoolDir } : {}),
+        }, {
+          onNoSpool: (reason) => {
+            if (this.spoolWarned) return;
+            this.spoolWarned = true;
+            log.warn({ dir: this.deps.spoolDir?.dir, reason }, 'ranged fetch: no spool file can be made in ranges.spool_dir; big blobs come in one request after their first chunk');
+          },
           onFallback: (reason, detail) => {
             metrics?.rangedFallbacks.inc({ upstream: upstream.name, reason });
             log.info({ digest, repo: route.cacheRepo, reason, detail }, 'ranged fetch gave up; the rest comes from one GET');

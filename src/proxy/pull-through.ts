@@ -17,6 +17,7 @@ import type { LocalRegistry, ReferrerDescriptor } from '../registry/registry.js'
 import { UpstreamError, toRegistryError } from '../upstream/errors.js';
 import type { UpstreamResponse } from '../upstream/client.js';
 import type { HeldBudget } from '../upstream/held-budget.js';
+import type { SpoolDir } from '../upstream/spool.js';
 import type { BlobFill } from './blob-fill.js';
 import { BlobMisses } from './blob-misses.js';
 import type { ClusterFills } from './cluster-fills.js';
@@ -72,6 +73,8 @@ export interface PullThroughDeps {
   budgetBytes?: number;
   /** ranges.max_memory, shared by every ranged fetch of the process. */
   rangedBudget?: HeldBudget;
+  /** ranges.spool_dir: where ranged fetches' later chunks wait for their turn. */
+  spoolDir?: SpoolDir;
 }
 
 const STALE_WARNING = '110 - "Response is Stale"';

@@ -14,13 +14,15 @@
  *
  * Order and memory: the head chunk (the one whose bytes come next) streams straight through, with
  * backpressure (its body is paused while the reader is full). The chunks after it, at most
- * connections - 1, are read as they arrive and kept in memory until their turn: a fill holds at
- * most (connections - 1) x chunk_size of them, or min_size - chunk_size for a blob under min_size
- * (plus undici's per-body buffer, 1 MiB each). A chunk is asked for only when it is within
- * `connections` of the head, so nothing further ahead is fetched. Held bytes also count against
- * the process's budget (held-budget.ts): past it, a later chunk's body is paused until chunks ahead
- * have streamed, so TCP keeps the rest upstream. The head is never paused for the budget, so the
- * stream always moves.
+ * connections - 1, are read as they arrive and written at their place in a spool file (spool.ts,
+ * ranges.spool_dir), then read back in order when their turn comes: memory holds only the bytes
+ * on their way to the file (plus undici's per-body buffer, 1 MiB each), whatever the chunk size.
+ * A chunk is asked for only when it is within `connections` of the head, so nothing further ahead
+ * is fetched. Bytes not yet written count against the process's budget (held-budget.ts,
+ * ranges.max_memory): past it, a later chunk's body is paused until writes catch up, so TCP keeps
+ * the rest upstream. The head is never paused for the budget, so the stream always moves. Where
+ * no spool file can be opened (a read-only directory), the rest of the blob comes in one request
+ * after the first chunk.
  *
  * Every ranged answer must be 206 with exactly the Content-Range asked (same total) and exactly
  * that many bytes. Anything else (a 200, another range, a short or long body, an error) ends the
@@ -39,6 +41,7 @@ import type { RegistryClient, UpstreamResponse } from './client.js';
 import { UpstreamError } from './errors.js';
 import type { HeldBudget } from './held-budget.js';
 import { parseContentRange, RangedBody } from './ranged-stream.js';
+import type { SpoolDir, SpoolFile } from './spool.js';
 
 export interface RangedOptions {
   connections: number;
@@ -46,8 +49,10 @@ export interface RangedOptions {
   minSize: number;
   /** The later chunks are asked for only if the first is still arriving after this long (0: at once). */
   startAfterMs?: number;
-  /** The process's budget for chunks held before their turn (ranges.max_memory); absent: none. */
+  /** The process's budget for later chunks' bytes not yet in the spool (ranges.max_memory); absent: none. */
   budget?: HeldBudget;
+  /** Where later chunks wait for their turn (ranges.spool_dir); absent: no parallel chunks. */
+  spoolDir?: SpoolDir;
 }
 
 /** Why the ranged mode gave up (a metric label). */
@@ -58,6 +63,8 @@ export interface RangedHooks {
   onFallback?: (reason: FallbackReason, detail: string) => void;
   /** The later chunks were planned: in parallel (`connections` at a time), or the rest in one request after the first. */
   onPlan?: (plan: { parallel: boolean; chunks: number; connections: number }) => void;
+  /** No spool file could be opened: the rest of this blob comes in one request. */
+  onNoSpool?: (reason: string) => void;
 }
 
 /** What the first request found. */
@@ -100,7 +107,15 @@ export async function fetchBlob(client: RegistryClient, repo: string, digest: Di
   }
   const total = range.total;
   if (total <= chunk) return { response: first, size: total, ranged: false };
-  const body = new RangedBody(client, repo, digest, total, opts, first, controller, hooks);
+  let spool: SpoolFile | undefined;
+  // The body is read once the stream exists: until then an error on it must not go unheard.
+  first.body.on('error', () => undefined);
+  try {
+    spool = await opts.spoolDir?.open();
+  } catch (err) {
+    hooks.onNoSpool?.((err as Error).message);
+  }
+  const body = new RangedBody(client, repo, digest, total, opts, first, controller, hooks, spool);
   return {
     response: { ...first, status: 200, body, headers: { ...first.headers, 'content-length': String(total), 'content-range': undefined } },
     size: total,

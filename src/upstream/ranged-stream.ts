@@ -1,22 +1,31 @@
 /**
  * The merged stream of a ranged fetch (ranged-body.ts starts it with the first chunk's answer):
- * the head segment streams through with backpressure, later segments wait in memory for their
- * turn within the process's budget (held-budget.ts), and anything wrong ends the ranged mode
- * with one GET of the rest. ranged-body.ts's header comment describes the protocol.
+ * the head segment streams through with backpressure, later segments wait for their turn in a
+ * spool file (spool.ts), their bytes in memory only until written (within the process's budget,
+ * held-budget.ts), and anything wrong ends the ranged mode with one GET of the rest.
+ * ranged-body.ts's header comment describes the protocol.
  */
 import { Readable } from 'node:stream';
 import type { Digest } from '../oci/digest.js';
 import type { RegistryClient, UpstreamResponse } from './client.js';
 import type { HeldBudget } from './held-budget.js';
 import type { FallbackReason, RangedHooks, RangedOptions } from './ranged-body.js';
+import type { SpoolFile } from './spool.js';
+
+/** Bytes read back from the spool per read. */
+const SPOOL_READ = 1024 * 1024;
 
 interface Segment {
   start: number;
   /** Exclusive. */
   end: number;
   received: number;
-  /** Bytes waiting for their turn (this segment is not the head yet). */
-  parts: Buffer[];
+  /** Bytes of this segment handed to the reader. */
+  taken: number;
+  /** Bytes of this segment in the spool file, from its first byte on (their writes are done). */
+  written: number;
+  /** The segment's spool writes, one after another. */
+  writes: Promise<void>;
   body?: Readable;
   ended: boolean;
   /** Set while the body is paused for the budget: cancels the wake-up. */
@@ -45,6 +54,8 @@ export class RangedBody extends Readable {
   /** Set once the reader was full (backpressure) while the first chunk arrived. */
   private pushedBack = false;
   private readonly budget: HeldBudget | undefined;
+  /** Set while a spool read is in flight (one at a time, in order). */
+  private reading = false;
 
   constructor(
     private readonly client: RegistryClient,
@@ -55,14 +66,17 @@ export class RangedBody extends Readable {
     first: UpstreamResponse,
     private readonly controller: AbortController,
     private readonly hooks: RangedHooks,
+    /** Where later chunks wait; without one the rest of the blob comes in one request after the first chunk. */
+    private readonly spool: SpoolFile | undefined,
   ) {
     super({ highWaterMark: 1024 * 1024 });
     this.budget = opts.budget;
-    this.segments = [{ start: 0, end: opts.chunkSize, received: 0, parts: [], ended: false }];
+    this.segments = [newSegment(0, opts.chunkSize)];
     this.attach(this.segments[0]!, first.body!);
     this.again = first.again;
     const wait = opts.startAfterMs ?? 0;
-    if (wait <= 0) this.plan(true);
+    if (!spool) this.plan(false);
+    else if (wait <= 0) this.plan(true);
     // Parallel only if the network is what holds the first chunk back: a reader that pushed back
     // (the disk, or clients, slower than this one connection) would gain nothing from more.
     else this.planTimer = setTimeout(() => this.plan(!this.pushedBack), wait);
@@ -79,7 +93,7 @@ export class RangedBody extends Readable {
     this.planned = true;
     clearTimeout(this.planTimer);
     const { chunkSize, minSize } = this.opts;
-    const add = (start: number, end: number) => this.segments.push({ start, end, received: 0, parts: [], ended: false });
+    const add = (start: number, end: number) => this.segments.push(newSegment(start, end));
     if (parallel && this.total >= minSize) for (let s = chunkSize; s < this.total; s += chunkSize) add(s, Math.min(s + chunkSize, this.total));
     else add(chunkSize, this.total);
     this.connections = parallel ? Math.max(1, this.opts.connections) : 1;
@@ -96,6 +110,7 @@ export class RangedBody extends Readable {
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     this.stopRanged();
+    this.spool?.close();
     this.restController.abort();
     this.rest?.destroy();
     cb(err);
@@ -158,14 +173,10 @@ export class RangedBody extends Readable {
         this.fail('long-body', `bytes=${seg.start}-${seg.end - 1} sent more than asked`);
         return;
       }
-      if (this.segments[this.head] !== seg) this.hold(seg, chunk, body);
-      else if (seg.parts.length === 0) this.deliver(chunk, body);
-      else {
-        // The head's held bytes are still going out (as fast as the reader takes them): after them.
-        seg.parts.push(chunk);
-        this.budget?.take(chunk.length);
-        body.pause();
-      }
+      // The head streams straight through once the reader has everything before these bytes;
+      // until then (a later segment, or a head still reading its spool) they go to the spool.
+      if (this.segments[this.head] === seg && seg.taken === seg.received - chunk.length) this.deliver(seg, chunk, body);
+      else this.hold(seg, chunk, body);
     });
     body.on('end', () => {
       if (this.stopped) return;
@@ -174,7 +185,7 @@ export class RangedBody extends Readable {
         return;
       }
       seg.ended = true;
-      if (this.segments[this.head] === seg && seg.parts.length === 0 && this.nextHead()) this.flushHead();
+      if (this.segments[this.head] === seg) this.flushHead();
     });
     body.on('error', (err: Error) => {
       if (!this.stopped) this.fail('error', `bytes=${seg.start}-${seg.end - 1}: ${err.message}`);
@@ -184,13 +195,26 @@ export class RangedBody extends Readable {
     });
   }
 
-  /** A later chunk's bytes, kept until its turn; its body waits while the budget is full. */
+  /**
+   * Bytes that are not the reader's turn yet, written to the spool at their place; the head's
+   * reading follows the writes. Until written they count against the budget, and the body waits
+   * while the budget is full.
+   */
   private hold(seg: Segment, chunk: Buffer, body: Readable): void {
-    seg.parts.push(chunk);
+    const spool = this.spool!;
+    const at = seg.received - chunk.length;
+    this.budget?.take(chunk.length);
+    seg.writes = seg.writes.then(() => spool.write(chunk, seg.start + at)).then(() => {
+      this.budget?.give(chunk.length);
+      if (this.stopped) return;
+      seg.written = at + chunk.length;
+      if (this.segments[this.head] === seg) this.flushHead();
+    }, (err: Error) => {
+      this.budget?.give(chunk.length);
+      if (!this.stopped) this.fail('error', `the spool file: ${err.message}`);
+    });
     const budget = this.budget;
-    if (!budget) return;
-    budget.take(chunk.length);
-    if (!budget.full || seg.unwait) return;
+    if (!budget || !budget.full || seg.unwait) return;
     body.pause();
     seg.unwait = budget.whenRoom(() => {
       seg.unwait = undefined;
@@ -199,17 +223,9 @@ export class RangedBody extends Readable {
     });
   }
 
-  /** Gives a segment's held bytes back to the budget as they are dropped (the ranged mode is over). */
-  private dropHeld(seg: Segment): void {
-    seg.unwait?.();
-    seg.unwait = undefined;
-    if (!this.budget || seg.parts.length === 0) return;
-    let bytes = 0;
-    for (const p of seg.parts) bytes += p.length;
-    this.budget.give(bytes);
-  }
-
-  private deliver(chunk: Buffer, source: Readable | undefined): void {
+  /** Bytes to the reader; the source waits while the reader is full. */
+  private deliver(seg: Segment | undefined, chunk: Buffer, source: Readable | undefined): void {
+    if (seg) seg.taken += chunk.length;
     this.delivered += chunk.length;
     if (!this.push(chunk)) {
       source?.pause();
@@ -218,26 +234,41 @@ export class RangedBody extends Readable {
   }
 
   /**
-   * Hands the head's held bytes to the reader while it wants them (each gives its bytes back to
-   * the budget as it goes out), then lets the head's body flow, or moves on to the next segment
-   * when the head is complete. Called again by _read when the reader wants more.
+   * Hands the head's spooled bytes to the reader while it wants them, then lets the head's body
+   * flow once the reader has caught up with it, or moves on to the next segment when the head is
+   * complete. Called again by _read when the reader wants more, and when a spool write is done.
    */
   private flushHead(): void {
+    if (this.reading || this.stopped) return;
     for (;;) {
       const seg = this.segments[this.head];
       if (!seg) return;
-      while (seg.parts.length > 0) {
-        const part = seg.parts.shift()!;
-        this.budget?.give(part.length);
-        this.delivered += part.length;
-        if (!this.push(part)) return;
+      if (seg.taken < seg.written) {
+        this.readSpooled(seg);
+        return;
       }
+      if (seg.taken < seg.received) return; // the next bytes are still being written: that write calls back
       if (!seg.ended) {
         seg.body?.resume();
         return;
       }
       if (!this.nextHead()) return;
     }
+  }
+
+  private readSpooled(seg: Segment): void {
+    const length = Math.min(SPOOL_READ, seg.written - seg.taken);
+    this.reading = true;
+    this.spool!.read(seg.start + seg.taken, length).then((bytes) => {
+      this.reading = false;
+      if (this.stopped || this.destroyed) return;
+      seg.taken += length;
+      this.delivered += length;
+      if (this.push(bytes)) this.flushHead();
+    }, (err: Error) => {
+      this.reading = false;
+      if (!this.stopped) this.fail('error', `the spool file: ${err.message}`);
+    });
   }
 
   /** The head segment is complete: the next one becomes the head (false at the end of the blob). */
@@ -247,6 +278,7 @@ export class RangedBody extends Readable {
     this.segments[this.head]!.body = undefined;
     this.head++;
     if (this.head >= this.segments.length) {
+      this.spool?.close();
       this.push(null);
       return false;
     }
@@ -265,9 +297,10 @@ export class RangedBody extends Readable {
     clearTimeout(this.planTimer);
     this.planned = true;
     this.controller.abort();
+    this.spool?.close();
     for (const seg of this.segments) {
-      this.dropHeld(seg);
-      seg.parts = [];
+      seg.unwait?.();
+      seg.unwait = undefined;
       seg.body?.destroy();
       seg.body = undefined;
     }
@@ -298,11 +331,15 @@ export class RangedBody extends Readable {
     }
     const body = res.body;
     this.rest = body;
-    body.on('data', (chunk: Buffer) => this.deliver(chunk, body));
+    body.on('data', (chunk: Buffer) => this.deliver(undefined, chunk, body));
     body.on('end', () => this.push(null));
     body.on('error', (err: Error) => this.destroy(err));
     body.on('close', () => { if (!body.readableEnded) this.destroy(new Error(`the fallback GET from byte ${from} closed before its end`)); });
   }
+}
+
+function newSegment(start: number, end: number): Segment {
+  return { start, end, received: 0, taken: 0, written: 0, writes: Promise.resolve(), ended: false };
 }
 
 /** `bytes <start>-<end>/<total>`, numbers only (a `*` total is not enough to plan chunks). */

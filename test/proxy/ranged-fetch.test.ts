@@ -7,7 +7,7 @@
  * verified blob, the fallback counted; a CDN serving wrong bytes gets nothing stored and the client
  * a cut connection; a client gets the bytes in order while the fill still runs.
  */
-import { openSync, writeSync, closeSync, existsSync } from 'node:fs';
+import { openSync, writeSync, closeSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { imageReferencing, prngBytes, pushImageHttp, sha256, type Blob, type Image } from '../helpers/image.js';
@@ -217,41 +217,52 @@ t.test('ranges that go wrong midway: the rest comes from one GET, the bytes veri
   });
 });
 
-t.test('ranges.max_memory bounds the chunks held before their turn, and the blob still verifies', { skip }, async (t) => {
+t.test('later chunks wait for their turn in a spool file, not in memory; no spool: the rest in one request', { skip }, async (t) => {
   // The first range trickles in over 2 s; the later ones arrive at once and wait for their turn.
   const up = await startLyingUpstream({ slowMs: 2000 });
   t.teardown(() => up.close());
   const blobs = [bigBlob(501), bigBlob(502)];
   for (const b of blobs) up.blobs.set(b.digest, { bytes: b.bytes, behaviour: 'ranged-slow-head' });
   up.publishImage('library/held', 'v1', blobs.map((b) => ({ digest: b.digest, size: b.bytes.length })));
+  const asked = (b: Blob) => up.seen.filter((x) => x.path.endsWith(b.digest)).map((x) => x.range);
 
-  /** Fetches the blob through a stowage with this max_memory; the most held bytes seen while it ran. */
-  const heldPeak = async (maxMemory: string, blob: Blob): Promise<number> => {
-    const s = await startStowage({ config: { ranges: { ...RANGES, max_memory: maxMemory }, upstreams: [{ name: 'held.test', url: up.url, prefetch: { enabled: false } }] } });
-    t.teardown(() => s.stop());
-    await fetch(`${s.url}/v2/held.test/library/held/manifests/v1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } }).then((r) => r.arrayBuffer());
-    let peak = 0;
-    let reading = true;
-    const sampling = (async () => {
-      while (reading) {
-        peak = Math.max(peak, await metric(s, 'stowage_upstream_ranged_held_bytes'));
-        await new Promise((r) => setTimeout(r, 25));
-      }
-    })();
-    const got = await readBlob(`${s.url}/v2/held.test/library/held/blobs/${blob.digest}`);
-    reading = false;
-    await sampling;
-    t.equal(got.digest, blob.digest, `max_memory ${maxMemory}: the whole blob, verified`);
-    t.equal(await metric(s, 'stowage_upstream_ranged_held_bytes'), 0, 'nothing held once it is done');
-    return peak;
-  };
-
-  const unbounded = await heldPeak('64MiB', blobs[0]!);
-  const bounded = await heldPeak('1MiB', blobs[1]!);
-  // 4 connections of 1 MiB chunks: 3 chunks (3 MiB) wait for the slow first one when nothing bounds them.
-  t.ok(unbounded >= 2.5 * MiB, `without a tight budget the later chunks pile up (${(unbounded / MiB).toFixed(2)} MiB held at most)`);
+  const spoolDir = await scratchDir('ranged-spool-');
+  // max_memory 1MiB: the bytes on their way to the file are bounded too.
+  const s = await startStowage({ config: { ranges: { ...RANGES, spool_dir: spoolDir, max_memory: '1MiB' }, upstreams: [{ name: 'held.test', url: up.url, prefetch: { enabled: false } }] } });
+  t.teardown(() => s.stop());
+  await fetch(`${s.url}/v2/held.test/library/held/manifests/v1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } }).then((r) => r.arrayBuffer());
+  const peak = { held: 0, spooled: 0, files: 0 };
+  let reading = true;
+  const sampling = (async () => {
+    while (reading) {
+      peak.held = Math.max(peak.held, await metric(s, 'stowage_upstream_ranged_held_bytes'));
+      peak.spooled = Math.max(peak.spooled, await metric(s, 'stowage_upstream_ranged_spooled_bytes'));
+      peak.files = Math.max(peak.files, readdirSync(spoolDir).length);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  })();
+  const got = await readBlob(`${s.url}/v2/held.test/library/held/blobs/${blobs[0]!.digest}`);
+  reading = false;
+  await sampling;
+  t.equal(got.digest, blobs[0]!.digest, 'the whole blob, verified');
+  t.equal(asked(blobs[0]!).length, 11, 'in 11 ranges at once');
+  // 4 connections of 1 MiB chunks: 3 chunks (3 MiB) wait for the slow first one.
+  t.ok(peak.spooled >= 2.5 * MiB, `the later chunks waited in the spool file (${(peak.spooled / MiB).toFixed(2)} MiB at most)`);
   // The limit, plus the read that crossed it on each of the 3 paused responses.
-  t.ok(bounded <= 1 * MiB + 3 * 256 * 1024, `with max_memory 1MiB at most ${(bounded / MiB).toFixed(2)} MiB held`);
+  t.ok(peak.held <= 1 * MiB + 3 * 256 * 1024, `in memory only on their way there, within max_memory (${(peak.held / MiB).toFixed(2)} MiB at most)`);
+  t.equal(peak.files, 0, 'the spool file has no name: nothing in the directory, even while it is used');
+  t.equal(await metric(s, 'stowage_upstream_ranged_spooled_bytes'), 0, 'nothing spooled once it is done');
+  t.equal(await metric(s, 'stowage_upstream_ranged_held_bytes'), 0, 'nothing held once it is done');
+
+  // A spool_dir that cannot hold a file: the rest after the first chunk, in one request.
+  const noSpool = await startStowage({ config: { ranges: { ...RANGES, spool_dir: join(spoolDir, 'missing') }, upstreams: [{ name: 'held.test', url: up.url, prefetch: { enabled: false } }] } });
+  t.teardown(() => noSpool.stop());
+  await fetch(`${noSpool.url}/v2/held.test/library/held/manifests/v1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } }).then((r) => r.arrayBuffer());
+  const plain = await readBlob(`${noSpool.url}/v2/held.test/library/held/blobs/${blobs[1]!.digest}`);
+  t.equal(plain.digest, blobs[1]!.digest, 'no spool: the whole blob, verified');
+  t.same(asked(blobs[1]!), ['bytes=0-1048575', `bytes=1048576-${SIZE - 1}`], 'no spool: the first chunk, then the rest in one request');
+  await until('the no-spool warning', () => noSpool.logs().some((l) => l.level === 'warn' && String(l.msg).includes('no spool file')), 5000);
+  t.ok(noSpool.logs().some((l) => l.level === 'warn' && String(l.msg).includes('no spool file') && l.dir === join(spoolDir, 'missing')), 'the operator is told which directory, in a warning');
 });
 
 t.test('start_after: a fast first chunk gets the rest in one request after it; a slow one, the chunks in parallel', { skip }, async (t) => {
