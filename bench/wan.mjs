@@ -14,11 +14,12 @@
 //
 // Usage: npm run build && node --import=./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/wan.mjs
 //          [--runs N] [--rtt 50] [--rate 200mbit] [--no-docker] [--quick] [--only single,concurrent,mirrors]
-//          [--clients skopeo,docker] [--log info] (stowage's log level; its logs then go to stderr)
+//          [--clients skopeo,docker,curl] [--log info] (stowage's log level; its logs then go to stderr)
 //          [--clients-cpu 1] (with `taskset -c 0 node ... bench/wan.mjs`: skopeo on CPU 1, the rest on CPU 0)
 // Environment: layer prefetch is on by default (issue 17); WAN_PREFETCH=0 adds PREFETCH_OFF_YAML
 // (below) to stowage's upstream entry for the baseline without it, so two runs compare both;
-// WAN_STOWAGE_YAML is appended to stowage's config file as it is.
+// WAN_STOWAGE_YAML is appended to stowage's config file as it is; WAN_NODE_ARGS adds node flags
+// to stowage's (--cpu-prof --cpu-prof-dir=DIR for a profile of each stowage process).
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -179,6 +180,30 @@ const concurrent = async (n, fn) => {
   return (performance.now() - t0) / 1000;
 };
 
+/**
+ * Raw HTTP, the server's own cost without a client's: curl GETs the manifest by tag, then every
+ * blob, three at a time (as dockerd downloads), bodies discarded. Direct, it first asks the token
+ * realm (through the relay) and follows the CDN redirects, as a client must.
+ */
+async function curlPull(port, repo = 'bench/wan') {
+  const img = images[repo];
+  const base = `http://127.0.0.1:${port}/v2/${repo}`;
+  const t0 = performance.now();
+  const auth = [];
+  if (port === relayUp) {
+    const res = await fetch(`http://127.0.0.1:${relayToken}/token?service=${encodeURIComponent(tokens.service)}&scope=repository:${repo}:pull`);
+    auth.push('-H', `Authorization: Bearer ${(await res.json()).token}`);
+  }
+  const curl = async (argv) => {
+    const r = await run('curl', ['-s', '--fail', '-L', ...auth, ...argv], { timeoutMs: 600_000 });
+    if (r.code !== 0) throw new Error(`curl from ${port} failed (${r.code}): ${r.stderr.slice(-500)}`);
+  };
+  await curl(['-H', `Accept: ${img.manifest.mediaType}`, '-o', '/dev/null', `${base}/manifests/v1`]);
+  await curl(['--parallel', '--parallel-max', '3', ...[img.config, ...img.layers].flatMap((b) => ['-o', '/dev/null', `${base}/blobs/${b.digest}`])]);
+  return (performance.now() - t0) / 1000;
+}
+Object.defineProperty(curlPull, 'name', { value: 'curl' });
+
 let dockerd;
 async function dockerPull(port, repo = 'bench/wan') {
   const ref = `127.0.0.1:${port}/${repo}:v1`;
@@ -208,7 +233,7 @@ upstreams:
 default_upstream: wan.test
 ${process.env.WAN_STOWAGE_YAML ?? ''}
 `);
-  const p = start('stowage', process.execPath, [...STOWAGE_NODE_ARGS, 'dist/cli.js', 'serve', `${root}.yml`]);
+  const p = start('stowage', process.execPath, [...STOWAGE_NODE_ARGS, ...(process.env.WAN_NODE_ARGS ?? '').split(' ').filter(Boolean), 'dist/cli.js', 'serve', `${root}.yml`]);
   procs.push(p);
   await waitHttp(`http://127.0.0.1:${port}/v2/`);
   return { ...p, port, root };
@@ -251,8 +276,8 @@ async function repeated(measure, key = 'cold') {
 
 // ------------------------------------------------------------------ the measurements
 const R = {};
-const wanted = new Set(opt('--clients', 'skopeo,docker').split(','));
-const clients = { ...(wanted.has('skopeo') ? { skopeo } : {}), ...(withDocker && wanted.has('docker') ? { docker: dockerPull } : {}) };
+const wanted = new Set(opt('--clients', 'curl,skopeo,docker').split(','));
+const clients = { ...(wanted.has('curl') ? { curl: curlPull } : {}), ...(wanted.has('skopeo') ? { skopeo } : {}), ...(withDocker && wanted.has('docker') ? { docker: dockerPull } : {}) };
 if (withDocker) {
   mkdirSync(join(work, 'docker'), { recursive: true });
   dockerd = await startDockerd(join(work, 'docker'));

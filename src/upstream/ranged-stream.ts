@@ -39,6 +39,8 @@ export class RangedBody extends Readable {
   private head = 0;
   /** Next segment not asked for yet. */
   private nextToStart = 1;
+  /** Segments asked for whose bodies have not ended yet (the first one from the start). */
+  private inFlight = 1;
   private fallingBack = false;
   /** Set when the ranged mode is over (fallback or destroy): late events of its requests are ignored. */
   private stopped = false;
@@ -116,9 +118,14 @@ export class RangedBody extends Readable {
     cb(err);
   }
 
-  /** Asks for the segments within `connections` of the head. */
+  /**
+   * Asks for the next segments while fewer than `connections` are arriving. A segment that has
+   * arrived frees its connection even before its turn: it waits in the spool, so the connections
+   * stay busy however far ahead of the reader they are.
+   */
   private startMore(): void {
-    while (!this.stopped && this.nextToStart < this.segments.length && this.nextToStart < this.head + this.connections) {
+    while (!this.stopped && this.nextToStart < this.segments.length && this.inFlight < this.connections) {
+      this.inFlight++;
       const seg = this.segments[this.nextToStart++]!;
       void this.request(seg);
     }
@@ -185,6 +192,8 @@ export class RangedBody extends Readable {
         return;
       }
       seg.ended = true;
+      this.inFlight--;
+      this.startMore();
       if (this.segments[this.head] === seg) this.flushHead();
     });
     body.on('error', (err: Error) => {
