@@ -7,6 +7,7 @@
  * verified blob, the fallback counted; a CDN serving wrong bytes gets nothing stored and the client
  * a cut connection; a client gets the bytes in order while the fill still runs.
  */
+import { execFileSync } from 'node:child_process';
 import { openSync, writeSync, closeSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -263,6 +264,35 @@ t.test('later chunks wait for their turn in a spool file, not in memory; no spoo
   t.same(asked(blobs[1]!), ['bytes=0-1048575', `bytes=1048576-${SIZE - 1}`], 'no spool: the first chunk, then the rest in one request');
   await until('the no-spool warning', () => noSpool.logs().some((l) => l.level === 'warn' && String(l.msg).includes('no spool file')), 5000);
   t.ok(noSpool.logs().some((l) => l.level === 'warn' && String(l.msg).includes('no spool file') && l.dir === join(spoolDir, 'missing')), 'the operator is told which directory, in a warning');
+});
+
+t.test('a spool directory that fills up (ENOSPC): the rest comes from one GET, the blob verifies', {
+  skip: skip ?? (process.getuid?.() !== 0 && process.env.CI !== 'true' ? 'needs root (mounts a tmpfs)' : missingTools('mount', 'umount')),
+}, async (t) => {
+  const work = await scratchDir('ranged-spool-full-');
+  const small = join(work, 'tmpfs');
+  execFileSync('mkdir', ['-p', small]);
+  // Room for a quarter of what waits: 3 MiB of later chunks behind the slow first one.
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=768k', 'tmpfs', small]);
+  t.teardown(() => { try { execFileSync('umount', [small]); } catch { /* not mounted */ } });
+  const up = await startLyingUpstream({ slowMs: 1500 });
+  t.teardown(() => up.close());
+  const blob = bigBlob(701);
+  up.blobs.set(blob.digest, { bytes: blob.bytes, behaviour: 'ranged-slow-head' });
+  up.publishImage('library/full', 'v1', [{ digest: blob.digest, size: blob.bytes.length }]);
+  const s = await startStowage({ config: { ranges: { ...RANGES, spool_dir: small }, upstreams: [{ name: 'full.test', url: up.url, prefetch: { enabled: false } }] } });
+  t.teardown(() => s.stop());
+  await fetch(`${s.url}/v2/full.test/library/full/manifests/v1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } }).then((r) => r.arrayBuffer());
+  const got = await readBlob(`${s.url}/v2/full.test/library/full/blobs/${blob.digest}`);
+  t.equal(got.digest, blob.digest, 'the whole blob, verified');
+  t.equal(await metric(s, 'stowage_upstream_ranged_fallbacks_total', 'reason="error"'), 1, 'the ranged mode gave up once, counted');
+  const line = s.logs().find((l) => String(l.msg).startsWith('ranged fetch gave up'));
+  t.match(String(line?.detail), /spool file: .*(ENOSPC|no space)/i, `the log says why: ${String(line?.detail)}`);
+  const asked = up.seen.filter((x) => x.path.endsWith(blob.digest)).map((x) => x.range);
+  t.match(asked[asked.length - 1], /^bytes=\d+-$/, `then one GET of the rest (${asked[asked.length - 1]})`);
+  t.equal(await metric(s, 'stowage_upstream_ranged_spooled_bytes'), 0, 'nothing left in spool files');
+  const head = await fetch(`${s.url}/v2/full.test/library/full/blobs/${blob.digest}`, { method: 'HEAD' });
+  t.equal(head.status, 200, 'stored');
 });
 
 t.test('start_after: a fast first chunk gets the rest in one request after it; a slow one, the chunks in parallel', { skip }, async (t) => {
