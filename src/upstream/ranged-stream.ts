@@ -24,8 +24,11 @@ interface Segment {
   taken: number;
   /** Bytes of this segment in the spool file, from its first byte on (their writes are done). */
   written: number;
-  /** The segment's spool writes, one after another. */
-  writes: Promise<void>;
+  /** Bytes waiting for the write in flight to finish, then written together at `pendingAt`. */
+  pending: Buffer[];
+  pendingAt: number;
+  /** A spool write of this segment is in flight (one at a time, so `written` only grows). */
+  writing: boolean;
   body?: Readable;
   ended: boolean;
   /** Set while the body is paused for the budget: cancels the wake-up. */
@@ -210,18 +213,9 @@ export class RangedBody extends Readable {
    * while the budget is full.
    */
   private hold(seg: Segment, chunk: Buffer, body: Readable): void {
-    const spool = this.spool!;
-    const at = seg.received - chunk.length;
     this.budget?.take(chunk.length);
-    seg.writes = seg.writes.then(() => spool.write(chunk, seg.start + at)).then(() => {
-      this.budget?.give(chunk.length);
-      if (this.stopped) return;
-      seg.written = at + chunk.length;
-      if (this.segments[this.head] === seg) this.flushHead();
-    }, (err: Error) => {
-      this.budget?.give(chunk.length);
-      if (!this.stopped) this.fail('error', `the spool file: ${err.message}`);
-    });
+    seg.pending.push(chunk);
+    this.writePending(seg);
     const budget = this.budget;
     if (!budget || !budget.full || seg.unwait) return;
     body.pause();
@@ -229,6 +223,34 @@ export class RangedBody extends Readable {
       seg.unwait = undefined;
       // Still not the head: resume; the head is resumed by _read when the reader wants more.
       if (!this.stopped && this.segments[this.head] !== seg) body.resume();
+    });
+  }
+
+  /**
+   * Writes what the segment has waiting, in one call, unless a write is in flight: each write
+   * takes everything that arrived during the one before (one call per 64 KiB read cost more than
+   * the copy itself).
+   */
+  private writePending(seg: Segment): void {
+    if (seg.writing || seg.pending.length === 0 || this.stopped) return;
+    const parts = seg.pending;
+    const at = seg.pendingAt;
+    let bytes = 0;
+    for (const p of parts) bytes += p.length;
+    seg.pending = [];
+    seg.pendingAt = at + bytes;
+    seg.writing = true;
+    this.spool!.write(parts, seg.start + at).then(() => {
+      seg.writing = false;
+      this.budget?.give(bytes);
+      if (this.stopped) return;
+      seg.written = at + bytes;
+      this.writePending(seg);
+      if (this.segments[this.head] === seg) this.flushHead();
+    }, (err: Error) => {
+      seg.writing = false;
+      this.budget?.give(bytes);
+      if (!this.stopped) this.fail('error', `the spool file: ${err.message}`);
     });
   }
 
@@ -308,6 +330,8 @@ export class RangedBody extends Readable {
     this.controller.abort();
     this.spool?.close();
     for (const seg of this.segments) {
+      for (const p of seg.pending) this.budget?.give(p.length);
+      seg.pending = [];
       seg.unwait?.();
       seg.unwait = undefined;
       seg.body?.destroy();
@@ -348,7 +372,7 @@ export class RangedBody extends Readable {
 }
 
 function newSegment(start: number, end: number): Segment {
-  return { start, end, received: 0, taken: 0, written: 0, writes: Promise.resolve(), ended: false };
+  return { start, end, received: 0, taken: 0, written: 0, pending: [], pendingAt: 0, writing: false, ended: false };
 }
 
 /** `bytes <start>-<end>/<total>`, numbers only (a `*` total is not enough to plan chunks). */

@@ -48,17 +48,21 @@ export class SpoolFile {
 
   constructor(private readonly handle: FileHandle, private readonly count: (delta: number) => void) {}
 
-  /** Writes all of `data` at `position`. */
-  async write(data: Buffer, position: number): Promise<void> {
-    let done = 0;
-    while (done < data.length) {
-      const { bytesWritten } = await this.handle.write(data, done, data.length - done, position + done);
+  /** Writes `parts`, one after another, at `position`. */
+  async write(parts: Buffer[], position: number): Promise<void> {
+    let rest = parts;
+    let at = position;
+    let total = 0;
+    for (const p of parts) total += p.length;
+    while (rest.length > 0) {
+      const { bytesWritten } = await this.handle.writev(rest, at);
       if (bytesWritten <= 0) throw new Error('the spool file took no bytes');
-      done += bytesWritten;
+      at += bytesWritten;
+      rest = after(rest, bytesWritten);
     }
     if (!this.closed) {
-      this.bytes += data.length;
-      this.count(data.length);
+      this.bytes += total;
+      this.count(total);
     }
   }
 
@@ -84,4 +88,13 @@ export class SpoolFile {
     this.count(-this.bytes);
     this.handle.close().catch(() => undefined);
   }
+}
+
+/** What is left of `parts` once its first `n` bytes are written (a short writev). */
+function after(parts: Buffer[], n: number): Buffer[] {
+  let skip = n;
+  let i = 0;
+  while (i < parts.length && skip >= parts[i]!.length) skip -= parts[i++]!.length;
+  if (i >= parts.length) return [];
+  return skip > 0 ? [parts[i]!.subarray(skip), ...parts.slice(i + 1)] : parts.slice(i);
 }
