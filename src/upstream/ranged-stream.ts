@@ -61,6 +61,8 @@ export class RangedBody extends Readable {
   private readonly budget: HeldBudget | undefined;
   /** Set while a spool read is in flight (one at a time, in order). */
   private reading = false;
+  /** The reader wants bytes (false from a push it refused until its next _read). */
+  private wanted = true;
 
   constructor(
     private readonly client: RegistryClient,
@@ -109,6 +111,7 @@ export class RangedBody extends Readable {
   private again: UpstreamResponse['again'];
 
   override _read(): void {
+    this.wanted = true;
     if (this.rest) this.rest.resume();
     else this.flushHead();
   }
@@ -259,6 +262,7 @@ export class RangedBody extends Readable {
     if (seg) seg.taken += chunk.length;
     this.delivered += chunk.length;
     if (!this.push(chunk)) {
+      this.wanted = false;
       source?.pause();
       this.pushedBack = true;
     }
@@ -270,7 +274,8 @@ export class RangedBody extends Readable {
    * complete. Called again by _read when the reader wants more, and when a spool write is done.
    */
   private flushHead(): void {
-    if (this.reading || this.stopped) return;
+    // A spool write that finished while the reader is full waits for its _read.
+    if (this.reading || this.stopped || !this.wanted) return;
     for (;;) {
       const seg = this.segments[this.head];
       if (!seg) return;
@@ -296,6 +301,7 @@ export class RangedBody extends Readable {
       seg.taken += length;
       this.delivered += length;
       if (this.push(bytes)) this.flushHead();
+      else this.wanted = false;
     }, (err: Error) => {
       this.reading = false;
       if (!this.stopped) this.fail('error', `the spool file: ${err.message}`);
