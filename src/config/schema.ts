@@ -190,9 +190,9 @@ const rangesDescription = 'Ranged fetch: a blob bigger than chunk_size is fetche
 
 export const RangesSchema = section({
   enabled: bool({ description: 'Fetch big blobs over several connections with Range requests (off: one GET per blob)', default: RANGES_DEFAULTS.enabled }),
-  connections: int({ description: 'Range requests in flight per blob; memory per fill is at most (connections - 1) x chunk_size', default: RANGES_DEFAULTS.connections, min: 1, max: 16 }),
+  connections: int({ description: 'Range requests in flight per blob (chunks that arrive before their turn wait in the spool file, on disk)', default: RANGES_DEFAULTS.connections, min: 1, max: 16 }),
   chunk_size: size({ description: 'Bytes asked for per Range request', default: RANGES_DEFAULTS.chunk_size }),
-  min_size: size({ description: 'Blobs smaller than this are not split into chunks: the first chunk and the rest, two requests at once (memory: min_size - chunk_size)', default: RANGES_DEFAULTS.min_size }),
+  min_size: size({ description: 'Blobs smaller than this are not split into chunks: the first chunk and the rest, two requests at once', default: RANGES_DEFAULTS.min_size }),
   start_after: duration({ description: startAfterDescription, default: RANGES_DEFAULTS.start_after }),
   max_memory: size({ description: 'Bytes of later chunks in memory on their way to the spool file, across every ranged fetch of the process: past it, later Range responses are paused (TCP backpressure) until the writes catch up. Global only', default: RANGES_DEFAULTS.max_memory }),
   spool_dir: optional(path({ description: 'Where later chunks wait for their turn, in unnamed files gone when the fill ends (disk, not memory); default: the filesystem storage\'s rootdirectory, else the system\'s temporary directory. Where no file can be made there, a big blob comes in one request after its first chunk. Global only' })),

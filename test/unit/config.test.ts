@@ -349,7 +349,9 @@ upstreams:
   t.same(of('ghcr.io'), { enabled: true, connections: 8, chunkSize: 8 * MiB, minSize: 32 * MiB, startAfterMs: 100 }, 'one key overridden, the rest global');
   t.same(of('quay.io'), { enabled: false, connections: 4, chunkSize: 8 * MiB, minSize: 32 * MiB, startAfterMs: 100 }, 'off for one upstream');
   t.equal(of('lan.test')?.startAfterMs, 0, 'start_after per upstream');
-  t.equal(c.ranges.max_memory, 48 * MiB, 'max_memory: global, 48MiB by default');
+  t.equal(c.ranges.max_memory, 16 * MiB, 'max_memory: global, 16MiB by default');
+  t.equal(c.ranges.spool_dir, undefined, 'spool_dir: unset by default (the storage root, or the temporary directory)');
+  t.equal(parse(base, { REGISTRY_RANGES_SPOOL_DIR: '/var/spool/stowage' }).ranges.spool_dir, '/var/spool/stowage', 'spool_dir from the environment');
   const off = parse(`${base}ranges: {enabled: false, chunk_size: 4MiB}\n`);
   t.same(off.upstreams.map((u) => u.ranging?.enabled), [false, false, false, false], 'global off, nobody overriding it');
   t.equal(off.upstreams[1]!.ranging?.chunkSize, 4 * MiB);
