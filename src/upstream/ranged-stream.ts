@@ -54,6 +54,8 @@ export class RangedBody extends Readable {
   private readonly segments: Segment[];
   /** Requests in flight at most: 1 until plan(true). */
   private connections = 1;
+  /** plan(true): later chunks may arrive before their turn (into the spool). Otherwise each waits to be the head. */
+  private parallel = false;
   private planned = false;
   private planTimer: NodeJS.Timeout | undefined;
   /** Set once the reader was full (backpressure) while the first chunk arrived. */
@@ -104,6 +106,7 @@ export class RangedBody extends Readable {
     if (parallel && this.total >= minSize) for (let s = chunkSize; s < this.total; s += chunkSize) add(s, Math.min(s + chunkSize, this.total));
     else add(chunkSize, this.total);
     this.connections = parallel ? Math.max(1, this.opts.connections) : 1;
+    this.parallel = parallel;
     this.hooks.onPlan?.({ parallel, chunks: this.segments.length, connections: this.connections });
     this.startMore();
   }
@@ -130,7 +133,7 @@ export class RangedBody extends Readable {
    * stay busy however far ahead of the reader they are.
    */
   private startMore(): void {
-    while (!this.stopped && this.nextToStart < this.segments.length && this.inFlight < this.connections) {
+    while (!this.stopped && this.nextToStart < this.segments.length && this.inFlight < this.connections && (this.parallel || this.nextToStart <= this.head)) {
       this.inFlight++;
       const seg = this.segments[this.nextToStart++]!;
       void this.request(seg);

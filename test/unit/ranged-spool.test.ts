@@ -117,3 +117,27 @@ t.test('a reader that stops: the rest waits in the spool, not in the stream; des
   t.equal(spoolDir.bytes, 0, 'destroyed: the spool file is closed');
   t.equal(budget.held, 0, 'and the budget is given back');
 });
+
+t.test('no spool: the rest in one request once the first chunk has gone to a slow reader, every byte in order', async (t) => {
+  const up = await rangeServer(100);
+  const ranges: string[] = [];
+  t.teardown(() => up.close());
+  const client = new UpstreamClient(cfg(up.url), { log: pino({ level: 'silent' }) });
+  t.teardown(() => client.close());
+  const seen = new Set<string>();
+  const answer = await fetchBlob(client, 'r', DIGEST, { connections: 4, chunkSize: MiB, minSize: 4 * MiB, startAfterMs: 0 }, {
+    onPlan: (p) => seen.add(`${p.parallel ? 'parallel' : 'sequential'} ${p.chunks} ${p.connections}`),
+  });
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of answer.response.body!) {
+    hash.update(chunk as Buffer);
+    bytes += (chunk as Buffer).length;
+    // Slower than the upstream: the first chunk ends while the reader is full.
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  ranges.push(...seen);
+  t.equal(bytes, SIZE, 'every byte');
+  t.equal(`sha256:${hash.digest('hex')}`, DIGEST, 'in order');
+  t.same(ranges, ['sequential 2 1'], 'the first chunk, then the rest in one request, one at a time');
+});
