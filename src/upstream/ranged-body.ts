@@ -14,15 +14,15 @@
  *
  * Order and memory: the head chunk (the one whose bytes come next) streams straight through, with
  * backpressure (its body is paused while the reader is full). The chunks after it are read as
- * they arrive and written at their place in a spool file (spool.ts,
- * ranges.spool_dir), then read back in order when their turn comes: memory holds only the bytes
- * on their way to the file (plus undici's per-body buffer, 1 MiB each), whatever the chunk size.
- * At most `connections` chunks are arriving at once; one that has arrived frees its connection for
- * the next chunk even before its turn, so the connections stay busy while the reader catches up. Bytes not yet written count against the process's budget (held-budget.ts,
- * ranges.max_memory): past it, a later chunk's body is paused until writes catch up, so TCP keeps
- * the rest upstream. The head is never paused for the budget, so the stream always moves. Where
- * no spool file can be opened (a read-only directory), the rest of the blob comes in one request
- * after the first chunk.
+ * they arrive and written at their place in a spool file (spool.ts, ranges.spool_dir), then read
+ * back in order when their turn comes: memory holds only the bytes on their way to the file (plus
+ * undici's per-body buffer, 1 MiB each), whatever the chunk size. At most `connections` chunks are
+ * arriving at once; one that has arrived frees its connection for the next chunk even before its
+ * turn, so the connections stay busy while the reader catches up. Bytes not yet written count
+ * against the process's budget (held-budget.ts, ranges.max_memory): past it, a later chunk's body
+ * is paused until writes catch up, so TCP keeps the rest upstream. The head is never paused for
+ * the budget, so the stream always moves. Where no spool file can be opened (a read-only
+ * directory), the rest of the blob comes in one request after the first chunk.
  *
  * Every ranged answer must be 206 with exactly the Content-Range asked (same total) and exactly
  * that many bytes. Anything else (a 200, another range, a short or long body, an error) ends the
