@@ -70,7 +70,7 @@ EXPOSE 5000
 # /v2/ answers 503 while a health check fails. Give it the same config path if you change CMD.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["node", "/app/dist/cli.js", "healthcheck", "/etc/docker/registry/config.yml"]
-# The heap limit (1 GiB; stowage's live heap is 30-60 MiB) makes V8 collect its old generation
-# sooner: a manifest flood peaked ~15 MiB lower, at no measured CPU cost (README, Memory).
-ENTRYPOINT ["node", "--max-old-space-size=1024", "/app/dist/cli.js"]
+# No V8 heap flags: a 1 GiB heap limit (used until 2026-12-03) made V8 collect 7x as often on
+# the cold path, 7% more CPU for no lower peak (README, Memory).
+ENTRYPOINT ["node", "/app/dist/cli.js"]
 CMD ["serve", "/etc/docker/registry/config.yml"]
