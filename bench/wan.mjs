@@ -16,6 +16,8 @@
 //          [--runs N] [--rtt 50] [--rate 200mbit] [--no-docker] [--quick] [--only single,concurrent,mirrors]
 //          [--clients skopeo,docker,curl] [--log info] (stowage's log level; its logs then go to stderr)
 //          [--clients-cpu 1] (with `taskset -c 0 node ... bench/wan.mjs`: skopeo on CPU 1, the rest on CPU 0)
+//          [--timeline] (where each stowage cold pull's time went: when each blob was complete, the
+//          manifest answered, the client done, and how busy the cores were meanwhile)
 // Environment: layer prefetch is on by default (issue 17); WAN_PREFETCH=0 adds PREFETCH_OFF_YAML
 // (below) to stowage's upstream entry for the baseline without it, so two runs compare both;
 // WAN_STOWAGE_YAML is appended to stowage's config file as it is; WAN_NODE_ARGS adds node flags
@@ -50,6 +52,9 @@ const rateBps = parseRate(opt('--rate', '200mbit'));
 const only = new Set((opt('--only', 'single,concurrent,mirrors')).split(','));
 const withDocker = !args.includes('--no-docker') && only.has('single');
 const stowageLog = opt('--log', 'warn');
+/** --timeline reads stowage's "blob cached" lines: its log runs at info for that (printed only with --log). */
+const timeline = args.includes('--timeline');
+const stowageLevel = timeline && stowageLog === 'warn' ? 'info' : stowageLog;
 const MiB = 1024 * 1024;
 for (const bin of ['docker-registry', 'skopeo', 'nginx', ...(withDocker ? ['dockerd'] : [])]) {
   if ((await run('sh', ['-c', `command -v ${bin}`])).code !== 0) {
@@ -221,7 +226,7 @@ async function startStowage(mirrors = '') {
   const prefetch = prefetchOn ? '' : `\n    ${PREFETCH_OFF_YAML}`;
   writeFileSync(`${root}.yml`, `version: 0.1
 log:
-  level: ${stowageLog}
+  level: ${stowageLevel}
 storage:
   filesystem:
     rootdirectory: ${root}
@@ -254,15 +259,52 @@ async function coldWarm(kind, client) {
   const c = await startCache(kind);
   const before = await snapshot();
   const cpu0 = cpuSeconds(c.proc.pid);
+  const sampler = timeline && kind === 'stowage' ? coreSampler() : undefined;
+  const t0 = Date.now();
   const cold = await client(c.port);
+  const cores = sampler?.stop();
   const cpu = await settledCpuSeconds(c.proc.pid) - cpu0;
+  const coldTimeline = cores ? readTimeline(c.output(), t0, cold, cores) : undefined;
   const counts = delta(before, await snapshot());
   const warm = await client(c.port);
   const rss = peakRssMiB(c.proc.pid);
   await stop(c);
   if (kind === 'stowage' && stowageLog !== 'warn') process.stderr.write(`--- stowage, ${client.name} cold then warm\n${c.output()}`);
   rmSync(c.root, { recursive: true, force: true });
-  return { cold, warm, cpu, rss, counts };
+  return { cold, warm, cpu, rss, counts, ...(coldTimeline ? { timeline: coldTimeline } : {}) };
+}
+
+/** /proc/stat every 100 ms until stop(): how many cores were busy in each interval. */
+function coreSampler() {
+  const read = () => {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    return { idle: f[3] + f[4], total: f.reduce((a, b) => a + b, 0), at: Date.now() };
+  };
+  const samples = [];
+  let prev = read();
+  const timer = setInterval(() => {
+    const now = read();
+    const dt = now.total - prev.total;
+    if (dt > 0) samples.push({ at: now.at, busy: (1 - (now.idle - prev.idle) / dt) * cpus().length });
+    prev = now;
+  }, 100);
+  return { stop: () => { clearInterval(timer); return samples; } };
+}
+
+/** From stowage's log of a cold pull that started at t0 (ms): when the manifest was answered and each blob complete. */
+function readTimeline(log, t0, coldSeconds, cores) {
+  const lines = log.split('\n').filter((l) => l.startsWith('{')).map((l) => { try { return JSON.parse(l); } catch { return undefined; } }).filter(Boolean);
+  const at = (j) => (Date.parse(j.time) - t0) / 1000;
+  const manifest = lines.find((j) => j.msg === 'request' && /\/manifests\//.test(j.url ?? '') && j.method === 'GET');
+  const blobs = lines.filter((j) => j.msg === 'blob cached').map((j) => ({ at: at(j), bytes: j.bytes })).filter((b) => b.at <= coldSeconds + 1).sort((a, b) => a.at - b.at);
+  const last = blobs.at(-1)?.at ?? NaN;
+  const largest = blobs.reduce((m, b) => (b.bytes > (m?.bytes ?? -1) ? b : m), undefined);
+  const mean = (from, to) => {
+    const w = cores.filter((c) => c.at > t0 + from * 1000 && c.at <= t0 + to * 1000);
+    return w.length ? w.reduce((a, c) => a + c.busy, 0) / w.length : NaN;
+  };
+  const answered = manifest ? at(manifest) : NaN;
+  return { manifest: answered, blobs, last, largest, done: coldSeconds, busyManifest: mean(0, answered), busyBlobs: mean(answered, last) };
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -377,6 +419,13 @@ const mirrors = !has('mirrors') ? [] : [['stowage cold, skopeo', 'first pull (s)
   ...['refused', 'hung'].map((n) => [`first mirror ${n}`, f(R[`mirror-${n}`].first), `${f((R[`mirror-${n}`].first - s1) * 1000, 0)} ms`,
     f(R[`mirror-${n}`].second), `${f((R[`mirror-${n}`].second - s1) * 1000, 0)} ms`])];
 
+const timelines = !timeline ? [] : Object.keys(clients).filter((n) => R[n]?.stowage?.timeline).map((n) => {
+  const t = R[n].stowage.timeline;
+  return `${n} through stowage, cold (the median run): the manifest answered at ${f(t.manifest)} s; blobs stored (verified, committed) at ${t.blobs.map((b) => f(b.at)).join(', ')} s; `
+    + `the largest (${f((t.largest?.bytes ?? NaN) / MiB, 1)} MiB) at ${f(t.largest?.at)} s; the client done at ${f(t.done)} s. `
+    + `Cores busy (of ${cpus().length}; /proc/stat every 100 ms): ${f(t.busyManifest)} until the manifest, ${f(t.busyBlobs)} from then to the last blob`;
+});
+
 const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const report = `## cold pulls across a WAN stand-in (bench/wan.mjs, ${new Date().toISOString()})
 machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, node ${process.version}, load average at the end ${load}${clientsCpu === undefined ? "" : `; skopeo on CPU ${clientsCpu} only, everything else on the CPUs the bench was started with`}
@@ -385,7 +434,7 @@ image: 10 layers + config, ${f(IMAGE_BYTES / MiB, 1)} MiB (largest layer ${f(SIZ
 relay process: ${f(R.relayCpu)} CPU-s for the whole run
 
 ${[rows, cost, trips, mirrors].filter((t) => t.length > 1).map(table).join('\n\n')}
-`;
+${timelines.length ? `\n${timelines.join('\n')}\n` : ''}`;
 console.log(report);
 mkdirSync('bench/results', { recursive: true });
 writeFileSync(join('bench/results', `wan-${new Date().toISOString().replace(/[:.]/g, '-')}.md`), report);
