@@ -16,7 +16,7 @@
 //          [--runs N] [--rtt 50] [--rate 200mbit] [--no-docker] [--quick] [--only single,concurrent,mirrors]
 //          [--clients skopeo,docker,curl] [--log info] (stowage's log level; its logs then go to stderr)
 //          [--clients-cpu 1] (with `taskset -c 0 node ... bench/wan.mjs`: skopeo on CPU 1, the rest on CPU 0)
-//          [--timeline] (where each stowage cold pull's time went: when each blob was complete, the
+//          [--timeline] (where each stowage cold pull's time went: when each blob was stored, the
 //          manifest answered, the client done, and how busy the cores were meanwhile)
 // Environment: layer prefetch is on by default (issue 17); WAN_PREFETCH=0 adds PREFETCH_OFF_YAML
 // (below) to stowage's upstream entry for the baseline without it, so two runs compare both;
@@ -291,7 +291,7 @@ function coreSampler() {
   return { stop: () => { clearInterval(timer); return samples; } };
 }
 
-/** From stowage's log of a cold pull that started at t0 (ms): when the manifest was answered and each blob complete. */
+/** From stowage's log of a cold pull that started at t0 (ms): when the manifest was answered and each blob stored. */
 function readTimeline(log, t0, coldSeconds, cores) {
   const lines = log.split('\n').filter((l) => l.startsWith('{')).map((l) => { try { return JSON.parse(l); } catch { return undefined; } }).filter(Boolean);
   const at = (j) => (Date.parse(j.time) - t0) / 1000;
