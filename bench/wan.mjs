@@ -13,7 +13,8 @@
 // and with it hung (accepts, never answers). CPU-seconds and peak RSS of each cache process.
 //
 // Usage: npm run build && node --import=./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/wan.mjs
-//          [--runs N] [--rtt 50] [--rate 200mbit] [--no-docker] [--quick] [--only single,concurrent,mirrors]
+//          [--runs N] [--rtt 50] [--rate 200mbit] [--no-docker] [--quick] [--only single,concurrent,mirrors,warmed]
+//          (warmed: stowage's cold pull in a process that has just pulled another image; not in the default set)
 //          [--clients skopeo,docker,curl] [--log info] (stowage's log level; its logs then go to stderr)
 //          [--clients-cpu 1] (with `taskset -c 0 node ... bench/wan.mjs`: skopeo on CPU 1, the rest on CPU 0)
 //          [--timeline] (where each stowage cold pull's time went: when each blob was stored, the
@@ -50,7 +51,7 @@ const runs = Number(opt('--runs', quick ? 1 : 3));
 const rttMs = Number(opt('--rtt', 50));
 const rateBps = parseRate(opt('--rate', '200mbit'));
 const only = new Set((opt('--only', 'single,concurrent,mirrors')).split(','));
-const withDocker = !args.includes('--no-docker') && only.has('single');
+const withDocker = !args.includes('--no-docker') && (only.has('single') || only.has('warmed'));
 const stowageLog = opt('--log', 'warn');
 /** --timeline reads stowage's "blob cached" lines: its log runs at info for that (printed only with --log). */
 const timeline = args.includes('--timeline');
@@ -353,6 +354,20 @@ try {
     await stop(c);
   }
 
+  // A cold pull in a stowage that has just pulled another image (its upstream connections open,
+  // the token realm known), as in a cache that serves traffic, against the fresh process above.
+  for (const [name, client] of only.has('warmed') ? Object.entries(clients) : []) {
+    R[name] ??= {};
+    R[name].warmed = await repeated(async () => {
+      const c = await startStowage();
+      await client(c.port, 'bench/wan2');
+      const cold = await client(c.port, 'bench/wan');
+      await stop(c);
+      rmSync(c.root, { recursive: true, force: true });
+      return { cold };
+    });
+  }
+
   // Mirrors (stowage, skopeo): the first mirror refuses connections; the first mirror hangs.
   if (only.has('mirrors') && !only.has('single')) R.skopeo = { stowage: await repeated(() => coldWarm('stowage', skopeo)) };
   for (const [name, port] of only.has('mirrors') ? [['refused', relayRefused], ['hung', relayHung]] : []) {
@@ -383,6 +398,11 @@ const rows = [['pull (s)', 'direct', 'stowage cold', 'stowage warm', 'registry:2
 for (const name of has('single') ? Object.keys(clients) : []) {
   const d = R[name].direct, s = R[name].stowage, g = R[name]['registry:2'];
   rows.push([`${name}, one client`, `${f(d.cold)}${all(d)}`, `${f(s.cold)}${all(s)}`, f(s.warm), `${f(g.cold)}${all(g)}`, f(g.warm), f(s.cold / d.cold), f(g.cold / d.cold)]);
+}
+const warmedRows = [['cold pull (s)', 'direct', 'stowage, fresh process', 'stowage, after pulling another image', 'fresh / direct', 'after another / direct']];
+for (const name of has('warmed') ? Object.keys(clients) : []) {
+  const d = R[name].direct, s = R[name].stowage, w = R[name].warmed;
+  warmedRows.push([`${name}, one client`, d ? `${f(d.cold)}${all(d)}` : '-', s ? `${f(s.cold)}${all(s)}` : '-', `${f(w.cold)}${all(w)}`, d && s ? f(s.cold / d.cold) : '-', d ? f(w.cold / d.cold) : '-']);
 }
 const C = R.concurrent;
 if (C) rows.push(['skopeo, 8 clients at once', f(C.direct.cold), f(C.stowage.cold), f(C.stowage.warm), f(C['registry:2'].cold), f(C['registry:2'].warm),
@@ -433,7 +453,7 @@ WAN: bench/wan-relay.mjs, RTT ${rttMs} ms, ${rateBps / 1e6} Mbit/s per connectio
 image: 10 layers + config, ${f(IMAGE_BYTES / MiB, 1)} MiB (largest layer ${f(SIZES[0] / MiB, 0)} MiB); median of ${runs} run(s)${withDocker ? `; dockerd ${dockerd.driver}` : ''}; layer prefetch ${prefetchOn ? 'on' : 'off (WAN_PREFETCH=0)'}
 relay process: ${f(R.relayCpu)} CPU-s for the whole run
 
-${[rows, cost, trips, mirrors].filter((t) => t.length > 1).map(table).join('\n\n')}
+${[rows, warmedRows, cost, trips, mirrors].filter((t) => t.length > 1).map(table).join('\n\n')}
 ${timelines.length ? `\n${timelines.join('\n')}\n` : ''}`;
 console.log(report);
 mkdirSync('bench/results', { recursive: true });
