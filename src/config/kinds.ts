@@ -1,12 +1,17 @@
 /**
- * The field kinds the configuration schema is built from. Each helper returns a TypeBox schema:
- * plain JSON-Schema data that decode.ts, env.ts and reference.ts walk. For leaves, `x-kind` names
- * the decoder in KINDS and Static<> is the DECODED value: durations in ms, sizes in bytes,
- * percentages as a fraction 0..1, paths absolute. `default` is written as a user would write it
- * in config.yml ("5m", "200GiB") and goes through the same decoder.
+ * The field kinds the configuration schema is built from. Each helper returns plain JSON-Schema
+ * data that decode.ts, env.ts and reference.ts walk, typed as TypeBox's schema types so that
+ * Static<> gives the decoded configuration's type. For leaves, `x-kind` names the decoder in KINDS
+ * and Static<> is the DECODED value: durations in ms, sizes in bytes, percentages as a fraction
+ * 0..1, paths absolute. `default` is written as a user would write it in config.yml ("5m",
+ * "200GiB") and goes through the same decoder.
+ *
+ * TypeBox is used for its types only: the objects are built here (the same JSON Schema its
+ * builders make). Loading TypeBox's builders at run time cost every process ~19 MiB of RSS and
+ * ~0.3 s of start-up (its 300 modules), for seven constructors.
  */
 import { isAbsolute, resolve } from 'node:path';
-import Type, { type TObject, type TProperties, type TSchema, type TUnsafe, type TArray, type TRecord } from 'typebox';
+import type { TObject, TProperties, TSchema, TUnsafe, TArray, TRecord, TUnion, TOptional } from 'typebox';
 import { DurationError, formatGoDuration, parseGoDuration } from './duration.js';
 
 export interface FieldOptions {
@@ -212,11 +217,18 @@ export const KINDS: Readonly<Record<string, Kind>> = {
 
 function leaf<T>(kind: string, opts: FieldOptions, json: Record<string, unknown> = {}): TUnsafe<T> {
   const { description, secret, example, ...rest } = opts;
-  return Type.Unsafe<T>({
+  return {
     'x-kind': kind, ...json, description, ...rest,
     ...(secret ? { secret: true } : {}), ...(example !== undefined ? { examples: [example] } : {}),
-  } as unknown as TSchema);
+  } as unknown as TUnsafe<T>;
 }
+
+/** Marks a property that may be left out; section() leaves it out of `required`. */
+const OPTIONAL = Symbol('optional');
+const isOptional = (s: TSchema): boolean => OPTIONAL in s;
+
+/** The key may be left out of its section. */
+export const optional = <T extends TSchema>(schema: T): TOptional<T> => ({ ...schema, [OPTIONAL]: true }) as unknown as TOptional<T>;
 
 export interface StringOptions extends FieldOptions {
   /** A regular expression the value must match. */
@@ -262,31 +274,33 @@ export const oneOf = <const V extends readonly string[]>(values: V, opts: FieldO
 /** A mapping of keys to fields. Unknown keys are refused with "unknown key". */
 export const section = <P extends TProperties>(properties: P, opts: Omit<FieldOptions, 'default'> & { drivers?: string[]; defaultDriver?: string } = { description: '' }): TObject<P> => {
   const { drivers, defaultDriver, ...rest } = opts;
-  return Type.Object(properties, {
+  const required = Object.keys(properties).filter((k) => !isOptional(properties[k]!));
+  return {
+    type: 'object', ...(required.length > 0 ? { required } : {}), properties,
     additionalProperties: false, ...rest,
     ...(drivers ? { 'x-drivers': drivers, 'x-default-driver': defaultDriver ?? drivers[0] } : {}),
-  });
+  } as unknown as TObject<P>;
 };
 /** A list. `single: true` takes a lone value as a list of one (as registry:2 does for http.headers). */
 export const list = <T extends TSchema>(item: T, opts: FieldOptions & { single?: boolean }): TArray<T> => {
   const { single, ...rest } = opts;
-  return Type.Array(item, { ...rest, ...(single ? { 'x-single': true } : {}) });
+  return { type: 'array', items: item, ...rest, ...(single ? { 'x-single': true } : {}) } as unknown as TArray<T>;
 };
 /** A mapping of free-form keys (matching `keyPattern`) to values of one schema. */
 export const map = <T extends TSchema>(value: T, opts: FieldOptions & { keyPattern?: string; keyExpected?: string; expected?: string }): TRecord<string, T> => {
   const { keyPattern, keyExpected, expected, ...rest } = opts;
-  return Type.Record(Type.String(keyPattern ? { pattern: keyPattern } : {}), value, {
+  return {
+    type: 'object', patternProperties: { [keyPattern ?? '^.*$']: value },
     ...rest, ...(keyExpected ? { 'x-key-expected': keyExpected } : {}), ...(expected ? { 'x-expected': expected } : {}),
-  }) as TRecord<string, T>;
+  } as unknown as TRecord<string, T>;
 };
 /** One of a few shapes: at most one scalar kind, one mapping and one list; picked by the value's shape. */
 export const either = <T extends TSchema[]>(types: [...T], opts: FieldOptions & { expected: string }) => {
   const { expected, ...rest } = opts;
-  return Type.Union(types, { ...rest, 'x-expected': expected });
+  return { anyOf: types, ...rest, 'x-expected': expected } as unknown as TUnion<T>;
 };
 /** A registry:2 key stowage accepts and ignores (start-up logs a warning naming it). */
-export const ignored = (description: string) => Type.Optional(Type.Unsafe<unknown>({ 'x-kind': 'ignored', description } as unknown as TSchema));
+export const ignored = (description: string) => optional({ 'x-kind': 'ignored', description } as unknown as TUnsafe<unknown>);
 /** A key stowage refuses to start with (its meaning would be silently lost), with the reason. */
 export const refused = (message: string, description: string) =>
-  Type.Optional(Type.Unsafe<never>({ 'x-kind': 'refused', 'x-message': message, description } as unknown as TSchema));
-export const optional = Type.Optional;
+  optional({ 'x-kind': 'refused', 'x-message': message, description } as unknown as TUnsafe<never>);
