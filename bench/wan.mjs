@@ -10,7 +10,9 @@
 // 8 concurrent cold skopeo clients of each against the same 8 warm; per cold pull the requests,
 // new connections and bytes that reach the upstream side (relay counters, registry:2's access
 // log, the token server, nginx's access log); stowage with its first mirror refusing connections
-// and with it hung (accepts, never answers). CPU-seconds and peak RSS of each cache process.
+// and with it hung (accepts, never answers). CPU-seconds and peak RSS of each cache process; for
+// the 8 concurrent clients also the whole machine's CPU-seconds cold and warm (/proc/stat), and
+// the least time the cold run could take on this machine's cores.
 //
 // Usage: npm run build && node --import=./node_modules/@tapjs/typescript/dist/esm/import.mjs bench/wan.mjs
 //          [--runs N] [--rtt 50] [--rate 200mbit] [--no-docker] [--quick] [--only single,concurrent,mirrors,warmed]
