@@ -2,13 +2,17 @@
  * What every command shares: reading the config, one way of opening the configured storage and
  * metadata (main.ts createServices, indexed if the index is new), a logger that keeps stdout for
  * the command's own output, and argument parsing that turns mistakes into one usage line.
+ *
+ * Light on purpose: every command imports this file, and `stowage healthcheck` runs every 30 s in
+ * the container. main.ts (the server, its storage drivers and libraries) is loaded only by a
+ * command that opens the services.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { ConfigError, loadConfigDetailed, type LoadedConfig } from '../config/load.js';
 import type { Config, LogLevel } from '../config/schema.js';
 import { createLogger } from '../log.js';
-import { createServices, type Services } from '../main.js';
+import type { Services } from '../main.js';
 
 /** A mistake on the command line or in the config: printed as one line, exit code 2. */
 export class UsageError extends Error {}
@@ -22,6 +26,28 @@ export function parse<O extends Options>(args: string[], options: O, allowPositi
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
+}
+
+/**
+ * The config file: the last `--config FILE` / `--config=FILE` wins (so `npm start -- --config X`
+ * overrides the one npm start names), else a bare argument (registry:2's `serve FILE`).
+ */
+export function configFileArg(args: readonly string[]): string | undefined {
+  let file: string | undefined;
+  let bare: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--config') {
+      const next = args[++i];
+      if (next === undefined) throw new UsageError('--config needs a file');
+      file = next;
+    } else if (a.startsWith('--config=')) {
+      file = a.slice('--config='.length);
+    } else if (!a.startsWith('-')) {
+      bare ??= a;
+    }
+  }
+  return file ?? bare;
 }
 
 /** The config with the warnings about keys that have no effect (serve logs them). */
@@ -48,6 +74,7 @@ export function toolLogger(config: Config, level: LogLevel = 'warn'): Logger {
  * the same config: SQLite (WAL) takes several processes, and storage writes are atomic.
  */
 export async function openServices(config: Config, log: Logger): Promise<Services> {
+  const { createServices } = await import('../main.js');
   const services = await createServices(config, log);
   try {
     await services.registry.ensureIndexed(config.upstreams.map((u) => u.name));

@@ -1,6 +1,5 @@
 /** stowage healthcheck [--config FILE | FILE]: probe the running registry (exit 0 if healthy; container HEALTHCHECK). */
-import { readConfig } from './common.js';
-import { configFileArg } from './serve.js';
+import { configFileArg, readConfig } from './common.js';
 
 export async function run(args: string[]): Promise<number> {
   const { probeHealth } = await import('../health/probe.js');

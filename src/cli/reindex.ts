@@ -4,8 +4,7 @@
  */
 import { createLogger } from '../log.js';
 import { createServices } from '../main.js';
-import { readConfig } from './common.js';
-import { configFileArg } from './serve.js';
+import { configFileArg, readConfig } from './common.js';
 
 export async function run(args: string[]): Promise<number> {
   const config = readConfig(configFileArg(args));

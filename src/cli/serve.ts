@@ -2,29 +2,7 @@
 import { createLogger, flushLog } from '../log.js';
 import { startServer } from '../main.js';
 import { StoreCheckError } from '../storage/driver.js';
-import { readConfigDetailed, UsageError } from './common.js';
-
-/**
- * The config file: the last `--config FILE` / `--config=FILE` wins (so `npm start -- --config X`
- * overrides the one npm start names), else a bare argument (registry:2's `serve FILE`).
- */
-export function configFileArg(args: readonly string[]): string | undefined {
-  let file: string | undefined;
-  let bare: string | undefined;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '--config') {
-      const next = args[++i];
-      if (next === undefined) throw new UsageError('--config needs a file');
-      file = next;
-    } else if (a.startsWith('--config=')) {
-      file = a.slice('--config='.length);
-    } else if (!a.startsWith('-')) {
-      bare ??= a;
-    }
-  }
-  return file ?? bare;
-}
+import { configFileArg, readConfigDetailed, UsageError } from './common.js';
 
 export async function run(args: string[]): Promise<number | undefined> {
   const { config, warnings } = readConfigDetailed(configFileArg(args));
