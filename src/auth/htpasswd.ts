@@ -64,10 +64,16 @@ export class HtpasswdFile {
 
   constructor(private readonly options: HtpasswdOptions, private readonly log: Logger) {
     this.realm = options.realm;
-    this.users = this.read();
+    // Watched before it is read: an edit right after the read is a change from the watch's first state.
+    this.watch = watchPath(options.path, options.reloadIntervalMs ?? 1000, () => this.reload());
+    try {
+      this.users = this.read();
+    } catch (e) {
+      this.watch.close();
+      throw e;
+    }
     this.decoy = decoyFor(this.users);
     this.verdicts = new LRUCache({ max: 10_000, ttl: options.cacheTtlMs ?? 60_000 });
-    this.watch = watchPath(options.path, options.reloadIntervalMs ?? 1000, () => this.reload());
   }
 
   has(user: string): boolean {

@@ -84,18 +84,20 @@ export class KeyRing {
   generation = 0;
 
   constructor(private readonly options: KeyRingOptions, private readonly log: Logger, private readonly onChange: () => void = () => undefined) {
+    const interval = options.reloadIntervalMs ?? 1000;
     for (const [set, files] of Object.entries(options.sets)) {
       for (const file of files) {
         if (this.byFile.has(file)) continue;
+        // Watched before it is read: an edit right after the read is a change from the watch's first state.
+        if (interval > 0) this.watches.push(watchPath(file, interval, () => this.reload(file)));
         try {
           this.byFile.set(file, readKeyFile(file));
         } catch (e) {
+          for (const w of this.watches) w.close();
           throw new Error(`policy.keys.${set}: ${(e as Error).message}`);
         }
       }
     }
-    const interval = options.reloadIntervalMs ?? 1000;
-    if (interval > 0) for (const file of this.byFile.keys()) this.watches.push(watchPath(file, interval, () => this.reload(file)));
   }
 
   /** The keys of the named sets, each tagged with its set. */
