@@ -284,14 +284,17 @@ async function coldWarm(kind, client) {
  * same work can take here.
  */
 function machineBusySeconds() {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const f = cpuTicks();
   return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / 100; // USER_HZ is 100 on Linux
 }
+
+/** The machine's CPU time so far in ticks, every core together (/proc/stat's `cpu` line). */
+const cpuTicks = () => readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
 
 /** /proc/stat every 100 ms until stop(): how many cores were busy in each interval. */
 function coreSampler() {
   const read = () => {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const f = cpuTicks();
     return { idle: f[3] + f[4], total: f.reduce((a, b) => a + b, 0), at: Date.now() };
   };
   const samples = [];
