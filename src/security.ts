@@ -2,7 +2,8 @@
  * Opens what the config asks for security at start-up (main.ts): the authenticator (auth.htpasswd
  * or auth.token), the access rules, and the TLS server options. Every file is read here, once, so
  * a missing or broken one stops start-up with one line naming the key; later changes to the
- * htpasswd file and the certificates are picked up by their watchers. The htpasswd and token
+ * htpasswd file and the certificates are picked up by their watchers, which start before the
+ * files are read. The htpasswd and token
  * modules (bcryptjs, jose) are loaded only when the config asks for them.
  */
 import type { Server as TlsServer } from 'node:tls';
@@ -30,22 +31,21 @@ export async function openSecurity(config: Config, log: Logger, tokenKey?: Uint8
   const { auth, access, groups } = config;
   const tls = config.http.tls;
   if (auth?.htpasswd && auth.token) throw new Error('auth: give htpasswd or token, not both');
-  const https = tls ? tlsServerOptions(tls) : undefined;
+  // Watching starts before the files are read, so that an edit right after the read is seen.
+  const certificates = tls ? watchCertificates(tls, log.child({ component: 'tls' })) : undefined;
+  let https: ServerOptions | undefined;
   let authenticator: Authenticator | undefined;
-  // Rules that let anonymous users in need a challenge Docker can answer without a login.
-  const anonymousRules = (access ?? []).some((r) => [r.pull, r.push, r.delete].some((who) => who?.includes('anonymous')));
-  if (auth?.htpasswd) {
-    const { HtpasswdFile } = await import('./auth/htpasswd.js');
-    const file = new HtpasswdFile(auth.htpasswd, log.child({ component: 'htpasswd' }));
-    authenticator = new BasicAuthenticator(file, anonymousRules ? new TokenIssuer(tokenKey) : undefined);
-  } else if (auth?.token) {
-    const { TokenVerifier } = await import('./auth/token.js');
-    const { signingalgorithms, ...token } = auth.token;
-    authenticator = new TokenAuthenticator(new TokenVerifier({ ...token, ...(signingalgorithms.length > 0 ? { signingalgorithms } : {}) }));
+  let policy: AccessPolicy | undefined;
+  try {
+    https = tls ? tlsServerOptions(tls) : undefined;
+    authenticator = await openAuthenticator(config, log, tokenKey);
+    policy = access ? new AccessPolicy({ rules: access, groups }) : undefined;
+  } catch (e) {
+    certificates?.close();
+    authenticator?.close();
+    throw e;
   }
-  const policy = access ? new AccessPolicy({ rules: access, groups }) : undefined;
   if (!policy && Object.keys(groups).length > 0) log.warn('groups are defined but there are no access rules to use them');
-  const watches: Array<{ close(): void }> = [];
   return {
     ...(authenticator ? { authenticator } : {}),
     ...(policy ? { policy } : {}),
@@ -57,11 +57,28 @@ export async function openSecurity(config: Config, log: Logger, tokenKey?: Uint8
       accessRules: access ? access.length : 'none',
     },
     watch(server) {
-      if (tls) watches.push(watchCertificates(server, tls, log.child({ component: 'tls' })));
+      certificates?.serve(server);
     },
     close() {
-      for (const w of watches) w.close();
+      certificates?.close();
       authenticator?.close();
     },
   };
+}
+
+async function openAuthenticator(config: Config, log: Logger, tokenKey: Uint8Array | undefined): Promise<Authenticator | undefined> {
+  const { auth, access } = config;
+  // Rules that let anonymous users in need a challenge Docker can answer without a login.
+  const anonymousRules = (access ?? []).some((r) => [r.pull, r.push, r.delete].some((who) => who?.includes('anonymous')));
+  if (auth?.htpasswd) {
+    const { HtpasswdFile } = await import('./auth/htpasswd.js');
+    const file = new HtpasswdFile(auth.htpasswd, log.child({ component: 'htpasswd' }));
+    return new BasicAuthenticator(file, anonymousRules ? new TokenIssuer(tokenKey) : undefined);
+  }
+  if (auth?.token) {
+    const { TokenVerifier } = await import('./auth/token.js');
+    const { signingalgorithms, ...token } = auth.token;
+    return new TokenAuthenticator(new TokenVerifier({ ...token, ...(signingalgorithms.length > 0 ? { signingalgorithms } : {}) }));
+  }
+  return undefined;
 }

@@ -104,18 +104,34 @@ export function tlsServerOptions(o: TlsOptions): ServerOptions {
   return { ...context, ...(mutual ? { requestCert: true, rejectUnauthorized: true } : {}) };
 }
 
-/** Reloads certificate, key and client CAs into `server` when their files change. */
-export function watchCertificates(server: TlsServer, o: TlsOptions, log: Logger): FileWatch {
+export interface CertificateWatch extends FileWatch {
+  /** Reloads into `server` from now on, at once if the files changed since the watch began. */
+  serve(server: TlsServer): void;
+}
+
+/**
+ * Watches certificate, key and client CAs; once `serve` has given it the server, reloads them into
+ * it when their files change. Start it before the files are read for the server's options
+ * (tlsServerOptions): a change between that read and the listening server is then not missed.
+ */
+export function watchCertificates(o: TlsOptions, log: Logger): CertificateWatch {
   const files = [o.certificate, o.key, ...(o.clientcas ?? [])];
+  let server: TlsServer | undefined;
+  let changedBeforeServe = false;
   let timer: NodeJS.Timeout | undefined;
   const reload = () => {
+    if (!server) {
+      changedBeforeServe = true;
+      return;
+    }
+    const target = server;
     // Certificate and key are often written one after the other: let both land.
     clearTimeout(timer);
     timer = setTimeout(() => {
       try {
         const context = contextOptions(o);
         createSecureContext(context);
-        server.setSecureContext(context);
+        target.setSecureContext(context);
         log.info({ certificate: o.certificate }, 'TLS certificate reloaded');
       } catch (e) {
         log.error({ certificate: o.certificate, err: (e as Error).message }, 'TLS certificate not reloaded; the current one stays');
@@ -125,6 +141,10 @@ export function watchCertificates(server: TlsServer, o: TlsOptions, log: Logger)
   };
   const watches = files.map((f) => watchPath(f, o.reloadIntervalMs ?? 1000, reload));
   return {
+    serve(s) {
+      server = s;
+      if (changedBeforeServe) reload();
+    },
     close() {
       clearTimeout(timer);
       for (const w of watches) w.close();
