@@ -2,8 +2,12 @@
  * The one place where errors become responses: RegistryError -> its status and the OCI JSON body;
  * fastify's own errors -> the closest OCI code; anything else -> 500 UNKNOWN, logged with its
  * stack (the client never sees one). If the response has already started, the socket is
- * destroyed instead, so a broken transfer is visibly broken.
+ * destroyed instead, so a broken transfer is visibly broken. Requests that never reach a route
+ * get the same body: a URL fastify cannot decode (frameworkErrors) and what Node's HTTP parser
+ * refuses before there is a request at all (clientErrorHandler).
  */
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RegistryError } from '../../errors.js';
 import { DriverError, InvalidPathError, StorageFullError } from '../../storage/driver.js';
@@ -19,6 +23,7 @@ export function toRegistryError(err: unknown): RegistryError | undefined {
     return new RegistryError('UNAVAILABLE', 'storage backend unavailable', { headers: { 'Retry-After': '5' } });
   }
   const fe = err as Partial<FastifyError> & { code?: string };
+  if (fe.code === 'FST_ERR_BAD_URL') return new RegistryError('NAME_INVALID', 'the URL path has a malformed percent-encoding', { status: 400 });
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
     if (fe.statusCode === 413) return new RegistryError('SIZE_INVALID', 'request body too large', { status: 413 });
     if (fe.statusCode === 415) return new RegistryError('UNSUPPORTED', 'unsupported media type', { status: 415 });
@@ -55,4 +60,23 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err, req, reply) => sendError(req, reply, err));
   app.setNotFoundHandler((req, reply) =>
     sendError(req, reply, new RegistryError('UNSUPPORTED', 'no such endpoint', { status: 404 })));
+}
+
+/**
+ * For fastify's `clientErrorHandler`: a request Node's HTTP parser refused (a malformed request
+ * line or header, headers too large, headers that never finished). There is no request to log or
+ * route, so the OCI body is written to the socket as it is, and the connection closed.
+ */
+export function answerClientError(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, re] = err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+    ? [408, new RegistryError('UNSUPPORTED', 'the request headers did not arrive in time')]
+    : err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, new RegistryError('UNSUPPORTED', 'the request headers are too large')]
+      : [400, new RegistryError('UNSUPPORTED', 'malformed HTTP request')];
+  const body = JSON.stringify(re.toJSON());
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy();
 }
