@@ -29,6 +29,9 @@ export interface ParsedManifest {
   schemaVersion?: number;
   /** The payload has a `manifests` list (an index or manifest list), even an empty one. */
   hasManifestList: boolean;
+  /** The payload has a `config` descriptor and a `layers` list (even an empty one). */
+  hasConfig: boolean;
+  hasLayerList: boolean;
   /** Every digest the manifest references, foreign layers and schema 1 blobSums included. */
   references: ManifestReference[];
 }
@@ -70,7 +73,10 @@ export function parseManifest(bytes: Buffer): ParsedManifest {
     throw invalid('manifest is not valid JSON');
   }
   if (!isObject(doc)) throw invalid('manifest is not a JSON object');
-  const out: ParsedManifest = { blobs: [], manifests: [], hasManifestList: Array.isArray(doc.manifests), references: [] };
+  const out: ParsedManifest = {
+    blobs: [], manifests: [], references: [],
+    hasManifestList: Array.isArray(doc.manifests), hasConfig: doc.config !== undefined, hasLayerList: Array.isArray(doc.layers),
+  };
   if (typeof doc.schemaVersion === 'number') out.schemaVersion = doc.schemaVersion;
   if (typeof doc.mediaType === 'string') out.declaredMediaType = doc.mediaType;
   if (typeof doc.artifactType === 'string') out.artifactType = doc.artifactType;
@@ -114,6 +120,21 @@ export function parseManifest(bytes: Buffer): ParsedManifest {
     out.artifactType = (out.blobs[0] as Descriptor).mediaType;
   }
   return out;
+}
+
+/**
+ * A pushed manifest of a type stowage knows must have that type's parts, or no client could pull
+ * it (registry:2 refuses these too): an image manifest its config and layer list, an index its
+ * manifest list, both schemaVersion 2. Other types are stored as they are.
+ */
+export function requireShape(mediaType: string, parsed: ParsedManifest): void {
+  const image = mediaType === MediaType.OciManifest || mediaType === MediaType.DockerManifest;
+  const index = mediaType === MediaType.OciIndex || mediaType === MediaType.DockerManifestList;
+  if (!image && !index) return;
+  if (parsed.schemaVersion !== 2) throw invalid(`a ${mediaType} manifest must have schemaVersion 2`, { schemaVersion: parsed.schemaVersion ?? null });
+  if (image && !parsed.hasConfig) throw invalid('an image manifest must have a config descriptor');
+  if (image && !parsed.hasLayerList) throw invalid('an image manifest must have a layers list');
+  if (index && !parsed.hasManifestList) throw invalid('an index must have a manifests list');
 }
 
 /** The media type a manifest has when none was recorded at push time (registry:2's rules). */

@@ -7,7 +7,7 @@ import { LRUCache } from 'lru-cache';
 import { RegistryError } from '../errors.js';
 import type { Change, MetadataIndex, Origin } from '../metadata/port.js';
 import { digestAlgorithm, digestOf, type Digest } from '../oci/digest.js';
-import { inferMediaType, parseManifest, type ParsedManifest } from '../oci/manifest.js';
+import { inferMediaType, parseManifest, requireShape, type ParsedManifest } from '../oci/manifest.js';
 import { bareMediaType } from '../oci/media-types.js';
 import type { Reference, RepoName, Tag } from '../oci/reference.js';
 import type { StorageDriver } from '../storage/driver.js';
@@ -136,7 +136,10 @@ export class ManifestStore {
       });
     }
     const mediaType = declared && !isGenericJson(declared) ? declared : inferMediaType(parsed);
-    if (opts.verifyReferences) await this.verifyReferences(repo, parsed);
+    if (opts.verifyReferences) {
+      requireShape(mediaType, parsed);
+      await this.verifyReferences(repo, parsed);
+    }
 
     if (opts.origin === 'local') await this.local.mark(repo);
     const previousTag = ref.kind === 'tag' && opts.verifyReferences ? await readLink(this.storage, tagCurrentLinkPath(repo, ref.tag)) : undefined;

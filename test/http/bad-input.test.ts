@@ -46,10 +46,16 @@ const CASES: Array<{ name: string; req: Req; status: number; code: string; rawOn
   { name: 'manifest that is not JSON', req: { method: 'PUT', url: '/v2/a/manifests/v1', headers: OCI, body: '\u0000\u0001garbage' }, status: 400, code: 'MANIFEST_INVALID' },
   { name: 'manifest that is a JSON array', req: { method: 'PUT', url: '/v2/a/manifests/v1', headers: OCI, body: '[]' }, status: 400, code: 'MANIFEST_INVALID' },
   { name: 'manifest with a bad descriptor', req: { method: 'PUT', url: '/v2/a/manifests/v1', headers: OCI, body: JSON.stringify({ schemaVersion: 2, config: { digest: 'x', size: 1, mediaType: 'a' }, layers: [] }) }, status: 400, code: 'MANIFEST_INVALID' },
+  { name: 'image manifest without a config', req: { method: 'PUT', url: '/v2/a/manifests/v1', headers: OCI, body: '{"schemaVersion":2,"layers":[]}' }, status: 400, code: 'MANIFEST_INVALID' },
+  { name: 'image manifest without a layers list', req: { method: 'PUT', url: '/v2/a/manifests/v1', headers: OCI, body: JSON.stringify({ schemaVersion: 2, config: { digest: sha('c'), size: 1, mediaType: 'a' } }) }, status: 400, code: 'MANIFEST_INVALID' },
+  { name: 'image manifest of schemaVersion 3', req: { method: 'PUT', url: '/v2/a/manifests/v1', headers: OCI, body: JSON.stringify({ schemaVersion: 3, config: { digest: sha('c'), size: 1, mediaType: 'a' }, layers: [] }) }, status: 400, code: 'MANIFEST_INVALID' },
+  { name: 'JSON typed by nothing but its (missing) parts', req: { method: 'PUT', url: '/v2/a/manifests/v1', headers: { 'content-type': 'application/json' }, body: '{"schemaVersion":2}' }, status: 400, code: 'MANIFEST_INVALID' },
+  { name: 'index without a manifests list', req: { method: 'PUT', url: '/v2/a/manifests/v1', headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' }, body: '{"schemaVersion":2}' }, status: 400, code: 'MANIFEST_INVALID' },
   { name: 'manifest referencing unknown blobs', req: { method: 'PUT', url: '/v2/a/manifests/v1', headers: OCI, body: JSON.stringify({ schemaVersion: 2, config: { digest: sha('c'), size: 1, mediaType: 'a' }, layers: [] }) }, status: 400, code: 'MANIFEST_BLOB_UNKNOWN' },
   { name: 'manifest over 4 MiB', req: { method: 'PUT', url: '/v2/a/manifests/v1', headers: OCI, body: Buffer.alloc(5 * 1024 * 1024, 0x20) }, status: 413, code: 'MANIFEST_INVALID' },
   { name: 'manifest whose digest is not the reference', req: { method: 'PUT', url: `/v2/a/manifests/${sha('x')}`, headers: OCI, body: '{"schemaVersion":2}' }, status: 400, code: 'DIGEST_INVALID' },
   { name: 'tags list with n=abc', req: { method: 'GET', url: '/v2/a/tags/list?n=abc' }, status: 400, code: 'PAGINATION_NUMBER_INVALID' },
+  { name: 'malformed percent-encoding in the path', req: { method: 'GET', url: '/v2/%zz/tags/list' }, status: 400, code: 'NAME_INVALID' },
   { name: 'catalog with n=-5', req: { method: 'GET', url: '/v2/_catalog?n=-5' }, status: 400, code: 'PAGINATION_NUMBER_INVALID' },
 ];
 
@@ -74,6 +80,33 @@ for (const transport of ['inject', 'socket'] as const) {
     }
   });
 }
+
+t.test('a request the HTTP parser refuses gets the OCI error body, and the connection is closed', async (t) => {
+  const app = makeApp();
+  t.teardown(() => app.close());
+  const { base } = await socketSender(app.app);
+  const port = Number(new URL(base).port);
+  const exchange = (request: string) => new Promise<string>((resolve) => {
+    let received = '';
+    const sock = connect(port, '127.0.0.1', () => sock.write(request));
+    sock.on('data', (d: Buffer) => { received += d.toString(); });
+    sock.on('close', () => resolve(received));
+    sock.on('error', () => undefined);
+  });
+  const cases = [
+    { name: 'a Content-Length that is not a number', request: 'PUT /v2/a/manifests/t HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n', status: 400 },
+    { name: 'a request line that is not HTTP', request: 'HELLO THERE\r\n\r\n', status: 400 },
+    { name: 'headers over the size limit', request: `GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(20_000)}\r\n\r\n`, status: 431 },
+  ];
+  for (const c of cases) {
+    const received = await exchange(c.request);
+    t.match(received, new RegExp(`^HTTP/1\\.1 ${c.status} `), `${c.name}: status ${c.status}`);
+    const body = received.slice(received.indexOf('\r\n\r\n') + 4);
+    let parsed: any;
+    try { parsed = JSON.parse(body); } catch { parsed = undefined; }
+    t.equal(parsed?.errors?.[0]?.code, 'UNSUPPORTED', `${c.name}: OCI error body`);
+  }
+});
 
 t.test('out-of-order and mis-sized chunks leave the session as it was', async (t) => {
   const app = makeApp();
