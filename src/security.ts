@@ -3,8 +3,8 @@
  * or auth.token), the access rules, and the TLS server options. Every file is read here, once, so
  * a missing or broken one stops start-up with one line naming the key; later changes to the
  * htpasswd file and the certificates are picked up by their watchers, which start before the
- * files are read. The htpasswd and token
- * modules (bcryptjs, jose) are loaded only when the config asks for them.
+ * files are read. The htpasswd and token modules (bcryptjs, jose) are loaded only when the config
+ * asks for them.
  */
 import type { Server as TlsServer } from 'node:tls';
 import type { ServerOptions } from 'node:https';
