@@ -18,7 +18,7 @@ import type { ClusterFills } from './proxy/cluster-fills.js';
 import type { LocalRegistry } from './registry/registry.js';
 import type { Gate } from './http/context.js';
 import { createAuthGate, registerTokenEndpoint } from './http/plugins/auth.js';
-import { answerClientError, registerErrorHandling, sendError } from './http/plugins/errors.js';
+import { answerClientError, answerFrameworkError, registerErrorHandling } from './http/plugins/errors.js';
 import { createBodyLimits } from './http/plugins/limits.js';
 import { registerRequestLog } from './http/plugins/request-log.js';
 import { registerEventContext } from './http/plugins/event-context.js';
@@ -72,7 +72,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     // Upload bodies are streamed by the routes, never parsed or buffered by fastify.
     bodyLimit: Number.MAX_SAFE_INTEGER,
     // Requests that never reach a route still get the OCI error body (http/plugins/errors.ts).
-    frameworkErrors: (error, req, reply) => sendError(req, reply, error),
+    frameworkErrors: answerFrameworkError,
     clientErrorHandler: answerClientError,
   }) as unknown as FastifyInstance;
 

@@ -68,3 +68,12 @@ t.test('a level that hides the request line: no line, metrics still counted', as
   t.equal(s.lines.filter((l) => l.msg === 'request').length, 0, 'no request lines at warn');
   t.match(await s.metrics.registry.metrics(), /stowage_requests_total\{kind="manifest",method="GET",status="200"\} 1/, 'the request is counted');
 });
+
+t.test('a URL refused before routing still gets a line', async (t) => {
+  const s = await serve(t, 'info');
+  const res = await fetch(`${s.url}/v2/%zz/tags/list`);
+  t.equal(res.status, 400);
+  t.equal((await res.json() as { errors: Array<{ code: string }> }).errors[0]!.code, 'NAME_INVALID');
+  const line = s.lines.find((l) => l.msg === 'request refused before routing');
+  t.match(line, { level: 'info', reqId: /^[0-9a-f-]{36}$/, method: 'GET', url: '/v2/%zz/tags/list', status: 400 }, 'with the request id, URL and status');
+});

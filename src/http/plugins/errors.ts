@@ -63,6 +63,17 @@ export function registerErrorHandling(app: FastifyInstance): void {
 }
 
 /**
+ * For fastify's `frameworkErrors` (a URL it cannot decode): no route, no hooks, so no request
+ * line from request-log.ts either; this one says what was refused.
+ */
+export function answerFrameworkError(err: Error, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  sendError(req, reply, err);
+  const url = req.url.length > 300 ? `${req.url.slice(0, 300)}...` : req.url;
+  req.log.info({ method: req.method, url, status: reply.statusCode, err: err.message }, 'request refused before routing');
+  return reply;
+}
+
+/**
  * For fastify's `clientErrorHandler`: a request Node's HTTP parser refused (a malformed request
  * line or header, headers too large, headers that never finished). There is no request to log or
  * route, so the OCI body is written to the socket as it is, and the connection closed.
