@@ -106,17 +106,34 @@ t.test('mutual TLS: no client certificate, no connection', { skip }, async (t) =
   t.notOk((await handshake(s.port, { ca: ca.cert, cert: rogue.cert, key: rogue.key })).ok, 'a certificate from another CA');
 });
 
-t.test('certificate rotation while serving', { skip }, async (t) => {
+/** Two server certificates of one CA, the first copied to the "live" files a server is given. */
+function rotationPair(reloadIntervalMs: number) {
   const ca = makeCa();
   const first = issueServer(ca, 'first');
   const second = issueServer(ca, 'second');
-  const live = { certificate: `${ca.dir}/live.pem`, key: `${ca.dir}/live.key`, reloadIntervalMs: 100 };
+  const live = { certificate: `${ca.dir}/live.pem`, key: `${ca.dir}/live.key`, reloadIntervalMs };
   copyFileSync(first.cert, live.certificate);
   copyFileSync(first.key, live.key);
+  return { ca, first, second, live };
+}
+
+const serialOf = (file: string) => new X509Certificate(pem(file)).serialNumber;
+
+/** Handshakes until the server shows `certFile`'s certificate (5 s at most); the last handshake. */
+async function awaitServed(port: number, ca: string, certFile: string) {
+  let seen = await handshake(port, { ca });
+  for (let i = 0; i < 50 && seen.peer?.serialNumber !== serialOf(certFile); i++) {
+    await sleep(100);
+    seen = await handshake(port, { ca });
+  }
+  return seen;
+}
+
+t.test('certificate rotation while serving', { skip }, async (t) => {
+  const { ca, first, second, live } = rotationPair(100);
   const logs: string[] = [];
   const s = await serveTls(live, logs);
   t.teardown(() => s.close());
-  const serialOf = (file: string) => new X509Certificate(pem(file)).serialNumber;
   const before = await handshake(s.port, { ca: ca.cert });
   t.equal(before.peer?.serialNumber, serialOf(first.cert), 'the first certificate is served');
 
@@ -131,11 +148,7 @@ t.test('certificate rotation while serving', { skip }, async (t) => {
   t.ok(logs.some((l) => l.includes('TLS certificate not reloaded')), 'a key that does not match is logged');
   t.equal((await handshake(s.port, { ca: ca.cert })).peer?.serialNumber, serialOf(first.cert), 'and the current certificate stays');
   copyFileSync(second.cert, live.certificate);
-  let after = await handshake(s.port, { ca: ca.cert });
-  for (let i = 0; i < 50 && after.peer?.serialNumber !== serialOf(second.cert); i++) {
-    await sleep(100);
-    after = await handshake(s.port, { ca: ca.cert });
-  }
+  const after = await awaitServed(s.port, ca.cert, second.cert);
   t.equal(after.peer?.serialNumber, serialOf(second.cert), 'new connections get the rotated certificate');
   t.ok(after.ok, 'and are served');
   t.equal(await ask(), 200, 'the connection opened before the rotation still works');
@@ -145,23 +158,13 @@ t.test('certificate rotation while serving', { skip }, async (t) => {
 t.test('a certificate rotated between start-up\'s read and the listening server is served', { skip }, async (t) => {
   // The watch starts before the read. Started after listen, as it was, it took the rotated files
   // as its first state and kept serving the certificate read before them.
-  const ca = makeCa();
-  const first = issueServer(ca, 'first');
-  const second = issueServer(ca, 'second');
-  const live = { certificate: `${ca.dir}/live.pem`, key: `${ca.dir}/live.key`, reloadIntervalMs: 50 };
-  copyFileSync(first.cert, live.certificate);
-  copyFileSync(first.key, live.key);
+  const { ca, second, live } = rotationPair(50);
   const s = await serveTls(live, [], () => {
     copyFileSync(second.cert, live.certificate);
     copyFileSync(second.key, live.key);
   });
   t.teardown(() => s.close());
-  const serialOf = (file: string) => new X509Certificate(pem(file)).serialNumber;
-  let seen = await handshake(s.port, { ca: ca.cert });
-  for (let i = 0; i < 50 && seen.peer?.serialNumber !== serialOf(second.cert); i++) {
-    await sleep(100);
-    seen = await handshake(s.port, { ca: ca.cert });
-  }
+  const seen = await awaitServed(s.port, ca.cert, second.cert);
   t.equal(seen.peer?.serialNumber, serialOf(second.cert), 'the certificate written after the read is served');
 });
 
