@@ -14,7 +14,7 @@ import type { HealthStatus } from './health/monitor.js';
 import type { Metrics } from './metrics.js';
 import type { SignaturePolicy } from './policy/policy.js';
 import type { PullThrough } from './proxy/pull-through.js';
-import type { ClusterFills } from './proxy/cluster-fills.js';
+import { PEER_PATH, type ClusterFills } from './proxy/cluster-fills.js';
 import type { LocalRegistry } from './registry/registry.js';
 import type { Gate } from './http/context.js';
 import { createAuthGate, registerTokenEndpoint } from './http/plugins/auth.js';
@@ -93,7 +93,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const health = deps.health;
   if (health) {
     app.addHook('onRequest', (req, _reply, done) => {
-      if (!health.healthy() && req.url !== '/metrics') {
+      // Exempt: metrics, and a peer replica streaming a fill running here (http/peer.ts): it needs
+      // nothing the checks watch, and while the fill runs this process is its only source.
+      if (!health.healthy() && req.url !== '/metrics' && !req.url.startsWith(PEER_PATH)) {
         done(new RegistryError('UNAVAILABLE', 'service unavailable', { detail: 'health check failed: please see /debug/health' }));
         return;
       }

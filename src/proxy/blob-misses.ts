@@ -182,15 +182,21 @@ export class BlobMisses {
     }
   }
 
-  /** Opens another replica's fill for a client; its stored copy if it finished meanwhile. */
+  /**
+   * Opens another replica's fill for a client. When that replica has no fill any more or does not
+   * answer (it finished, failed, died, or refuses for a moment), the stored copy, once there is
+   * one: not a 404 for a blob still being fetched, and 503 if the fetch ended without storing it.
+   */
   async openPeer(owner: string, digest: Digest, range?: BlobRange): Promise<Readable> {
     const { registry } = this.deps;
     if (range) return registry.blobs.open(digest, range);
     const peer = await this.deps.cluster!.openPeer(owner, digest).catch((err: unknown) => {
-      this.deps.log.warn({ peer: owner, digest, err: (err as Error).message }, 'could not stream a blob from the replica fetching it; trying storage');
+      this.deps.log.warn({ peer: owner, digest, err: (err as Error).message }, 'could not stream a blob from the replica fetching it; waiting for it in storage');
       return undefined;
     });
-    return peer?.body ?? registry.blobs.open(digest);
+    if (peer) return peer.body;
+    await this.whenStored(digest);
+    return registry.blobs.open(digest);
   }
 
   /** Waits until digest is in storage (another replica's fill committed); its size. */
