@@ -19,7 +19,7 @@ t.test('while a check fails: registry requests 503, metrics and peer fills pass 
   let healthy = false;
   const app = buildApp({
     config: testConfig(), log, metrics: new Metrics(), registry: new LocalRegistry(new MemoryDriver(), metadata, log),
-    health: { healthy: () => healthy, failing: () => (healthy ? {} : { database: 'did not answer' }) },
+    health: { healthy: () => healthy, failing: (): Record<string, string> => (healthy ? {} : { database: 'did not answer' }) },
   });
   t.teardown(async () => { await app.close(); metadata.close(); });
   const get = (url: string) => app.inject({ method: 'GET', url });
