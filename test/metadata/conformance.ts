@@ -6,6 +6,7 @@
  */
 import type { Test } from 'tap';
 import type { Change, MetadataIndex } from '../../src/metadata/port.js';
+import { until } from '../helpers/tools.js';
 
 export interface Adapter {
   name: string;
@@ -243,7 +244,8 @@ export function metadataConformance(t: Test, adapter: Adapter): void {
     t.ok(kinds.includes(JSON.stringify({ kind: 'link', repo: 'r/a', digest: D(5) })));
     t.notOk(kinds.some((k) => k.includes('"blob"')), 'recording a blob changes no cache');
     t.ok(m.changes.generation > g, 'the generation moved');
-    t.equal(m.changes.live, true, 'live');
+    await until('the change feed is live', () => m.changes.live, 10_000);
+    t.pass('live');
   });
 
   if (adapter.second) {
@@ -251,6 +253,8 @@ export function metadataConformance(t: Test, adapter: Adapter): void {
       const a = await use(t);
       const b = await adapter.second!();
       t.teardown(() => b.close());
+      // Once b is live, a knows it (and waits for it); before, b caches nothing (the next test).
+      await until('b\'s change feed is live', () => b.changes.live, 10_000);
       // b caches a tag-cache row (and a miss), then a changes them: b's next read is the new one.
       t.equal(await b.tagCache('docker.io', 'library/x', 'latest'), undefined);
       await a.write((w) => w.setTagCache('docker.io', 'library/x', 'latest', D(1), 'm', 1));
@@ -265,6 +269,22 @@ export function metadataConformance(t: Test, adapter: Adapter): void {
       t.ok(heard.some((c) => c.kind === 'tag' && c.repo === 'team/app' && c.tag === 'v1'), 'b heard the tag change before a\'s write resolved');
       t.equal(await a.markLocal('team/new'), true);
       t.ok(heard.some((c) => c.kind === 'local' && c.repo === 'team/new'), 'and a name becoming local');
+    });
+
+    // A replica that has just started may hear its own announcements before the others have heard
+    // of it, and a writer waits only for the replicas it knows: what the newcomer cached in that
+    // moment would outlive the write. Seen once in a full run (a cached miss served after the write).
+    t.test('replicas: one that has just started serves nothing cached that another has since written', async (t) => {
+      const a = await use(t);
+      for (let round = 0; round < 12; round++) {
+        const b = await adapter.second!();
+        const tag = `r${round}`;
+        const seen = [await b.tagCache('docker.io', 'library/y', tag)];
+        await a.write((w) => w.setTagCache('docker.io', 'library/y', tag, D(round + 1), 'm', round));
+        seen.push(await b.tagCache('docker.io', 'library/y', tag));
+        await b.close();
+        t.same(seen.map((r) => r?.digest), [undefined, D(round + 1)], `round ${round}: the write is seen`);
+      }
     });
   }
 }
