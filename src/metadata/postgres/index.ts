@@ -95,10 +95,12 @@ export class PostgresIndex implements MetadataIndex {
       note?.cancel();
       throw err;
     }
+    // Committed: a newcomer may be welcomed now, and the wait for acknowledgements begins.
+    const acknowledged = note?.settled();
     // This replica's caches at once (its next request must see the write, feed or no feed) ...
     for (const c of changes) this.changes.publish(c);
     // ... and every other replica's before the client hears back.
-    await note?.settled();
+    await acknowledged;
   }
 
   private q<T extends readonly object[]>(work: Promise<T>): Promise<T> { return guard(work); }
