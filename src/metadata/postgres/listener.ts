@@ -167,6 +167,7 @@ export class PgChangeFeed extends LocalChangeFeed {
     if (m.o === this.origin) {
       this.lastHeard = now;
       this.firstEcho?.();
+      this.firstEcho = undefined;
       if (m.hi) this.helloCameBack(m.s, now);
     } else if (m.bye) {
       return this.forgetPeer(m.o);
@@ -217,6 +218,7 @@ export class PgChangeFeed extends LocalChangeFeed {
     const missing = [...this.peers].filter(([peer, heard]) => now - heard < STALE_MS && !j.welcomedBy.has(peer)).map(([peer]) => peer);
     if (missing.length > 0 && now - j.heardAt < JOIN_TIMEOUT_MS) return;
     if (missing.length > 0) this.log.warn({ missing }, 'metadata change feed: replicas did not welcome this one in time; caching anyway');
+    else this.log.debug({ welcomedBy: [...j.welcomedBy] }, 'metadata change feed joined: caches in use');
     this.joined = true;
     this.joining = undefined;
     this.publish({ kind: 'all' });
