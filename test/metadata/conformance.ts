@@ -15,7 +15,8 @@ export interface Adapter {
   second?(): Promise<MetadataIndex>;
 }
 
-const D = (n: number): string => `sha256:${n.toString(16).padStart(64, '0')}`;
+/** A well-formed digest numbered n. */
+export const D = (n: number): string => `sha256:${n.toString(16).padStart(64, '0')}`;
 
 export function metadataConformance(t: Test, adapter: Adapter): void {
   const use = async (t: Test): Promise<MetadataIndex> => {

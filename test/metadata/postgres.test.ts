@@ -11,8 +11,8 @@ import { connect, type PgOptions } from '../../src/metadata/postgres/connect.js'
 import { migrationStatus } from '../../src/metadata/postgres/migrate.js';
 import { MIGRATIONS } from '../../src/metadata/postgres/schema.js';
 import { missingPostgres, startPostgres } from '../helpers/postgres.js';
-import { metadataConformance } from './conformance.js';
-import { until } from '../helpers/tools.js';
+import { D, metadataConformance } from './conformance.js';
+import { sleep, until } from '../helpers/tools.js';
 import { browseSuite, seed } from '../ui/browse-suite.js';
 
 const skip = missingPostgres();
@@ -84,8 +84,6 @@ function slowHearing(m: PostgresIndex, ms: number): void {
     else setTimeout(() => hear(payload), ms);
   };
 }
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const D = (n: number): string => `sha256:${n.toString(16).padStart(64, '0')}`;
 
 t.test('joining: a replica caches nothing until the others have heard of it', async (t) => {
   const s = `j_${randomBytes(6).toString('hex')}`;

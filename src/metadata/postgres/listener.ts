@@ -37,7 +37,7 @@ const STALE_MS = 3_000;
 const PEER_WINDOW_MS = STALE_MS + HEARTBEAT_MS;
 /** A newcomer listens this long after its hello comes back, so that it hears every live replica. */
 const JOIN_QUIET_MS = HEARTBEAT_MS + 500;
-/** A replica that heartbeats but does not welcome within this is not waited for any longer. */
+/** A newcomer stops waiting for the welcome of a replica that heartbeats but has not welcomed it. */
 const JOIN_TIMEOUT_MS = 5_000;
 /** pg_notify payloads are limited to 8000 bytes: a bigger batch says "everything". */
 const MAX_PAYLOAD = 7_500;
